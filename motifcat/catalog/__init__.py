@@ -1,0 +1,1 @@
+"""motifcat.catalog."""

@@ -1,0 +1,100 @@
+"""The catalog's graph schema and its per-backend DDL.
+
+One property graph on both backends (see DESIGN.md). Data statements (MATCH/UNWIND/CREATE/
+RETURN) are shared text elsewhere; only the DDL differs and lives here.
+
+Nodes
+-----
+Material {name}
+Sample {id, name}                     id == name: a sample name is unique in a catalog
+Image {id, path, pixel_size_A, width, height, n_columns, params, metadata, software,
+       ingested_at}                   id = sha256 of the pixels; params/metadata are JSON text;
+                                      ingested_at is an ISO-8601 UTC string
+Motif {id, level, key, descriptor, n_instances, prototype, mean_image}
+                                      descriptor: list of floats (level 1; [] otherwise);
+                                      prototype / mean_image: JSON text
+Instance {id, x_A, y_A, level}        id = "<first 16 hex of image id>-<level>-<index>"
+
+Relationships
+-------------
+(Sample)-[:OF_MATERIAL]->(Material)
+(Image)-[:OF_SAMPLE]->(Sample)
+(Instance)-[:IN_IMAGE]->(Image)
+(Instance)-[:INSTANCE_OF]->(Motif)
+(Instance)-[:NEAR {d_A}]->(Instance)          level-1 neighbours, i < j
+(Instance)-[:PART_OF]->(Instance)             lower level inside higher level
+(Motif)-[:COMPOSED_OF {count}]->(Motif)       higher-level motif made of lower-level ones
+(Image)-[:CONTAINS {count}]->(Motif)          instances of the motif in the image
+"""
+
+from __future__ import annotations
+
+#: Node label -> ordered (property, Ladybug type); the first property is the primary key.
+NODE_TABLES: dict[str, list[tuple[str, str]]] = {
+    "Material": [("name", "STRING")],
+    "Sample": [("id", "STRING"), ("name", "STRING")],
+    "Image": [
+        ("id", "STRING"),
+        ("path", "STRING"),
+        ("pixel_size_A", "DOUBLE"),
+        ("width", "INT64"),
+        ("height", "INT64"),
+        ("n_columns", "INT64"),
+        ("params", "STRING"),
+        ("metadata", "STRING"),
+        ("software", "STRING"),
+        ("ingested_at", "STRING"),
+    ],
+    "Motif": [
+        ("id", "STRING"),
+        ("level", "INT64"),
+        ("key", "STRING"),
+        ("descriptor", "DOUBLE[]"),
+        ("n_instances", "INT64"),
+        ("prototype", "STRING"),
+        ("mean_image", "STRING"),
+    ],
+    "Instance": [("id", "STRING"), ("x_A", "DOUBLE"), ("y_A", "DOUBLE"), ("level", "INT64")],
+}
+
+#: Relationship type -> (from label, to label, ordered (property, Ladybug type)).
+REL_TABLES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
+    "OF_MATERIAL": ("Sample", "Material", []),
+    "OF_SAMPLE": ("Image", "Sample", []),
+    "IN_IMAGE": ("Instance", "Image", []),
+    "INSTANCE_OF": ("Instance", "Motif", []),
+    "NEAR": ("Instance", "Instance", [("d_A", "DOUBLE")]),
+    "PART_OF": ("Instance", "Instance", []),
+    "COMPOSED_OF": ("Motif", "Motif", [("count", "INT64")]),
+    "CONTAINS": ("Image", "Motif", [("count", "INT64")]),
+}
+
+
+def primary_key(label: str) -> str:
+    """Name of the primary-key property of node ``label``."""
+    return NODE_TABLES[label][0][0]
+
+
+def ladybug_ddl() -> list[str]:
+    """``CREATE NODE/REL TABLE IF NOT EXISTS`` statements for the embedded store."""
+    out = []
+    for label, props in NODE_TABLES.items():
+        cols = ", ".join(f"{name} {typ}" for name, typ in props)
+        out.append(
+            f"CREATE NODE TABLE IF NOT EXISTS {label}({cols}, PRIMARY KEY ({props[0][0]}))"
+        )
+    for rel, (src, dst, props) in REL_TABLES.items():
+        cols = "".join(f", {name} {typ}" for name, typ in props)
+        out.append(f"CREATE REL TABLE IF NOT EXISTS {rel}(FROM {src} TO {dst}{cols})")
+    return out
+
+
+def neo4j_ddl() -> list[str]:
+    """Uniqueness constraints (which also index) on every node id, plus lookup indexes."""
+    out = [
+        f"CREATE CONSTRAINT {label.lower()}_{primary_key(label)}_unique IF NOT EXISTS "
+        f"FOR (n:{label}) REQUIRE n.{primary_key(label)} IS UNIQUE"
+        for label in NODE_TABLES
+    ]
+    out.append("CREATE INDEX motif_level_key IF NOT EXISTS FOR (m:Motif) ON (m.level, m.key)")
+    return out

@@ -1,0 +1,282 @@
+"""The central data model of motifcat: what flows between the pipeline stages.
+
+Like ``ase.Atoms`` for ASE, these dataclasses are the one vocabulary every stage, the catalog
+writer, the exporter and the app agree on. Coordinates inside ``ingest`` are (x, y) in pixels,
+x along columns (axis 1) and y along rows (axis 0); a pixel size turns them into Å.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Micrograph:
+    """A 2-D atomic-resolution image with its calibration.
+
+    Attributes
+    ----------
+    data : ndarray of float32, shape (H, W)
+        Pixel intensities (detector counts or arbitrary units).
+    pixel_size_A : float or None
+        Size of one pixel in Å; None when the file carries no calibration.
+    path : str or None
+        Source file, for provenance and error messages.
+    sha256 : str
+        Hex digest of the pixel data (C-order float32 bytes plus shape); the image's identity.
+    metadata : dict
+        What matters of the original metadata: ``voltage_kV``, ``detector``, ``dwell_time_s``,
+        ``signal_type``, ``original_format`` ... (JSON-serialisable values only).
+    """
+
+    data: np.ndarray
+    pixel_size_A: float | None
+    path: str | None = None
+    sha256: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """Every setting of one analysis; stored with the image for provenance.
+
+    Lengths are in pixels unless the name ends in ``_A``. ``None`` means "derive from the image".
+
+    Attributes
+    ----------
+    pixel_size_A : float or None
+        Overrides the micrograph's calibration (Å/pixel).
+    period_px : float or None
+        Dominant lattice period; default from the radially averaged FFT.
+    spacing_px : float or None
+        Nearest-neighbour column spacing; default from the detected lattice.
+    smoothing : float
+        Gaussian smoothing before peak finding, as a fraction of the column spacing.
+    threshold_sigma : float
+        Peaks below ``median + threshold_sigma * MAD`` of the smoothed image are rejected.
+    refine : {"com", "gaussian", "none"}
+        Sub-pixel refinement of column positions.
+    patch_size : int or None
+        Side of the square patch (odd); default ``2 * period + 1``.
+    n_max : int
+        Highest Zernike order (66 moments and 36 invariants for n_max = 10).
+    features : {"zernike", "pca"}
+        Descriptor of each patch: rotation-invariant Zernike magnitudes, or PCA of raw patches.
+    n_components : int or None
+        PCA components (default: the number of Zernike invariants for ``n_max``).
+    clusterer : {"gmm"}
+        Unsupervised clustering with an automatically chosen number of classes.
+    max_classes : int
+        Upper bound of the number of level-1 classes tried.
+    random_state : int
+        Seed of every random choice, so that an analysis is reproducible.
+    hierarchy : bool
+        Build level-2/3 motifs.
+    max_edge_factor : float
+        Neighbour-graph edges longer than this × local spacing are pruned.
+    majority_filter : bool
+        Set the dominant (perfect-lattice) level-2 unit aside when forming level-3 composites.
+    """
+
+    pixel_size_A: float | None = None
+    period_px: float | None = None
+    spacing_px: float | None = None
+    smoothing: float = 0.15
+    threshold_sigma: float = 3.0
+    refine: str = "com"
+    patch_size: int | None = None
+    n_max: int = 10
+    features: str = "zernike"
+    n_components: int | None = None
+    clusterer: str = "gmm"
+    max_classes: int = 12
+    random_state: int = 0
+    hierarchy: bool = True
+    max_edge_factor: float = 1.45
+    majority_filter: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AnalysisParams:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True, eq=False)
+class Lattice:
+    """Lattice scales measured on an image (pixels)."""
+
+    period_px: float
+    spacing_px: float
+
+
+@dataclass(frozen=True, eq=False)
+class Columns:
+    """Detected atom columns.
+
+    Attributes
+    ----------
+    xy : ndarray of float64, shape (N, 2)
+        Sub-pixel positions (x, y) in pixels.
+    intensity : ndarray of float64, shape (N,)
+        Smoothed image value at the peak (a proxy for Z^1.7 contrast).
+    """
+
+    xy: np.ndarray
+    intensity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+
+@dataclass(frozen=True, eq=False)
+class MotifClass:
+    """One motif class of one level found in one image.
+
+    Attributes
+    ----------
+    level : int
+        1 = atom-column environment, 2 = unit (polygon), 3 = composite of units.
+    label : int
+        Index of the class within its level of this analysis.
+    key : str
+        Canonical key. Level 1: ``"L1:<label>"`` (matched across images by descriptor, not key);
+        levels 2 and 3: a canonical form invariant to rotations and reflections, written in terms
+        of the level-1 names it was computed with (see ``hierarchy.relabel``).
+    count : int
+        Number of instances in this image.
+    descriptor : ndarray or None
+        Level 1: centroid of the (normalised) rotation-invariant descriptors of the members.
+    mean_image : ndarray or None
+        Average reconstructed (level 1) or aligned average (levels 2/3) image of the class.
+    prototype_xy : ndarray or None, shape (K, 2)
+        Mean aligned positions of the class's columns relative to its centre, in pixels.
+    prototype_labels : ndarray or None, shape (K,)
+        Level-1 class label of each prototype column.
+    composed_of : dict
+        Lower-level class label -> multiplicity (how many of them one instance contains).
+    periodic : bool
+        True when the class is a lattice cell (the exporter then sets ``pbc``).
+    cell_px : ndarray or None, shape (2, 2)
+        Cell vectors in pixels when ``periodic``.
+    """
+
+    level: int
+    label: int
+    key: str
+    count: int
+    descriptor: np.ndarray | None = None
+    mean_image: np.ndarray | None = None
+    prototype_xy: np.ndarray | None = None
+    prototype_labels: np.ndarray | None = None
+    composed_of: dict[int, int] = field(default_factory=dict)
+    periodic: bool = False
+    cell_px: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Level:
+    """All instances and classes of one level of the hierarchy.
+
+    Attributes
+    ----------
+    level : int
+    classes : list of MotifClass
+    instance_class : ndarray of int, shape (n,)
+        Class label of each instance (index into ``classes`` by label).
+    instance_xy : ndarray of float, shape (n, 2)
+        Centre of each instance in pixels.
+    members_indptr, members_indices : ndarray of int
+        CSR lists: the lower-level instances (indices into the previous level's instances; for
+        level 2, into the columns) that instance i contains are
+        ``members_indices[members_indptr[i]:members_indptr[i + 1]]``. Empty for level 1.
+    """
+
+    level: int
+    classes: list[MotifClass]
+    instance_class: np.ndarray
+    instance_xy: np.ndarray
+    members_indptr: np.ndarray
+    members_indices: np.ndarray
+
+    def members(self, i: int) -> np.ndarray:
+        return self.members_indices[self.members_indptr[i] : self.members_indptr[i + 1]]
+
+    def __len__(self) -> int:
+        return len(self.instance_class)
+
+
+@dataclass(frozen=True, eq=False)
+class Hierarchy:
+    """Levels 2 and 3 built over the level-1 columns, and the column neighbour graph.
+
+    Attributes
+    ----------
+    levels : list of Level
+        ``levels[0]`` is level 2, ``levels[1]`` level 3 (level 1 lives in ``Analysis``).
+    neighbour_pairs : ndarray of int, shape (E, 2)
+        Column index pairs (i < j) of the pruned neighbour graph (stored as ``NEAR``).
+    neighbour_dist_px : ndarray of float, shape (E,)
+    """
+
+    levels: list[Level]
+    neighbour_pairs: np.ndarray
+    neighbour_dist_px: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """Everything ``analyze`` learns from one micrograph (no database involved).
+
+    Attributes
+    ----------
+    micrograph : Micrograph
+    params : AnalysisParams
+    lattice : Lattice
+    columns : Columns
+        Every detected column.
+    has_patch : ndarray of bool, shape (N,)
+        False for columns whose patch would cross the image border: they are kept as columns
+        (and as vertices of the hierarchy) but have no descriptor and label -1.
+    features : ndarray of float, shape (M, F)
+        Descriptors of the columns with a patch, in column order.
+    moments : ndarray of float or None, shape (M, n_moments)
+        Zernike moments (None for the PCA baseline).
+    labels : ndarray of int, shape (N,)
+        Level-1 class of each column; -1 where ``has_patch`` is False.
+    classes : list of MotifClass
+        Level-1 classes.
+    hierarchy : Hierarchy or None
+    software : str
+        ``motifcat <version>`` that produced it.
+    """
+
+    micrograph: Micrograph
+    params: AnalysisParams
+    lattice: Lattice
+    columns: Columns
+    has_patch: np.ndarray
+    features: np.ndarray
+    moments: np.ndarray | None
+    labels: np.ndarray
+    classes: list[MotifClass]
+    hierarchy: Hierarchy | None = None
+    software: str = ""
+
+    @property
+    def pixel_size_A(self) -> float | None:
+        return self.params.pixel_size_A or self.micrograph.pixel_size_A
+
+    @property
+    def n_dropped_at_border(self) -> int:
+        return int((~self.has_patch).sum())
