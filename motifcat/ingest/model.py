@@ -60,7 +60,7 @@ class AnalysisParams:
     spacing_px : float or None
         Nearest-neighbour column spacing; default from the detected lattice.
     smoothing : float
-        Gaussian smoothing before peak finding, as a fraction of the column spacing.
+        Gaussian smoothing before peak finding, as a fraction of the lattice period.
     threshold_sigma : float
         Peaks below ``median + threshold_sigma * MAD`` of the smoothed image are rejected.
     refine : {"com", "gaussian", "none"}
@@ -91,7 +91,7 @@ class AnalysisParams:
     period_px: float | None = None
     spacing_px: float | None = None
     smoothing: float = 0.15
-    threshold_sigma: float = 3.0
+    threshold_sigma: float = 8.0
     refine: str = "com"
     patch_size: int | None = None
     n_max: int = 10
