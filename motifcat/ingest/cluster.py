@@ -64,8 +64,8 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         max_dims: int = 8,
         min_class_fraction: float = 0.002,
         min_class_size: int = 5,
-        max_fit_samples: int = 6000,
-        n_init: int = 2,
+        max_fit_samples: int = 4000,
+        n_init: int = 1,
         random_state: int = 0,
     ):
         self.max_classes = max_classes
@@ -102,6 +102,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
                 n_components=k,
                 covariance_type="full",
                 n_init=self.n_init,
+                init_params="k-means++",
                 reg_covar=1e-6 * float(np.var(Z)) + 1e-12,
                 random_state=self.random_state,
             ).fit(Z)

@@ -227,11 +227,16 @@ class Hierarchy:
     neighbour_pairs : ndarray of int, shape (E, 2)
         Column index pairs (i < j) of the pruned neighbour graph (stored as ``NEAR``).
     neighbour_dist_px : ndarray of float, shape (E,)
+    structure : object or None
+        The geometric structure the levels were classified from (faces, interior columns,
+        unit adjacency, vertex stars; see ``hierarchy.HierarchyStructure``), kept so that
+        ``hierarchy.relabel`` can recompute every key after level-1 classes are renamed.
     """
 
     levels: list[Level]
     neighbour_pairs: np.ndarray
     neighbour_dist_px: np.ndarray
+    structure: Any = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,7 +19,14 @@ from .columns import detect_columns
 from .lattice import lattice_period, nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Lattice, Micrograph, MotifClass
 from .patches import default_patch_size, extract_patches, iter_patch_chunks, patch_fits
-from .zernike import PCAFeatures, ZernikeFeatures, reconstruct
+from .zernike import (
+    PCAFeatures,
+    ZernikeFeatures,
+    align_moments,
+    reconstruct,
+    rotation_invariants,
+    zernike_indices,
+)
 
 #: Progress callback: (stage name, fraction done in [0, 1]).
 Progress = Callable[[str, float], None]
@@ -52,6 +59,41 @@ def n_invariants(n_max: int) -> int:
     36
     """
     return sum(n // 2 + 1 for n in range(n_max + 1))
+
+
+def aligned_class_means(
+    moments: np.ndarray,
+    features: np.ndarray,
+    labels: np.ndarray,
+    centroids: np.ndarray,
+    n_max: int,
+    *,
+    max_members: int = 200,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Mean Zernike moments of each class after rotating/mirroring members onto one reference.
+
+    The same environment seen in two orientations is one class (its invariants agree), but its
+    raw moments differ, and averaging them would smear the image. Each class's member nearest
+    the centroid (in descriptor space) is the reference; at most ``max_members`` randomly chosen
+    members are aligned to it (enough for a mean image; the cost stays bounded).
+
+    Returns
+    -------
+    ndarray, shape (n_classes, K)
+    """
+    rng = rng or np.random.default_rng(0)
+    out = np.zeros((len(centroids), moments.shape[1]))
+    for k in range(len(centroids)):
+        members = np.flatnonzero(labels == k)
+        if len(members) == 0:
+            continue
+        ref = members[np.argmin(np.linalg.norm(features[members] - centroids[k], axis=1))]
+        if len(members) > max_members:
+            members = rng.choice(members, max_members, replace=False)
+        aligned, _, _ = align_moments(moments[members], moments[ref], n_max, n_angles=360)
+        out[k] = aligned.mean(axis=0)
+    return out
 
 
 def measure_lattice(micrograph: Micrograph, params: AnalysisParams) -> float:
@@ -146,18 +188,19 @@ def analyze(
     report("features", 0.3)
     extractor = make_feature_extractor(params)
     rng = np.random.default_rng(params.random_state)
-    fit_idx = np.sort(rng.choice(inner, min(len(inner), 6000), replace=False))
+    # The PCA baseline learns from a subsample; Zernike features learn nothing.
+    fit_idx = np.sort(rng.choice(inner, min(len(inner), 3000), replace=False))
     extractor.fit(extract_patches(image, columns.xy[fit_idx], size))
     xy_in = columns.xy[inner]
-    features = np.empty((len(inner), extractor.n_features_out), dtype=np.float64)
-    moments = None
-    if params.features == "zernike":
-        moments = np.empty((len(inner), extractor.n_moments), dtype=np.float32)
+    zernike = params.features == "zernike"
+    n_out = n_invariants(params.n_max) if zernike else extractor.n_components
+    features = np.empty((len(inner), n_out), dtype=np.float64)
+    # Zernike moments are kept: they give the classes' average reconstructed motifs.
+    moments = np.empty((len(inner), len(zernike_indices(params.n_max)))) if zernike else None
     for sl, patches in iter_patch_chunks(image, xy_in, size):
         if moments is not None:
-            m = extractor.moments(patches)
-            moments[sl] = m
-            features[sl] = extractor.invariants_from_moments(m)
+            moments[sl] = extractor.moments(patches)
+            features[sl] = rotation_invariants(moments[sl], params.n_max)
         else:
             features[sl] = extractor.transform(patches)
         report("features", 0.3 + 0.4 * sl.stop / len(inner))
@@ -174,10 +217,12 @@ def analyze(
     centroids = class_centroids(features, inner_labels, n_classes)
     counts = np.bincount(inner_labels, minlength=n_classes)
     if moments is not None:
-        mean_moments = class_centroids(moments, inner_labels, n_classes)
+        mean_moments = aligned_class_means(
+            moments, features, inner_labels, centroids, params.n_max, rng=rng
+        )
         mean_images = reconstruct(mean_moments, size, n_max=params.n_max)
     else:
-        mean_images = extractor.inverse_transform(centroids).reshape(n_classes, size, size)
+        mean_images = extractor.pca_.inverse_transform(centroids).reshape(n_classes, size, size)
     classes = [
         MotifClass(
             level=1,
