@@ -68,7 +68,7 @@ def aligned_class_means(
     centroids: np.ndarray,
     n_max: int,
     *,
-    max_members: int = 200,
+    max_members: int = 64,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Mean Zernike moments of each class after rotating/mirroring members onto one reference.
@@ -91,7 +91,7 @@ def aligned_class_means(
         ref = members[np.argmin(np.linalg.norm(features[members] - centroids[k], axis=1))]
         if len(members) > max_members:
             members = rng.choice(members, max_members, replace=False)
-        aligned, _, _ = align_moments(moments[members], moments[ref], n_max, n_angles=360)
+        aligned, _, _ = align_moments(moments[members], moments[ref], n_max, n_angles=180)
         out[k] = aligned.mean(axis=0)
     return out
 
