@@ -82,7 +82,9 @@ def run(size: int, seeds: list[int]) -> list[dict]:
         reference = {}
         for feat in ("zernike", "pca"):
             for dose in DOSES:
-                img = poisson_dose(syn.clean, dose, np.random.default_rng(seed * 7919 + int(1 / dose)))
+                img = poisson_dose(
+                    syn.clean, dose, np.random.default_rng(seed * 7919 + int(1 / dose))
+                )
                 mg = micrograph_from_array(img, pixel_size_A=syn.pixel_size_A)
                 t0 = time.perf_counter()
                 res = analyze(
@@ -133,8 +135,10 @@ def summarise(rows: list[dict]) -> str:
     for dose in DOSES:
         for feat in ("zernike", "pca"):
             sel = [r for r in rows if r["dose"] == dose and r["features"] == feat]
+
             def m(key, sel=sel):
                 return float(np.nanmean([r[key] for r in sel]))
+
             lines.append(
                 f"| 1/{1 / dose:.0f} | {feat} | {m('fmi'):.3f} | {m('ami'):.3f} | "
                 f"{m('n_classes'):.1f} ({m('n_true'):.0f}) | {m('site_purity'):.3f} | "
@@ -150,11 +154,14 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, title in zip(axes, ("fmi", "ami"), ("Fowlkes–Mallows index", "Adjusted MI"),
-                              strict=True):
+    for ax, key, title in zip(
+        axes, ("fmi", "ami"), ("Fowlkes–Mallows index", "Adjusted MI"), strict=True
+    ):
         for feat, style in (("zernike", "o-"), ("pca", "s--")):
-            y = [np.mean([r[key] for r in rows if r["dose"] == d and r["features"] == feat])
-                 for d in DOSES]
+            y = [
+                np.mean([r[key] for r in rows if r["dose"] == d and r["features"] == feat])
+                for d in DOSES
+            ]
             ax.semilogx(DOSES, y, style, label="Zernike" if feat == "zernike" else "PCA")
         ax.set_xlabel("relative dose")
         ax.set_title(title)
@@ -181,7 +188,8 @@ def main() -> None:
         for d in DOSES
     )
     verdict = (
-        f"Zernike FMI at 1/50 dose: {z50:.3f} (target >= 0.95: {'met' if z50 >= 0.95 else 'MISSED'}); "
+        f"Zernike FMI at 1/50 dose: {z50:.3f} "
+        f"(target >= 0.95: {'met' if z50 >= 0.95 else 'MISSED'}); "
         f"Zernike >= PCA at every dose: {'yes' if wins else 'NO'}"
     )
     print(verdict)

@@ -58,7 +58,8 @@ def print_analysis(analysis) -> None:
     console.print(
         f"[bold]{mg.path or 'image'}[/]  {mg.data.shape[1]}×{mg.data.shape[0]} px"
         + (f", {px:.4g} Å/px" if px else ", no pixel size")
-        + f"; period {analysis.lattice.period_px:.2f} px, spacing {analysis.lattice.spacing_px:.2f} px"
+        + f"; period {analysis.lattice.period_px:.2f} px,"
+        + f" spacing {analysis.lattice.spacing_px:.2f} px"
     )
     console.print(
         f"{len(analysis.columns)} columns, {analysis.n_dropped_at_border} too close to the border "
@@ -67,7 +68,9 @@ def print_analysis(analysis) -> None:
     levels = [(1, "columns", analysis.classes)]
     if analysis.hierarchy is not None:
         names = {2: "units", 3: "composites"}
-        levels += [(lv.level, names.get(lv.level, ""), lv.classes) for lv in analysis.hierarchy.levels]
+        levels += [
+            (lv.level, names.get(lv.level, ""), lv.classes) for lv in analysis.hierarchy.levels
+        ]
     for level, what, classes in levels:
         total = sum(c.count for c in classes) or 1
         table = Table(title=f"Level {level} motifs ({what}): {len(classes)} classes")
@@ -124,20 +127,325 @@ def version() -> None:
     console.print(f"motifcat {__version__}")
 
 
+def _catalog_option(default=None):
+    return typer.Option(
+        default, "--catalog", "-c", help="Catalog URI: a path (embedded) or bolt://, neo4j://…"
+    )
+
+
+@app.command()
+@handle_errors
+def ingest(
+    paths: list[str] = typer.Argument(..., help="Files, folders or glob patterns."),
+    sample: str = typer.Option(..., "--sample", "-s", help="Sample name."),
+    material: str = typer.Option(..., "--material", "-m", help="Material, e.g. MoSe2."),
+    catalog: str | None = _catalog_option(),
+    pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in Å."),
+    n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
+    workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
+) -> None:
+    """Analyse images in parallel and write them to the catalog (one transaction per image)."""
+    from .catalog.ingest import ingest_files
+    from .ingest.model import AnalysisParams
+
+    params = AnalysisParams(pixel_size_A=pixel_size, n_max=n_max)
+    with _progress() as bar:
+        task = bar.add_task("ingesting", total=None)
+
+        def progress(done: int, total: int, path: str) -> None:
+            bar.update(task, completed=done, total=total, description=Path(path).name)
+
+        summary = ingest_files(
+            paths,
+            sample=sample,
+            material=material,
+            catalog=catalog,
+            params=params,
+            workers=workers,
+            progress=progress,
+        )
+    print_ingest_summary(summary)
+    if summary.failed and not summary.written and not summary.skipped:
+        raise typer.Exit(1)
+
+
+def print_ingest_summary(summary) -> None:
+    """One line per image and a total: written / skipped as duplicates / failed."""
+    table = Table(title=f"Ingest into {summary.catalog}")
+    table.add_column("image")
+    table.add_column("result")
+    table.add_column("details", overflow="fold")
+    for item in summary.items:
+        style = {"written": "green", "skipped": "yellow", "failed": "red"}[item.status]
+        table.add_row(str(item.path), f"[{style}]{item.status}[/]", item.message)
+    console.print(table)
+    console.print(
+        f"[bold]{len(summary.written)} written, {len(summary.skipped)} skipped as duplicates, "
+        f"{len(summary.failed)} failed[/]"
+    )
+
+
+query_app = typer.Typer(help="Ask the catalog questions (Cypher across samples).")
+app.add_typer(query_app, name="query")
+
+
+def emit(frame, fmt: str, title: str = "") -> None:
+    """Print a DataFrame as a rich table, JSON records or CSV."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    if fmt == "json":
+        console.print_json(frame.to_json(orient="records", default_handler=str))
+    elif fmt == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "table":
+        table = Table(title=title or None)
+        for col in frame.columns:
+            table.add_column(str(col), overflow="fold", max_width=48)
+        for row in frame.itertuples(index=False):
+            table.add_row(*[_cell(v) for v in row])
+        console.print(table)
+        if frame.empty:
+            console.print("(no rows)")
+    else:
+        raise MotifcatError(f"--format must be table, json or csv, got {fmt!r}")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple) and len(value) > 8:
+        return f"[{', '.join(map(str, value[:8]))}, … ({len(value)})]"
+    return str(value)
+
+
+_FORMAT = typer.Option("table", "--format", "-f", help="table, json or csv.")
+
+
+def _open(catalog: str | None, read_only: bool = True):
+    from .catalog import open_catalog
+
+    return open_catalog(catalog, read_only=read_only)
+
+
+@query_app.command("recurring")
+@handle_errors
+def query_recurring(
+    min_materials: int = typer.Option(2, help="Seen in at least this many materials."),
+    min_samples: int = typer.Option(1, help="… and this many samples."),
+    level: int | None = typer.Option(None, help="Only this level (1, 2, 3)."),
+    catalog: str | None = _catalog_option(),
+    fmt: str = _FORMAT,
+) -> None:
+    """Motifs that recur across materials and samples."""
+    from .query import recurring_motifs
+
+    with _open(catalog) as store:
+        df = recurring_motifs(
+            store, min_materials=min_materials, min_samples=min_samples, level=level
+        )
+    emit(df, fmt, "Recurring motifs")
+
+
+@query_app.command("composition")
+@handle_errors
+def query_composition(
+    motif_id: str, catalog: str | None = _catalog_option(), fmt: str = _FORMAT
+) -> None:
+    """What a motif is made of, and what it is part of."""
+    from .query import composition
+
+    with _open(catalog) as store:
+        comp = composition(store, motif_id)
+    emit(comp.parts, fmt, f"{motif_id} is composed of")
+    emit(comp.part_of, fmt, f"{motif_id} is part of")
+
+
+@query_app.command("context")
+@handle_errors
+def query_context(motif_id: str, catalog: str | None = _catalog_option(), fmt: str = _FORMAT):
+    """Histogram of the motifs neighbouring a motif's instances."""
+    from .query import spatial_context
+
+    with _open(catalog) as store:
+        emit(spatial_context(store, motif_id), fmt, f"Neighbours of {motif_id}")
+
+
+@query_app.command("similar")
+@handle_errors
+def query_similar(
+    motif_id: str,
+    k: int = typer.Option(5, "-k", help="How many."),
+    catalog: str | None = _catalog_option(),
+    fmt: str = _FORMAT,
+) -> None:
+    """Nearest motifs by descriptor."""
+    from .query import similar_motifs
+
+    with _open(catalog) as store:
+        emit(similar_motifs(store, motif_id=motif_id, k=k), fmt, f"Motifs similar to {motif_id}")
+
+
+@query_app.command("samples")
+@handle_errors
+def query_samples(
+    sample: str | None = typer.Option(None, "--sample", "-s", help="Summary of one sample."),
+    catalog: str | None = _catalog_option(),
+    fmt: str = _FORMAT,
+) -> None:
+    """Samples (with material, images, instances), or one sample's summary."""
+    from .query import list_samples, sample_summary
+
+    with _open(catalog) as store:
+        if sample is None:
+            emit(list_samples(store), fmt, "Samples")
+            return
+        summary = sample_summary(store, sample)
+    console.print(f"[bold]{summary.sample}[/] ({summary.material}): {summary.n_images} images")
+    emit(summary.levels, fmt, "Per level")
+    emit(summary.top_motifs, fmt, "Most frequent motifs")
+
+
+@query_app.command("materials")
+@handle_errors
+def query_materials(catalog: str | None = _catalog_option(), fmt: str = _FORMAT) -> None:
+    """Materials with their numbers of samples and images."""
+    from .query import list_materials
+
+    with _open(catalog) as store:
+        emit(list_materials(store), fmt, "Materials")
+
+
+@query_app.command("persistent")
+@handle_errors
+def query_persistent(
+    min_images: int = typer.Option(2, help="Seen in at least this many images."),
+    min_instances: int = typer.Option(10, help="… with at least this many instances."),
+    level: int | None = typer.Option(None, help="Only this level."),
+    catalog: str | None = _catalog_option(),
+    fmt: str = _FORMAT,
+) -> None:
+    """Motifs worth exporting, ranked by persistence."""
+    from .query import persistent_motifs
+
+    with _open(catalog) as store:
+        df = persistent_motifs(
+            store, min_images=min_images, min_instances=min_instances, level=level
+        )
+    emit(df, fmt, "Persistent motifs")
+
+
+@query_app.command("cypher")
+@handle_errors
+def query_cypher(
+    cypher: str = typer.Argument(..., help="A read-only Cypher query."),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (JSON values)."),
+    catalog: str | None = _catalog_option(),
+    fmt: str = _FORMAT,
+) -> None:
+    """Run read-only Cypher (writes and file access are refused before anything runs)."""
+    import json
+
+    from .query import run_readonly
+
+    params = {}
+    for item in param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise MotifcatError(f"--param {item!r}: expected NAME=VALUE")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    with _open(catalog) as store:
+        emit(run_readonly(store, cypher, params), fmt)
+
+
+def _parse_species(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        motif, sep, spec = item.partition("=")
+        if not sep or not motif or not spec:
+            raise MotifcatError(f"--species {item!r}: expected MOTIF_ID=SPECIES, e.g. L1-0001=Mo")
+        out[motif.strip()] = spec.strip()
+    return out
+
+
+_SUFFIX = {"extxyz": ".extxyz", "cif": ".cif", "vasp": ".vasp", "lammps-data": ".lmp"}
+
+
+@app.command()
+@handle_errors
+def export(
+    motif_id: str | None = typer.Argument(None, help="Motif to export."),
+    species: list[str] = typer.Option(
+        [], "--species", help="LEVEL1_MOTIF=SPECIES, e.g. L1-0002=Se2."
+    ),
+    formula: str | None = typer.Option(None, help="Suggest species from intensities, e.g. MoSe2."),
+    fmt: str = typer.Option("extxyz", "--format", "-f", help="extxyz, cif, vasp, lammps-data."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output file."),
+    persistent: bool = typer.Option(False, "--persistent", help="Export all persistent motifs."),
+    out_dir: Path = typer.Option(Path("motifs"), "--out-dir", help="Folder for --persistent."),
+    min_images: int = typer.Option(2, help="With --persistent: seen in this many images."),
+    vacuum: float = typer.Option(10.0, help="Vacuum padding in Å."),
+    catalog: str | None = _catalog_option(),
+) -> None:
+    """Turn motifs into atomic models (unrelaxed starting structures for DFT/MD)."""
+    from .export import motif_to_atoms, write_motif
+    from .query import persistent_motifs
+
+    if fmt not in _SUFFIX:
+        raise MotifcatError(f"--format must be one of {', '.join(_SUFFIX)}, got {fmt!r}")
+    mapping = _parse_species(species)
+    with _open(catalog) as store:
+        if persistent:
+            ids = list(persistent_motifs(store, min_images=min_images)["motif_id"])
+            if not ids:
+                console.print("no persistent motif in the catalog")
+                return
+            out_dir.mkdir(parents=True, exist_ok=True)
+            targets = [(m, out_dir / f"{m}{_SUFFIX[fmt]}") for m in ids]
+        elif motif_id is None:
+            raise MotifcatError("give a MOTIF_ID or --persistent")
+        else:
+            targets = [(motif_id, out or Path(f"{motif_id}{_SUFFIX[fmt]}"))]
+        for mid, path in targets:
+            try:
+                atoms = motif_to_atoms(
+                    store, mid, species=mapping or None, formula=formula, vacuum_A=vacuum
+                )
+            except MotifcatError as exc:
+                if not persistent:
+                    raise
+                err_console.print(f"[yellow]skipped {mid}:[/] {exc}")
+                continue
+            written = write_motif(atoms, path, format=fmt)
+            console.print(f"{mid}: {len(atoms)} atoms ({atoms.get_chemical_formula()}) → {written}")
+
+
+@app.command("app")
+@handle_errors
+def run_app(
+    catalog: str | None = _catalog_option(),
+    port: int = typer.Option(8501, "--port", help="Port of the web app on localhost."),
+) -> None:
+    """Browse the catalog in a web browser (Streamlit)."""
+    from .app import launch
+
+    raise typer.Exit(launch(catalog, port))
+
+
 @app.command()
 @handle_errors
 def demo(
     out_dir: Path = typer.Option(Path("demo-out"), help="Where the synthetic images go."),
-    catalog: str | None = typer.Option(None, help="Catalog URI (default: embedded)."),
+    catalog: str | None = _catalog_option(),
 ) -> None:
-    """Synthesize micrographs, analyze them and print the motif classes."""
-    from .ingest.pipeline import analyze as run_analysis
-    from .ingest.synth import tmd_image
+    """Synthesize three samples of two materials, ingest, query and export."""
+    from .demo import run_demo
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    syn = tmd_image((512, 512), seed=0)
-    console.rule("Synthetic MoSe2-like image (512×512 px)")
-    print_analysis(run_analysis(syn.micrograph()))
+    run_demo(out_dir=out_dir, catalog=catalog, console=console)
 
 
 def main() -> None:  # pragma: no cover - console-script shim

@@ -194,6 +194,10 @@ def detect_columns(
     # plateaus are negligible, so the maximum filter alone suffices.)
     footprint = 2 * min_distance + 1
     is_max = smooth == ndimage.maximum_filter(smooth, size=footprint, mode="nearest")
+    # A maximum on the outermost pixel ring is the flank of a column centred outside the
+    # frame, not a column of the image.
+    is_max[[0, -1], :] = False
+    is_max[:, [0, -1]] = False
     candidates = np.argwhere(is_max)
     if len(candidates) == 0:
         raise AnalysisError("no local maximum found: the image shows no atom columns")

@@ -3,15 +3,15 @@
 Level 1 are the atom-column classes. Above them (Dan et al., Sci. Adv. 8, eabk1005, 2022, Fig. 2):
 
 * **Neighbour graph.** Delaunay triangulation of the columns (``scipy.spatial.Delaunay``). First
-  the *interior columns* are found: a column whose Delaunay neighbours surround it as one ring
-  that is clearly longer than its spokes (mean spoke / mean ring edge < ``fan_ratio``, for
-  example the centre of a filled pentagon, ratio ~0.85, whereas any vertex of a lattice has a
-  ratio >= 1). Among the other columns an edge is kept when it is not longer than
-  ``max_edge_factor`` times the larger nearest-neighbour distance of its two ends (this drops
-  the edges across vacancies and along the hull) and when no column of its two Delaunay
-  triangles sees it under an angle of ``diagonal_angle_deg`` or more (this drops the diagonals
-  of empty polygons, seen at >= 90 deg from the polygon's own vertices, whatever their length).
+  the *interior columns* are found: columns whose Delaunay neighbours surround them as one ring
+  longer than their spokes and seen under < 85 deg per edge (the centre of a filled pentagon),
+  decided per level-1 class (a class is interior when most of its columns pass). The other
+  columns are triangulated again; an edge is kept when it is not longer than
+  ``max_edge_factor`` times the larger nearest-neighbour distance of its two ends (drops the
+  edges across vacancies and along the hull) and when the columns of its two triangles do not
+  see it under a large angle (drops the diagonals of empty polygons, whatever their length).
   ``Hierarchy.neighbour_pairs`` holds these edges plus the spokes of the interior columns.
+  See :func:`neighbour_graph` for the thresholds and what they were measured on.
 * **Level 2 — units** are the bounded faces of the plane graph of the non-interior columns,
   found by walking darts (the face to the left of ``u -> v`` continues with the edge out of
   ``v`` just clockwise of ``v -> u``). An interior column is attached to the face around it
