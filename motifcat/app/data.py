@@ -1,0 +1,449 @@
+"""The app's only road to the catalog: cached calls of the public query and export functions.
+
+Pages never touch a store or Cypher themselves. Each function here takes the catalog URI (a
+string, so Streamlit can hash it) plus plain, hashable arguments, opens the catalog once per
+URI with :func:`st.cache_resource` (read-only: the app never writes, and a read-only Ladybug
+opener may coexist with one writer) and caches results with :func:`st.cache_data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from motifcat import export, query
+from motifcat.catalog.store import GraphStore, open_catalog, resolve_uri
+from motifcat.errors import CatalogError, MotifcatError
+
+#: Results are cached this long (s); "Reload catalog" in the sidebar clears them at once.
+TTL_S = 600
+
+#: Formats offered for download on the Export page: label -> (motifcat format, file suffix).
+DOWNLOAD_FORMATS: dict[str, tuple[str, str]] = {
+    "extxyz": ("extxyz", ".xyz"),
+    "CIF": ("cif", ".cif"),
+    "POSCAR": ("vasp", ".vasp"),
+}
+
+
+def catalog_uri(argv: list[str] | None = None) -> str:
+    """The catalog URI the app serves.
+
+    ``streamlit run main.py -- --catalog URI`` passes it on the command line; otherwise
+    ``$MOTIFCAT_CATALOG``, else ``./motifcat-catalog`` (:func:`motifcat.catalog.store.resolve_uri`).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Script arguments (default ``sys.argv[1:]``); unknown arguments are ignored.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> catalog_uri(["--catalog", "/data/cat.lbug"])
+    '/data/cat.lbug'
+    """
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--catalog", default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return resolve_uri(args.catalog)
+
+
+def _embedded_path(uri: str) -> Path | None:
+    """The file of an embedded catalog URI, None for a server URI."""
+    if "://" in uri:
+        return None
+    return Path(uri[len("ladybug:") :] if uri.lower().startswith("ladybug:") else uri)
+
+
+# Every browser session runs its script in its own thread; the one connection per catalog
+# serves them one at a time (re-entrant: a cached query may call another).
+_LOCK = threading.RLock()
+
+
+def _release(store: GraphStore) -> None:
+    with _LOCK:
+        store.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_release)
+def _store(uri: str) -> GraphStore:
+    # A failure is not cached by Streamlit, so a catalog created later is picked up on rerun.
+    return open_catalog(uri, read_only=True)
+
+
+def _call(uri: str, fn, *args: Any, **kwargs: Any) -> Any:
+    store = _store(uri)
+    with _LOCK:
+        return fn(store, *args, **kwargs)
+
+
+def reload() -> None:
+    """Forget every cached result and reopen the catalog (the sidebar's "Reload catalog").
+
+    A read-only embedded connection sees the catalog as it was when opened, so new ingests
+    show up only after this.
+    """
+    st.cache_data.clear()
+    _store.clear()
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class CatalogStatus:
+    """Whether the catalog can be browsed.
+
+    Attributes
+    ----------
+    uri : str
+    state : {"ok", "empty", "error"}
+    message : str
+        Why, for ``empty`` (no catalog file yet / no image) and ``error`` (the CatalogError or
+        QueryError message).
+    """
+
+    uri: str
+    state: str
+    message: str = ""
+
+
+def catalog_status(uri: str) -> CatalogStatus:
+    """Open the catalog and tell whether it holds anything (not cached: it is one query).
+
+    Parameters
+    ----------
+    uri : str
+
+    Returns
+    -------
+    CatalogStatus
+
+    Examples
+    --------
+    >>> catalog_status("/nonexistent/cat.lbug").state  # doctest: +SKIP
+    'empty'
+    """
+    path = _embedded_path(uri)
+    if path is not None and not path.exists():
+        return CatalogStatus(uri, "empty", f"There is no catalog at {path} yet.")
+    try:
+        images = images_table(uri)
+    except MotifcatError as exc:
+        return CatalogStatus(uri, "error", str(exc))
+    if images.empty:
+        return CatalogStatus(uri, "empty", f"The catalog {uri} holds no image yet.")
+    return CatalogStatus(uri, "ok")
+
+
+def ingest_howto(uri: str) -> str:
+    """Markdown telling how to fill the catalog ``uri``."""
+    return (
+        "**Nothing to browse yet.** Analyse micrographs and store them in this catalog with\n\n"
+        f"```bash\nmotifcat ingest images/*.dm4 --sample SAMPLE --material FORMULA "
+        f"--catalog {uri}\n```\n\n"
+        "(files, folders or globs; `--pixel-size` in Å for files without calibration), or try "
+        "it on synthetic images with `motifcat demo`. Then press **Reload catalog** in the "
+        "sidebar."
+    )
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def materials_table(uri: str) -> pd.DataFrame:
+    """:func:`motifcat.query.list_materials`."""
+    return _call(uri, query.list_materials)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def samples_table(uri: str) -> pd.DataFrame:
+    """:func:`motifcat.query.list_samples`."""
+    return _call(uri, query.list_samples)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def images_table(uri: str) -> pd.DataFrame:
+    """:func:`motifcat.query.list_images`."""
+    return _call(uri, query.list_images)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def vocabulary_table(uri: str, level: int | None = None) -> pd.DataFrame:
+    """:func:`motifcat.query.vocabulary`."""
+    return _call(uri, query.vocabulary, level)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def recurring_table(
+    uri: str, min_materials: int = 2, min_samples: int = 1, level: int | None = None
+) -> pd.DataFrame:
+    """:func:`motifcat.query.recurring_motifs`."""
+    return _call(uri, query.recurring_motifs, min_materials, min_samples, level)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def persistent_table(uri: str, min_images: int = 1, min_instances: int = 1) -> pd.DataFrame:
+    """:func:`motifcat.query.persistent_motifs`."""
+    return _call(uri, query.persistent_motifs, min_images, min_instances)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def edges_table(uri: str) -> pd.DataFrame:
+    """:func:`motifcat.query.composition_edges`."""
+    return _call(uri, query.composition_edges)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def motif(uri: str, motif_id: str) -> query.MotifDetail:
+    """:func:`motifcat.query.motif_detail`."""
+    return _call(uri, query.motif_detail, motif_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def motif_images(uri: str, motif_ids: tuple[str, ...]) -> dict[str, np.ndarray | None]:
+    """Mean images of several motifs (``motif_detail(...).mean_image``), by motif id."""
+    return {m: _call(uri, query.motif_detail, m).mean_image for m in motif_ids}
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def composition(uri: str, motif_id: str) -> query.Composition:
+    """:func:`motifcat.query.composition`."""
+    return _call(uri, query.composition, motif_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def context(uri: str, motif_id: str) -> pd.DataFrame:
+    """:func:`motifcat.query.spatial_context`."""
+    return _call(uri, query.spatial_context, motif_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def similar(uri: str, motif_id: str, k: int = 5) -> pd.DataFrame:
+    """:func:`motifcat.query.similar_motifs`."""
+    return _call(uri, query.similar_motifs, motif_id, k=k)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def instances(uri: str, image_id: str, level: int = 1) -> pd.DataFrame:
+    """:func:`motifcat.query.image_instances`."""
+    return _call(uri, query.image_instances, image_id, level)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def units(uri: str, image_id: str, level: int = 2) -> pd.DataFrame:
+    """:func:`motifcat.query.image_units`."""
+    return _call(uri, query.image_units, image_id, level)
+
+
+def run_cypher(uri: str, cypher: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """:func:`motifcat.query.run_readonly` (never cached: the user asked to run it)."""
+    return _call(uri, query.run_readonly, cypher, params)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def prototype_columns(detail: query.MotifDetail) -> tuple[np.ndarray, list[str]]:
+    """Prototype column positions (Å, K x 2) and their level-1 motif ids, as stored.
+
+    Empty for a motif without a prototype (e.g. a level-1 motif: one column).
+
+    Examples
+    --------
+    >>> from motifcat.query import MotifDetail
+    >>> d = MotifDetail("L2-x", 2, "k", 1, np.zeros(0),
+    ...                 {"xy_A": [[0, 0], [1, 0]], "labels": ["L1-0001", "L1-0002"]}, None)
+    >>> prototype_columns(d)[1]
+    ['L1-0001', 'L1-0002']
+    """
+    proto = detail.prototype if isinstance(detail.prototype, Mapping) else {}
+    xy = proto.get("xy_A")
+    # The writer stores the column motifs as "labels"; the exporter also reads these aliases.
+    ids = next((proto[k] for k in ("motifs", "motif_ids", "columns", "labels")
+                if proto.get(k) is not None), None)
+    if xy is None or ids is None:
+        return np.zeros((0, 2)), []
+    return np.asarray(xy, dtype=float).reshape(-1, 2), [str(i) for i in ids]
+
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def suggested_species(uri: str, motif_id: str, formula: str) -> dict[str, str]:
+    """:func:`motifcat.export.suggest_species`."""
+    return _call(uri, export.suggest_species, motif_id, formula)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def atoms(
+    uri: str,
+    motif_id: str,
+    species: tuple[tuple[str, str], ...],
+    layer_thickness_A: float | None = None,
+    vacuum_A: float = 10.0,
+):
+    """:func:`motifcat.export.motif_to_atoms` with an explicit species mapping.
+
+    ``species`` is a tuple of (level-1 motif id, column content) pairs so that it hashes.
+    """
+    return _call(
+        uri,
+        export.motif_to_atoms,
+        motif_id,
+        species=dict(species),
+        layer_thickness_A=layer_thickness_A,
+        vacuum_A=vacuum_A,
+    )
+
+
+def atoms_file(atoms_obj, fmt: str) -> bytes:
+    """The bytes :func:`motifcat.export.write_motif` writes for ``fmt`` (a DOWNLOAD_FORMATS key)."""
+    name, suffix = DOWNLOAD_FORMATS[fmt]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export.write_motif(atoms_obj, os.path.join(tmp, "motif" + suffix), name)
+        return Path(path).read_bytes()
+
+
+# --------------------------------------------------------------------------- pixels
+
+
+@dataclass(frozen=True, eq=False)
+class Pixels:
+    """The micrograph behind an image node, or why it is not shown.
+
+    Attributes
+    ----------
+    data : ndarray or None
+        float32 (H, W) pixels, None when the file cannot be read.
+    note : str
+        Empty when the pixels are the ingested ones; else what went wrong or differs.
+    png : str or None
+        The pixels as a PNG data URI for display (:func:`png_data_uri`).
+    png_shape : (int, int) or None
+        Shape of that PNG.
+    """
+
+    data: np.ndarray | None
+    note: str = ""
+    png: str | None = None
+    png_shape: tuple[int, int] | None = None
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=8)
+def pixels(path: str | None, image_id: str) -> Pixels:
+    """Load the pixels of an image from the file it was ingested from.
+
+    Parameters
+    ----------
+    path : str or None
+        ``Image.path`` as stored.
+    image_id : str
+        The stored sha256 identity, to warn when the file has changed since.
+
+    Returns
+    -------
+    Pixels
+    """
+    from motifcat.ingest.io import load_image
+
+    if not path or (isinstance(path, float) and np.isnan(path)):
+        return Pixels(None, "The catalog does not record the image file.")
+    if not Path(path).exists():
+        return Pixels(None, f"The image file {path} is not there any more.")
+    try:
+        mg = load_image(path)
+    except MotifcatError as exc:
+        return Pixels(None, f"The image file cannot be read: {exc}")
+    note = ""
+    if mg.sha256 and mg.sha256 != image_id:
+        note = f"{path} has changed since it was ingested; the columns may not match it."
+    png, shape = png_data_uri(mg.data)
+    return Pixels(mg.data, note, png, shape)
+
+
+def png_data_uri(image: np.ndarray, max_side: int = 1024) -> tuple[str, tuple[int, int]]:
+    """A grey-scale PNG data URI of ``image`` (1st-99th percentile stretched, downsampled).
+
+    Plotly's ``go.Image`` draws it far more compactly than a heat map of every pixel.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    max_side : int
+        Images larger than this (pixels) are subsampled by a whole step.
+
+    Returns
+    -------
+    uri : str
+    shape : (int, int)
+        Shape of the PNG (to place it on axes in Å).
+
+    Examples
+    --------
+    >>> uri, shape = png_data_uri(np.eye(8))
+    >>> uri[:22], shape
+    ('data:image/png;base64,', (8, 8))
+    """
+    import base64
+
+    from PIL import Image as PILImage
+
+    img = np.asarray(image, dtype=float)
+    step = max(1, int(np.ceil(max(img.shape) / max_side)))
+    img = img[::step, ::step]
+    lo, hi = np.nanpercentile(img, [1, 99])
+    scaled = np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+    buf = io.BytesIO()
+    PILImage.fromarray((scaled * 255).astype(np.uint8)).save(buf, format="PNG")
+    uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return uri, (int(img.shape[0]), int(img.shape[1]))
+
+
+__all__ = [
+    "CatalogError",
+    "CatalogStatus",
+    "DOWNLOAD_FORMATS",
+    "Pixels",
+    "atoms",
+    "atoms_file",
+    "catalog_status",
+    "catalog_uri",
+    "composition",
+    "context",
+    "edges_table",
+    "images_table",
+    "ingest_howto",
+    "instances",
+    "materials_table",
+    "motif",
+    "motif_images",
+    "persistent_table",
+    "pixels",
+    "prototype_columns",
+    "png_data_uri",
+    "recurring_table",
+    "reload",
+    "run_cypher",
+    "samples_table",
+    "similar",
+    "suggested_species",
+    "units",
+    "vocabulary_table",
+]
