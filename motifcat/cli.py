@@ -160,29 +160,36 @@ def ingest(
             sample=sample,
             material=material,
             catalog=catalog,
+            pixel_size_A=pixel_size,
             params=params,
             workers=workers,
             progress=progress,
         )
-    print_ingest_summary(summary)
-    if summary.failed and not summary.written and not summary.skipped:
+    print_ingest_summary(summary, catalog or "")
+    if summary.failed:
         raise typer.Exit(1)
 
 
-def print_ingest_summary(summary) -> None:
+def print_ingest_summary(summary, catalog: str = "") -> None:
     """One line per image and a total: written / skipped as duplicates / failed."""
-    table = Table(title=f"Ingest into {summary.catalog}")
-    table.add_column("image")
+    table = Table(title=f"Ingest into {catalog}" if catalog else "Ingest")
+    table.add_column("image", overflow="fold")
     table.add_column("result")
     table.add_column("details", overflow="fold")
-    for item in summary.items:
-        style = {"written": "green", "skipped": "yellow", "failed": "red"}[item.status]
-        table.add_row(str(item.path), f"[{style}]{item.status}[/]", item.message)
+    for report in summary.written:
+        table.add_row(
+            str(report.path),
+            "[green]written[/]",
+            f"{report.n_nodes} nodes, {report.n_rels} relationships, "
+            f"{len(report.new_motifs)} new / {len(report.matched_motifs)} matched motifs, "
+            f"{report.seconds:.1f} s",
+        )
+    for path in summary.duplicates:
+        table.add_row(str(path), "[yellow]skipped[/]", "already in the catalog (same pixels)")
+    for path, reason in summary.failed:
+        table.add_row(str(path), "[red]failed[/]", reason)
     console.print(table)
-    console.print(
-        f"[bold]{len(summary.written)} written, {len(summary.skipped)} skipped as duplicates, "
-        f"{len(summary.failed)} failed[/]"
-    )
+    console.print(f"[bold]{summary}[/]")
 
 
 query_app = typer.Typer(help="Ask the catalog questions (Cypher across samples).")

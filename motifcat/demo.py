@@ -79,7 +79,7 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
         summary = ingest_files(
             [str(f) for f in files], sample=sample, material=material, catalog=uri
         )
-        print_ingest_summary(summary)
+        print_ingest_summary(summary, uri)
 
     console.rule("3. What the catalog holds")
     with open_catalog(uri, read_only=True) as store:
@@ -95,12 +95,21 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
 
         console.rule("4. Recurring motifs")
         across_materials = recurring_motifs(store, min_materials=2)
-        emit(_brief(across_materials), "table", "Motifs found in both materials")
+        if across_materials.empty:
+            console.print(
+                "No motif is shared by the two materials — as expected: a TMD honeycomb and a "
+                "Cairo pentagonal tiling have no column environment or unit in common."
+            )
+        else:
+            emit(_brief(across_materials), "table", "Motifs found in both materials")
         across_samples = recurring_motifs(store, min_materials=1, min_samples=2)
         emit(_brief(across_samples).head(10), "table", "Motifs found in several samples")
 
         console.rule("5. Export the top persistent motif")
-        ranked = persistent_motifs(store, min_images=2)
+        # A unit (level 2) is the smallest motif that makes a structure rather than one column.
+        ranked = persistent_motifs(store, min_images=2, level=2)
+        if ranked.empty:
+            ranked = persistent_motifs(store, min_images=2)
         if ranked.empty:
             console.print("no motif is persistent enough to export")
             return
@@ -121,13 +130,13 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
     console.print("Browse the catalog with: [bold]motifcat app[/]")
 
 
-def _brief(frame):
-    cols = [
-        c
-        for c in ("motif_id", "level", "n_materials", "n_samples", "n_images", "n_instances", "key")
-        if c in frame.columns
-    ]
-    return frame[cols]
+def _brief(frame, key_width: int = 30):
+    """The columns of a motif table worth showing in a terminal, keys shortened."""
+    cols = ["motif_id", "level", "n_samples", "n_images", "n_instances", "key"]
+    out = frame[[c for c in cols if c in frame.columns]].copy()
+    if "key" in out:
+        out["key"] = [k if len(k) <= key_width else k[: key_width - 1] + "…" for k in out["key"]]
+    return out
 
 
 def _material_of(store, row) -> str | None:

@@ -11,9 +11,20 @@ Image {id, path, pixel_size_A, width, height, n_columns, params, metadata, softw
        ingested_at}                   id = sha256 of the pixels; params/metadata are JSON text;
                                       ingested_at is an ISO-8601 UTC string
 Motif {id, level, key, descriptor, n_instances, prototype, mean_image}
-                                      descriptor: list of floats (level 1; [] otherwise);
-                                      prototype / mean_image: JSON text
-Instance {id, x_A, y_A, level}        id = "<first 16 hex of image id>-<level>-<index>"
+                                      id: "L1-0001"... (level 1, numbered in order of creation);
+                                      "L2-"/"L3-" + sha256(key)[:12] (levels 2/3)
+                                      key: level 1 "L1:<descriptor space>" (e.g.
+                                      "L1:zernike-n10"); levels 2/3 the canonical key written
+                                      with global level-1 ids
+                                      descriptor: unit-norm list of floats (level 1; [] else)
+                                      n_instances: total over all images (kept in step)
+                                      prototype: JSON {xy_A, labels (level-1 motif ids),
+                                      periodic, cell_A}
+                                      mean_image: JSON list of rows, a <= 32 px thumbnail
+                                      scaled to [0, 1] ("" when unknown)
+Instance {id, x_A, y_A, level}        id = "<first 16 hex of image id>-<level>-<index>";
+                                      index = column index (level 1) or instance index;
+                                      border columns (level-1 label -1) are not stored
 
 Relationships
 -------------

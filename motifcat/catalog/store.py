@@ -14,6 +14,7 @@ Write operations are plain data:
 
 from __future__ import annotations
 
+import inspect
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+
+from ..errors import CatalogError
 
 DEFAULT_CATALOG = "./motifcat-catalog"
 
@@ -94,3 +97,79 @@ def resolve_uri(uri: str | os.PathLike | None = None) -> str:
     if uri is None or str(uri) == "":
         uri = os.environ.get("MOTIFCAT_CATALOG") or DEFAULT_CATALOG
     return str(uri)
+
+
+#: URI schemes served by the Neo4j backend (the driver's own schemes).
+NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+
+def open_catalog(uri: str | os.PathLike | None = None, *, read_only: bool = False) -> GraphStore:
+    """Open the catalog named by ``uri`` on the backend its form selects.
+
+    Parameters
+    ----------
+    uri : str or path-like, optional
+        * a path, or ``ladybug:PATH`` — the embedded Ladybug catalog file (created on first
+          read-write open);
+        * ``neo4j://``, ``neo4j+s://``, ``bolt://``, ``bolt+s://`` (and ``+ssc``) — a Neo4j
+          server; user and password come from ``$NEO4J_USER`` / ``$NEO4J_PASSWORD`` and never
+          from the URI, the code or a message.
+
+        Default: ``$MOTIFCAT_CATALOG``, else ``./motifcat-catalog`` (see :func:`resolve_uri`).
+    read_only : bool, default False
+        Embedded: open without the write lock, so that it may coexist with one writer (the app,
+        queries). Neo4j: passed on when the backend supports it.
+
+    Returns
+    -------
+    GraphStore
+        Close it (or use it as a context manager) to release the file lock / driver.
+
+    Raises
+    ------
+    CatalogInUseError
+        The embedded catalog is held open for writing by another process.
+    CatalogError
+        Unknown URI scheme, missing Neo4j backend, or the catalog cannot be opened.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "cat")
+    >>> with open_catalog(path) as store:
+    ...     store.backend
+    'ladybug'
+    >>> with open_catalog("ladybug:" + path, read_only=True) as store:
+    ...     store.read("MATCH (i:Image) RETURN count(i) AS n")
+    [{'n': 0}]
+    """
+    text = resolve_uri(uri)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in NEO4J_SCHEMES:
+        try:
+            from .neo4j import Neo4jStore
+        except ImportError as exc:
+            raise CatalogError(
+                f"{scheme}:// catalog: the Neo4j backend is not available: {exc}"
+            ) from exc
+        kwargs: dict[str, Any] = {}
+        if read_only and "read_only" in inspect.signature(Neo4jStore).parameters:
+            kwargs["read_only"] = True
+        return Neo4jStore(
+            text,
+            user=os.environ.get("NEO4J_USER"),
+            password=os.environ.get("NEO4J_PASSWORD"),
+            **kwargs,
+        )
+    if scheme:
+        raise CatalogError(
+            f"{text}: unknown catalog scheme {scheme!r}; use a file path, ladybug:PATH, "
+            f"or one of {', '.join(s + '://' for s in NEO4J_SCHEMES)}"
+        )
+    if text.lower().startswith("ladybug:"):
+        text = text[len("ladybug:") :]
+        if not text:
+            raise CatalogError("ladybug: catalog URI has no path")
+    from .embedded import LadybugStore
+
+    return LadybugStore(text, read_only=read_only)

@@ -1,0 +1,204 @@
+"""The shared level-1 vocabulary: matching rules, and the threshold measured on synthetic images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from threadpoolctl import threadpool_limits
+
+from motifcat.catalog.store import Statement, open_catalog
+from motifcat.catalog.vocabulary import (
+    DEFAULT_THRESHOLD,
+    assign,
+    descriptor_distances,
+    descriptor_space,
+    match_level1,
+    normalize_descriptor,
+)
+from motifcat.catalog.writer import write_analysis
+from motifcat.errors import CatalogError
+from motifcat.ingest.model import AnalysisParams, MotifClass
+from motifcat.ingest.pipeline import analyze
+from motifcat.ingest.synth import cairo_image, tmd_image
+
+SIZE = (384, 384)
+LEVEL1 = AnalysisParams(hierarchy=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    # Small GMM fits are ~15x slower with several BLAS threads on a shared 2-core machine.
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def tmd():
+    return tmd_image(SIZE, seed=11)
+
+
+@pytest.fixture(scope="module")
+def cairo():
+    return cairo_image(SIZE, seed=11)
+
+
+def _analyses(syn):
+    """Full dose, another noise draw at full dose, and 1/10 of the dose, of one specimen."""
+    return {
+        "full": analyze(syn.micrograph(), LEVEL1),
+        "redraw": analyze(syn.at_dose(1.0, seed=101).micrograph(), LEVEL1),
+        "tenth": analyze(syn.at_dose(0.1, seed=102).micrograph(), LEVEL1),
+    }
+
+
+@pytest.fixture(scope="module")
+def tmd_runs(tmd):
+    return _analyses(tmd)
+
+
+@pytest.fixture(scope="module")
+def cairo_runs(cairo):
+    return _analyses(cairo)
+
+
+def _desc(a):
+    return np.array([c.descriptor for c in a.classes])
+
+
+def same_class_pairs(a, b, min_jaccard=0.5):
+    """Class pairs of two analyses of one specimen that hold mostly the same columns."""
+    j = cKDTree(b.columns.xy).query(a.columns.xy, distance_upper_bound=2.0)[1]
+    ok = (j < len(b.columns)) & (a.labels >= 0)
+    la, lb = a.labels[ok], b.labels[j[ok]]
+    ok2 = lb >= 0
+    la, lb = la[ok2], lb[ok2]
+    na, nb = len(a.classes), len(b.classes)
+    both = np.zeros((na, nb))
+    np.add.at(both, (la, lb), 1)
+    size_a = np.bincount(a.labels[a.labels >= 0], minlength=na)[:, None]
+    size_b = np.bincount(b.labels[b.labels >= 0], minlength=nb)[None, :]
+    jac = both / (size_a + size_b - both)
+    return np.argwhere(jac >= min_jaccard)
+
+
+def _majority_truth(syn, a):
+    """The most common true column type of each class."""
+    j = cKDTree(syn.xy).query(a.columns.xy)[1]
+    t = syn.column_class[j]
+    return np.array([np.bincount(t[a.labels == k]).argmax() for k in range(len(a.classes))])
+
+
+def test_threshold_separates_same_from_different_classes(tmd, cairo, tmd_runs, cairo_runs):
+    """The documented threshold lies between the distance of one class seen twice (another noise
+    draw, or 1/10 of the dose) and the distance between two classes of different true column
+    types of one material (the measurement behind DEFAULT_THRESHOLD, on one more specimen)."""
+    same, different = [], []
+    for syn, runs in ((tmd, tmd_runs), (cairo, cairo_runs)):
+        ref = runs["full"]
+        d_ref = descriptor_distances(_desc(ref), _desc(ref))
+        truth = _majority_truth(syn, ref)
+        iu = np.triu_indices(len(ref.classes), 1)
+        different.extend(d_ref[iu][truth[iu[0]] != truth[iu[1]]].tolist())
+        for other in ("redraw", "tenth"):
+            b = runs[other]
+            pairs = same_class_pairs(ref, b)
+            assert len(pairs) >= 2, "the two analyses should share most classes"
+            d = descriptor_distances(_desc(ref), _desc(b))
+            same.extend(d[pairs[:, 0], pairs[:, 1]].tolist())
+    assert len(different) >= 3 and len(same) >= 8
+    assert max(same) < DEFAULT_THRESHOLD < min(different), (max(same), min(different))
+    # and the two materials are far apart
+    cross = descriptor_distances(_desc(tmd_runs["full"]), _desc(cairo_runs["full"]))
+    assert cross.min() > 1.5 * DEFAULT_THRESHOLD
+
+
+def test_same_material_twice_maps_to_same_motifs(tmp_path, tmd, tmd_runs, cairo_runs):
+    with open_catalog(tmp_path / "cat") as store:
+        first = write_analysis(store, tmd_runs["full"], sample="tmd-1", material="MoSe2")
+        second = write_analysis(store, tmd_runs["redraw"], sample="tmd-2", material="MoSe2")
+        low = write_analysis(store, tmd_runs["tenth"], sample="tmd-3", material="MoSe2")
+        other = write_analysis(store, cairo_runs["full"], sample="cairo-1", material="MoVTeNbO")
+        l1 = set(first.new_motifs)
+        assert l1 and all(m.startswith("L1-") for m in l1)
+        # every class of the second and the low-dose image is an existing motif of the first
+        assert second.new_motifs == [] and set(second.matched_motifs) <= l1
+        assert low.new_motifs == [] and set(low.matched_motifs) <= l1
+        # the other material creates its own motifs and shares none
+        assert other.matched_motifs == [] and len(other.new_motifs) == len(
+            cairo_runs["full"].classes
+        )
+        assert not set(other.new_motifs) & l1
+
+        # the column at one true site gets the same global motif in both images
+        rows = store.read(
+            "MATCH (i:Instance)-[:IN_IMAGE]->(img:Image) MATCH (i)-[:INSTANCE_OF]->(m:Motif) "
+            "WHERE img.id IN $ids RETURN img.id AS img, i.x_A AS x, i.y_A AS y, m.id AS m",
+            {"ids": [first.image_id, second.image_id]},
+        )
+        by_img = {first.image_id: [], second.image_id: []}
+        for r in rows:
+            by_img[r["img"]].append((r["x"], r["y"], r["m"]))
+        a = np.array([(x, y) for x, y, _ in by_img[first.image_id]])
+        b = np.array([(x, y) for x, y, _ in by_img[second.image_id]])
+        ma = np.array([m for *_, m in by_img[first.image_id]])
+        mb = np.array([m for *_, m in by_img[second.image_id]])
+        d, j = cKDTree(b).query(a)
+        close = d < 0.3  # Å: the same column
+        agree = (ma[close] == mb[j[close]]).mean()
+        assert close.sum() > 0.9 * len(a) and agree > 0.97
+
+
+def test_assignment_is_one_to_one():
+    e = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    new = np.array([[1.0, 0.01, 0.0], [1.0, 0.02, 0.0], [0.0, 0.0, 1.0]])
+    out = assign(new, e, 0.1)
+    assert out[0] == 0 and out[1] == -1 and out[2] == -1  # the closer one wins, the other is new
+    assert assign(np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), e, 0.1).tolist() == [1, 0]
+    assert assign(new, np.empty((0, 3)), 0.1).tolist() == [-1, -1, -1]
+
+
+def test_brightness_does_not_matter():
+    d = np.random.default_rng(0).random(36)
+    assert descriptor_distances(d[None], 7.5 * d[None])[0, 0] == pytest.approx(0, abs=1e-7)
+    assert np.linalg.norm(normalize_descriptor(3 * d)) == pytest.approx(1)
+    assert normalize_descriptor(np.zeros(4)).tolist() == [0, 0, 0, 0]
+    with pytest.raises(CatalogError, match="NaN"):
+        normalize_descriptor([np.nan, 1.0])
+
+
+def _cls(k, vec):
+    return MotifClass(level=1, label=k, key=f"L1:{k}", count=1, descriptor=np.asarray(vec))
+
+
+def test_match_level1_numbering_and_spaces(tmp_path):
+    with open_catalog(tmp_path / "cat") as store:
+        classes = [_cls(0, [1.0, 0.0]), _cls(1, [0.0, 1.0])]
+        assert match_level1(store, classes) == ["L1-0001", "L1-0002"]
+        store.write(
+            [
+                Statement(
+                    "UNWIND $rows AS r CREATE (:Motif {id: r.id, level: 1, key: r.key, "
+                    "descriptor: r.d, n_instances: 1})",
+                    {
+                        "rows": [
+                            {"id": "L1-0001", "key": "L1:zernike-n10", "d": [1.0, 0.0]},
+                            {"id": "L1-0002", "key": "L1:pca-abc", "d": [0.0, 1.0]},
+                        ]
+                    },
+                )
+            ]
+        )
+        # a brighter copy of motif 1 matches it; [0, 1] exists only in another space -> new
+        got = match_level1(store, [_cls(0, [0.0, 3.0]), _cls(1, [5.0, 0.01])])
+        assert got == ["L1-0003", "L1-0001"]
+        assert match_level1(store, [_cls(0, [0.0, 1.0])], space="pca-abc") == ["L1-0002"]
+        assert match_level1(store, [_cls(0, [1.0, 0.0])], threshold=0.0) == ["L1-0001"]
+        with pytest.raises(CatalogError, match="threshold"):
+            match_level1(store, classes, threshold=-1)
+        assert match_level1(store, []) == []
+
+
+def test_descriptor_space():
+    assert descriptor_space(AnalysisParams(n_max=8)) == "zernike-n8"
+    assert descriptor_space(AnalysisParams(features="pca"), "f00") == "pca-f00"
