@@ -1,4 +1,4 @@
-"""motifcat: hierarchical structural motifs from atomic-resolution STEM images, in a graph catalog."""
+"""motifcat: hierarchical structural motifs from atomic-resolution STEM images, in a graph."""
 
 from importlib.metadata import PackageNotFoundError, version
 
