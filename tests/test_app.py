@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,16 @@ def build_catalog(folder: Path, size: int = 192) -> tuple[str, Path]:
     gone = folder / "Cairo-A.npy"
     gone.unlink()
     return uri, gone
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """AppTest runs the app script as ``__main__`` and leaves it there; a later test that starts
+    worker processes (spawn re-imports ``__main__`` in each child) would run the app in them."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="module")

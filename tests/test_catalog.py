@@ -282,12 +282,14 @@ def test_write_analysis_level1_counts(store):
     )
     assert len(rows) == 3 and all(r["c"] == r["n"] == r["total"] for r in rows)
 
-    # the stored descriptor is unit-norm; prototype and mean image are JSON
+    # the stored descriptor is the class centroid (image-scaled space); prototype and mean
+    # image are JSON
     m = store.read(
         "MATCH (m:Motif {id: 'L1-0001'}) RETURN m.descriptor AS d, m.key AS k, "
         "m.prototype AS p, m.mean_image AS im"
     )[0]
-    assert np.linalg.norm(m["d"]) == pytest.approx(1.0) and m["k"] == "L1:zernike-n10"
+    assert m["k"] == "L1:zernike-n10-image-w0.5"
+    assert np.allclose(m["d"], a.classes[0].descriptor)
     import json
 
     proto = json.loads(m["p"])

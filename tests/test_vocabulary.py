@@ -18,6 +18,7 @@ from motifcat.catalog.vocabulary import (
 )
 from motifcat.catalog.writer import write_analysis
 from motifcat.errors import CatalogError
+from motifcat.ingest.io import micrograph_from_array
 from motifcat.ingest.model import AnalysisParams, MotifClass
 from motifcat.ingest.pipeline import analyze
 from motifcat.ingest.synth import cairo_image, tmd_image
@@ -158,13 +159,29 @@ def test_assignment_is_one_to_one():
     assert assign(new, np.empty((0, 3)), 0.1).tolist() == [-1, -1, -1]
 
 
-def test_brightness_does_not_matter():
+def test_stored_form_per_space():
     d = np.random.default_rng(0).random(36)
-    assert descriptor_distances(d[None], 7.5 * d[None])[0, 0] == pytest.approx(0, abs=1e-7)
-    assert np.linalg.norm(normalize_descriptor(3 * d)) == pytest.approx(1)
-    assert normalize_descriptor(np.zeros(4)).tolist() == [0, 0, 0, 0]
+    patch = "zernike-n10-patch"
+    # patch-scaled descriptors: only the direction counts
+    a, b = normalize_descriptor(d, patch), normalize_descriptor(7.5 * d, patch)
+    assert descriptor_distances(a[None], b[None])[0, 0] == pytest.approx(0, abs=1e-7)
+    assert np.linalg.norm(normalize_descriptor(3 * d, patch)) == pytest.approx(1)
+    assert normalize_descriptor(np.zeros(4), patch).tolist() == [0, 0, 0, 0]
+    # image-scaled descriptors are already dose/brightness-free: kept as they are
+    assert np.array_equal(normalize_descriptor(3 * d, "zernike-n10-image-w0.5"), 3 * d)
     with pytest.raises(CatalogError, match="NaN"):
         normalize_descriptor([np.nan, 1.0])
+
+
+def test_brightness_and_dose_do_not_matter_in_the_default_space(tmd):
+    """The same specimen imaged brighter (x3 gain, +50 offset) gives the same descriptors."""
+    a = analyze(tmd.at_dose(1.0, seed=5).micrograph(), LEVEL1)
+    img = tmd.at_dose(1.0, seed=5).image * 3.0 + 50.0
+    b = analyze(
+        micrograph_from_array(img, pixel_size_A=tmd.pixel_size_A), LEVEL1, columns=a.columns
+    )
+    assert np.array_equal(a.labels, b.labels)
+    assert np.abs(_desc(a) - _desc(b)).max() < 1e-3 * np.abs(_desc(a)).max()
 
 
 def _cls(k, vec):
@@ -182,7 +199,7 @@ def test_match_level1_numbering_and_spaces(tmp_path):
                     "descriptor: r.d, n_instances: 1})",
                     {
                         "rows": [
-                            {"id": "L1-0001", "key": "L1:zernike-n10", "d": [1.0, 0.0]},
+                            {"id": "L1-0001", "key": "L1:zernike-n10-patch", "d": [1.0, 0.0]},
                             {"id": "L1-0002", "key": "L1:pca-abc", "d": [0.0, 1.0]},
                         ]
                     },
@@ -190,15 +207,20 @@ def test_match_level1_numbering_and_spaces(tmp_path):
             ]
         )
         # a brighter copy of motif 1 matches it; [0, 1] exists only in another space -> new
-        got = match_level1(store, [_cls(0, [0.0, 3.0]), _cls(1, [5.0, 0.01])])
+        patch = "zernike-n10-patch"
+        got = match_level1(store, [_cls(0, [0.0, 3.0]), _cls(1, [5.0, 0.01])], space=patch)
         assert got == ["L1-0003", "L1-0001"]
         assert match_level1(store, [_cls(0, [0.0, 1.0])], space="pca-abc") == ["L1-0002"]
-        assert match_level1(store, [_cls(0, [1.0, 0.0])], threshold=0.0) == ["L1-0001"]
+        assert match_level1(store, [_cls(0, [1.0, 0.0])], threshold=0.0, space=patch) == ["L1-0001"]
+        # the default (image-scaled) space has no motif yet: a new id (nothing is written)
+        assert match_level1(store, [_cls(0, [1.0, 0.0])]) == ["L1-0003"]
         with pytest.raises(CatalogError, match="threshold"):
             match_level1(store, classes, threshold=-1)
         assert match_level1(store, []) == []
 
 
 def test_descriptor_space():
-    assert descriptor_space(AnalysisParams(n_max=8)) == "zernike-n8"
+    assert descriptor_space(AnalysisParams(n_max=8)) == "zernike-n8-image-w0.5"
+    assert descriptor_space(AnalysisParams(window_sigma=None)) == "zernike-n10-image"
+    assert descriptor_space(AnalysisParams(intensity_scale="patch")) == "zernike-n10-patch-w0.5"
     assert descriptor_space(AnalysisParams(features="pca"), "f00") == "pca-f00"

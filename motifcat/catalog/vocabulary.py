@@ -9,17 +9,22 @@ level-1 ids).
 The descriptor
 --------------
 The class descriptor is the centroid of its members' rotation-invariant Zernike magnitudes
-(``MotifClass.descriptor``). Each member's moments were already made independent of dose and
-brightness by :class:`motifcat.ingest.zernike.ZernikeFeatures` (disk mean removed, divided by
-the moment-space norm). The centroid of unit vectors is shorter than one by an amount that
-depends on the spread of the class, which grows as the dose drops; :func:`normalize_descriptor`
-therefore rescales it to unit L2 norm, so that only its *direction* is compared. The Euclidean
-distance between two unit descriptors is ``sqrt(2 (1 - cos θ))``, in [0, 2].
+(``MotifClass.descriptor``). How it was made independent of dose and brightness decides how two
+descriptors are compared, and is part of the descriptor space:
 
-Descriptors of different spaces are never compared: the space is the feature type and the
-Zernike order (``"zernike-n10"``), stored as the level-1 ``Motif.key`` (``"L1:zernike-n10"``).
-PCA descriptors live in a basis fitted to each image, so they are comparable within one image
-only: a PCA analysis gets the space ``"pca-<image id>"`` and all its classes become new motifs.
+* ``intensity_scale="image"`` (the default analysis): every patch was scaled by image-wide
+  statistics that are linear in the dose (``ingest.pipeline.image_intensity_scale``), so the
+  centroid is already dose- and brightness-independent *and* keeps the Z-contrast; it is compared
+  as it is;
+* ``intensity_scale="patch"``: each patch was reduced to unit norm, the centroid of unit vectors
+  shrinks with the spread of the class, so it is rescaled to unit length and only its direction
+  is compared (distance ``sqrt(2 (1 - cos θ))``, in [0, 2]).
+
+Descriptors of different spaces are never compared: the space names the feature type, the
+Zernike order, the intensity scaling and the patch window (``"zernike-n10-image-w0.5"``) and is
+stored in the level-1 ``Motif.key`` (``"L1:zernike-n10-image-w0.5"``). PCA descriptors live in a
+basis fitted to each image, so they are comparable within one image only: a PCA analysis gets the
+space ``"pca-<image id>"`` and all its classes become new motifs.
 
 The match
 ---------
@@ -48,21 +53,21 @@ from ..errors import CatalogError
 from ..ingest.model import AnalysisParams, MotifClass
 from .store import GraphStore
 
-#: Largest Euclidean distance between unit-norm descriptors that counts as the same motif.
-#: Measured on synthetic TMD and Cairo images, 384 px, four specimens each (``bench/catalog.py``
-#: prints the table; ``tests/test_vocabulary.py`` re-checks it on one specimen of each):
+#: Largest Euclidean distance between two descriptors that counts as the same motif, per
+#: intensity scaling. Measured on synthetic TMD and Cairo images, 384 px, three specimens each
+#: (``tests/test_vocabulary.py`` re-checks it on another specimen of each):
 #:
-#: * one class seen again (the class of another analysis holding mostly the same columns,
-#:   Jaccard >= 0.5): another noise draw at full dose <= 0.08; 1/2 dose <= 0.02; 1/5 dose
-#:   <= 0.12; 1/10 dose <= 0.15 (median 0.04); 1/20 dose <= 0.23; 1/50 dose <= 0.19 (median 0.13);
-#: * two classes of one image whose columns are of different true types (metal vs chalcogen,
-#:   tiling vertex vs pentagon centre...): >= 0.25 (5th percentile 0.31).
+#: ``"image"`` (default analysis): one class seen again (the class of another analysis holding
+#: mostly the same columns, Jaccard >= 0.5) at full dose <= 0.22, at 1/10 dose <= 0.43, at 1/20
+#: <= 0.57, at 1/50 <= 0.77; two classes of one image whose columns are of different true types
+#: >= 0.67 (Cairo: vertex vs pentagon centre; MoSe2: metal vs chalcogen >= 3.4). 0.6 lies between
+#: the two down to 1/20 of the dose; below, a class drifts as far as a distinct one and becomes a
+#: new motif rather than a wrong one.
 #:
-#: 0.2 lies between the two down to 1/10 of the dose. Below that the same class drifts as far as
-#: distinct ones and matching is unreliable (then a class becomes a new motif rather than a
-#: wrong one). Two classes that the clustering split out of *one* true type can be as close as
-#: 0.04; the one-to-one assignment keeps them apart (the second becomes a new motif).
-DEFAULT_THRESHOLD = 0.2
+#: ``"patch"`` (unit-norm descriptors): same class <= 0.15 at 1/10 dose, <= 0.23 at 1/20;
+#: different types >= 0.25; 0.2 lies between them down to 1/10 of the dose.
+THRESHOLDS = {"image": 0.6, "patch": 0.2}
+DEFAULT_THRESHOLD = THRESHOLDS["image"]
 
 _L1_ID = re.compile(r"^L1-(\d+)$")
 
@@ -73,35 +78,71 @@ def descriptor_space(params: AnalysisParams, image_id: str = "") -> str:
     Parameters
     ----------
     params : AnalysisParams
-        The analysis' settings (feature type and Zernike order).
+        The analysis' settings (feature type, Zernike order, intensity scaling, window).
     image_id : str
         The image's id: PCA bases are fitted per image, so its descriptors are image-specific.
 
     Examples
     --------
     >>> descriptor_space(AnalysisParams())
-    'zernike-n10'
+    'zernike-n10-image-w0.5'
+    >>> descriptor_space(AnalysisParams(intensity_scale="patch", window_sigma=None))
+    'zernike-n10-patch'
     >>> descriptor_space(AnalysisParams(features="pca"), "ab12")
     'pca-ab12'
     """
-    if params.features == "zernike":
-        return f"zernike-n{params.n_max}"
-    return f"{params.features}-{image_id}"
+    if params.features != "zernike":
+        return f"{params.features}-{image_id}"
+    space = f"zernike-n{params.n_max}-{params.intensity_scale}"
+    if params.window_sigma:
+        space += f"-w{params.window_sigma:g}"
+    return space
 
 
-def normalize_descriptor(descriptor: np.ndarray | Sequence[float] | None) -> np.ndarray:
-    """Rescale a class descriptor to unit L2 norm (a zero or missing one stays zero).
+def scaling_of(space: str) -> str:
+    """The intensity scaling (``"image"`` or ``"patch"``) a descriptor space was made with.
 
     Examples
     --------
-    >>> normalize_descriptor([3.0, 4.0])
+    >>> scaling_of("zernike-n10-image-w0.5"), scaling_of("zernike-n10-patch")
+    ('image', 'patch')
+    """
+    return "patch" if "-patch" in space else "image"
+
+
+def default_threshold(space: str) -> float:
+    """The measured match threshold for descriptors of ``space`` (see :data:`THRESHOLDS`).
+
+    Examples
+    --------
+    >>> default_threshold("zernike-n10-image-w0.5")
+    0.6
+    """
+    return THRESHOLDS[scaling_of(space)]
+
+
+def normalize_descriptor(
+    descriptor: np.ndarray | Sequence[float] | None, space: str = "zernike-n10-image"
+) -> np.ndarray:
+    """The form in which a class descriptor of ``space`` is stored and compared.
+
+    Image-scaled descriptors are compared as they are; patch-scaled ones are rescaled to unit
+    L2 norm (a zero or missing one stays zero).
+
+    Examples
+    --------
+    >>> normalize_descriptor([3.0, 4.0], "zernike-n10-patch")
     array([0.6, 0.8])
+    >>> normalize_descriptor([3.0, 4.0], "zernike-n10-image-w0.5")
+    array([3., 4.])
     """
     if descriptor is None:
         return np.zeros(0)
     d = np.asarray(descriptor, dtype=np.float64).ravel()
     if not np.all(np.isfinite(d)):
         raise CatalogError("level-1 descriptor contains NaN or Inf")
+    if scaling_of(space) == "image":
+        return d
     norm = np.linalg.norm(d)
     return d / norm if norm > 0 else d
 
@@ -109,19 +150,15 @@ def normalize_descriptor(descriptor: np.ndarray | Sequence[float] | None) -> np.
 def descriptor_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distances (len(a), len(b)) between rows of two descriptor stacks.
 
-    Rows are normalised with :func:`normalize_descriptor` first.
+    The rows must already be in stored form (:func:`normalize_descriptor`).
 
     Examples
     --------
     >>> descriptor_distances(np.array([[1.0, 0.0]]), np.array([[0.0, 2.0], [5.0, 0.0]]))
-    array([[1.41421356, 0.        ]])
+    array([[2.23606798, 4.        ]])
     """
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(b, dtype=np.float64))
-    na = np.linalg.norm(a, axis=1, keepdims=True)
-    nb = np.linalg.norm(b, axis=1, keepdims=True)
-    a = np.divide(a, na, out=np.zeros_like(a), where=na > 0)
-    b = np.divide(b, nb, out=np.zeros_like(b), where=nb > 0)
     sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
     return np.sqrt(np.clip(sq, 0.0, None))
 
@@ -134,7 +171,7 @@ def assign(new: np.ndarray, existing: np.ndarray, threshold: float) -> np.ndarra
     new : ndarray, shape (n, F)
     existing : ndarray, shape (m, F)
     threshold : float
-        Largest accepted distance between unit-norm descriptors.
+        Largest accepted distance between descriptors (in stored form).
 
     Returns
     -------
@@ -173,9 +210,9 @@ def level1_id(number: int) -> str:
 def match_level1(
     store: GraphStore,
     classes: Sequence[MotifClass],
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     *,
-    space: str = "zernike-n10",
+    space: str = "zernike-n10-image-w0.5",
 ) -> list[str]:
     """Global motif id of each level-1 class: an existing motif of the catalog, or a new id.
 
@@ -187,9 +224,10 @@ def match_level1(
         The catalog.
     classes : sequence of MotifClass
         Level-1 classes of one analysis (with ``descriptor``).
-    threshold : float, default DEFAULT_THRESHOLD
-        Largest Euclidean distance between unit-norm descriptors that counts as a match.
-    space : str, default "zernike-n10"
+    threshold : float, optional
+        Largest Euclidean distance between descriptors that counts as a match; default
+        :func:`default_threshold` of ``space``.
+    space : str, default "zernike-n10-image-w0.5"
         Descriptor space (:func:`descriptor_space`); only motifs of that space are candidates.
 
     Returns
@@ -213,13 +251,15 @@ def match_level1(
     ['L1-0001']
     >>> store.close()
     """
+    if threshold is None:
+        threshold = default_threshold(space)
     if not np.isfinite(threshold) or threshold < 0:
         raise CatalogError(f"threshold must be a finite distance >= 0, got {threshold!r}")
     if any(c.level != 1 for c in classes):
         raise CatalogError("match_level1 takes level-1 classes only")
     if not classes:
         return []
-    new = [normalize_descriptor(c.descriptor) for c in classes]
+    new = [normalize_descriptor(c.descriptor, space) for c in classes]
     width = {len(d) for d in new}
     if len(width) > 1:
         raise CatalogError(f"level-1 descriptors of one image differ in length: {sorted(width)}")

@@ -44,7 +44,7 @@ import pandas as pd
 from ..errors import CatalogError
 from ..ingest.model import Analysis, Hierarchy, MotifClass
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
-from .vocabulary import DEFAULT_THRESHOLD, descriptor_space, match_level1, normalize_descriptor
+from .vocabulary import descriptor_space, match_level1, normalize_descriptor
 
 #: Largest side (pixels) of a motif's stored mean image; larger ones are block-averaged.
 MEAN_IMAGE_MAX_SIDE = 32
@@ -179,7 +179,7 @@ def write_analysis(
     sample: str,
     material: str,
     path: str | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
 ) -> WriteReport:
     """Store one analysed image, its instances and its motifs, in one transaction.
 
@@ -195,8 +195,9 @@ def write_analysis(
         Material (formula or name) the sample is of; a sample has exactly one.
     path : str, optional
         File to record; default ``analysis.micrograph.path``.
-    threshold : float, default vocabulary.DEFAULT_THRESHOLD
-        Level-1 descriptor match distance (see :mod:`motifcat.catalog.vocabulary`).
+    threshold : float, optional
+        Level-1 descriptor match distance; default: the measured threshold of the analysis'
+        descriptor space (:func:`motifcat.catalog.vocabulary.default_threshold`).
 
     Returns
     -------
@@ -409,7 +410,7 @@ def write_analysis(
                 continue
             created.add(g)
             if level == 1:
-                descriptor = normalize_descriptor(c.descriptor).tolist()
+                descriptor = normalize_descriptor(c.descriptor, space).tolist()
                 key = f"L1:{space}"
             else:
                 descriptor = []

@@ -74,7 +74,21 @@ class AnalysisParams:
     n_components : int or None
         PCA components (default: the number of Zernike invariants for ``n_max``).
     clusterer : {"gmm"}
-        Unsupervised clustering with an automatically chosen number of classes.
+        Unsupervised clustering with an automatically chosen number of classes (classes are
+        the modes of a BIC-selected Gaussian-mixture density, see ``ingest.cluster``).
+    intensity_scale : {"image", "patch"}
+        How descriptors are made independent of dose and brightness. ``"image"``: every patch
+        is ``(patch - offset) / column_scale`` with ONE offset (image mean) and ONE column
+        intensity scale (mean column peak above it) per image, so Z-contrast between columns
+        is kept (``ingest.pipeline.image_intensity_scale``).
+        ``"patch"``: each patch's own mean and norm are removed (affine invariant per patch;
+        loses absolute Z-contrast).
+    window_sigma : float or None
+        Gaussian taper applied to every patch before the descriptor, sigma in units of the
+        nearest-neighbour spacing (0.5: one sigma reaches the bond midpoint, a neighbour's
+        peak keeps e^-2 = 13.5 % of its weight). Level-1 classes then describe the column and
+        its immediate surroundings; the neighbours' arrangement is the hierarchy's job. None:
+        no taper.
     max_classes : int
         Upper bound of the number of level-1 classes tried.
     random_state : int
@@ -99,6 +113,8 @@ class AnalysisParams:
     n_components: int | None = None
     clusterer: str = "gmm"
     max_classes: int = 12
+    intensity_scale: str = "image"
+    window_sigma: float | None = 0.5
     random_state: int = 0
     hierarchy: bool = True
     max_edge_factor: float = 1.45
