@@ -12,17 +12,18 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from . import __version__
 from .errors import MotifcatError
+from .report import emit, print_analysis, print_ingest_summary
 
 app = typer.Typer(
     help="Learn structural motifs from atomic-resolution STEM images and catalog them.",
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+from .report import console  # noqa: E402  (one console for tables and messages)
+
 err_console = Console(stderr=True)
 
 
@@ -49,42 +50,6 @@ def _progress() -> Progress:
         console=err_console,
         transient=True,
     )
-
-
-def print_analysis(analysis) -> None:
-    """Tables of the motif classes of every level (count and share)."""
-    mg = analysis.micrograph
-    px = analysis.pixel_size_A
-    console.print(
-        f"[bold]{mg.path or 'image'}[/]  {mg.data.shape[1]}×{mg.data.shape[0]} px"
-        + (f", {px:.4g} Å/px" if px else ", no pixel size")
-        + f"; period {analysis.lattice.period_px:.2f} px,"
-        + f" spacing {analysis.lattice.spacing_px:.2f} px"
-    )
-    console.print(
-        f"{len(analysis.columns)} columns, {analysis.n_dropped_at_border} too close to the border "
-        f"for a patch (kept as columns, not classified)"
-    )
-    levels = [(1, "columns", analysis.classes)]
-    if analysis.hierarchy is not None:
-        names = {2: "units", 3: "composites"}
-        levels += [
-            (lv.level, names.get(lv.level, ""), lv.classes) for lv in analysis.hierarchy.levels
-        ]
-    for level, what, classes in levels:
-        total = sum(c.count for c in classes) or 1
-        table = Table(title=f"Level {level} motifs ({what}): {len(classes)} classes")
-        table.add_column("class", justify="right")
-        table.add_column("key", overflow="fold", max_width=60)
-        table.add_column("count", justify="right")
-        table.add_column("share", justify="right")
-        shown = sorted(classes, key=lambda c: -c.count)
-        for c in shown[:25]:
-            table.add_row(str(c.label), c.key, str(c.count), f"{100 * c.count / total:.1f} %")
-        if len(shown) > 25:
-            rest = sum(c.count for c in shown[25:])
-            table.add_row("…", f"{len(shown) - 25} more classes", str(rest), "")
-        console.print(table)
 
 
 @app.command()
@@ -141,6 +106,7 @@ def ingest(
     material: str = typer.Option(..., "--material", "-m", help="Material, e.g. MoSe2."),
     catalog: str | None = _catalog_option(),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in Å."),
+    frame: int | None = typer.Option(None, help="Frame of 3-D stacks."),
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
 ) -> None:
@@ -161,6 +127,7 @@ def ingest(
             material=material,
             catalog=catalog,
             pixel_size_A=pixel_size,
+            frame=frame,
             params=params,
             workers=workers,
             progress=progress,
@@ -170,61 +137,8 @@ def ingest(
         raise typer.Exit(1)
 
 
-def print_ingest_summary(summary, catalog: str = "") -> None:
-    """One line per image and a total: written / skipped as duplicates / failed."""
-    table = Table(title=f"Ingest into {catalog}" if catalog else "Ingest")
-    table.add_column("image", overflow="fold")
-    table.add_column("result")
-    table.add_column("details", overflow="fold")
-    for report in summary.written:
-        table.add_row(
-            str(report.path),
-            "[green]written[/]",
-            f"{report.n_nodes} nodes, {report.n_rels} relationships, "
-            f"{len(report.new_motifs)} new / {len(report.matched_motifs)} matched motifs, "
-            f"{report.seconds:.1f} s",
-        )
-    for path in summary.duplicates:
-        table.add_row(str(path), "[yellow]skipped[/]", "already in the catalog (same pixels)")
-    for path, reason in summary.failed:
-        table.add_row(str(path), "[red]failed[/]", reason)
-    console.print(table)
-    console.print(f"[bold]{summary}[/]")
-
-
 query_app = typer.Typer(help="Ask the catalog questions (Cypher across samples).")
 app.add_typer(query_app, name="query")
-
-
-def emit(frame, fmt: str, title: str = "") -> None:
-    """Print a DataFrame as a rich table, JSON records or CSV."""
-    import pandas as pd
-
-    if not isinstance(frame, pd.DataFrame):
-        frame = pd.DataFrame(frame)
-    if fmt == "json":
-        console.print_json(frame.to_json(orient="records", default_handler=str))
-    elif fmt == "csv":
-        typer.echo(frame.to_csv(index=False), nl=False)
-    elif fmt == "table":
-        table = Table(title=title or None)
-        for col in frame.columns:
-            table.add_column(str(col), overflow="fold", max_width=48)
-        for row in frame.itertuples(index=False):
-            table.add_row(*[_cell(v) for v in row])
-        console.print(table)
-        if frame.empty:
-            console.print("(no rows)")
-    else:
-        raise MotifcatError(f"--format must be table, json or csv, got {fmt!r}")
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list | tuple) and len(value) > 8:
-        return f"[{', '.join(map(str, value[:8]))}, … ({len(value)})]"
-    return str(value)
 
 
 _FORMAT = typer.Option("table", "--format", "-f", help="table, json or csv.")
@@ -265,8 +179,7 @@ def query_composition(
 
     with _open(catalog) as store:
         comp = composition(store, motif_id)
-    emit(comp.parts, fmt, f"{motif_id} is composed of")
-    emit(comp.part_of, fmt, f"{motif_id} is part of")
+    emit({"composed_of": comp.parts, "part_of": comp.part_of}, fmt, motif_id)
 
 
 @query_app.command("context")
@@ -309,9 +222,13 @@ def query_samples(
             emit(list_samples(store), fmt, "Samples")
             return
         summary = sample_summary(store, sample)
-    console.print(f"[bold]{summary.sample}[/] ({summary.material}): {summary.n_images} images")
-    emit(summary.levels, fmt, "Per level")
-    emit(summary.top_motifs, fmt, "Most frequent motifs")
+    if fmt == "table":
+        console.print(f"[bold]{summary.sample}[/] ({summary.material}): {summary.n_images} images")
+    emit(
+        {"images": summary.images, "levels": summary.levels, "top_motifs": summary.top_motifs},
+        fmt,
+        summary.sample,
+    )
 
 
 @query_app.command("materials")
@@ -395,6 +312,8 @@ def export(
     persistent: bool = typer.Option(False, "--persistent", help="Export all persistent motifs."),
     out_dir: Path = typer.Option(Path("motifs"), "--out-dir", help="Folder for --persistent."),
     min_images: int = typer.Option(2, help="With --persistent: seen in this many images."),
+    min_instances: int = typer.Option(10, help="With --persistent: this many instances."),
+    level: int | None = typer.Option(None, help="With --persistent: only this level."),
     vacuum: float = typer.Option(10.0, help="Vacuum padding in Å."),
     catalog: str | None = _catalog_option(),
 ) -> None:
@@ -405,9 +324,17 @@ def export(
     if fmt not in _SUFFIX:
         raise MotifcatError(f"--format must be one of {', '.join(_SUFFIX)}, got {fmt!r}")
     mapping = _parse_species(species)
+    if persistent and (motif_id is not None or out is not None):
+        raise MotifcatError(
+            "--persistent exports every persistent motif into --out-dir; "
+            "give either MOTIF_ID (with -o) or --persistent, not both"
+        )
     with _open(catalog) as store:
         if persistent:
-            ids = list(persistent_motifs(store, min_images=min_images)["motif_id"])
+            ranked = persistent_motifs(
+                store, min_images=min_images, min_instances=min_instances, level=level
+            )
+            ids = list(ranked["motif_id"])
             if not ids:
                 console.print("no persistent motif in the catalog")
                 return

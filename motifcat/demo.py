@@ -62,10 +62,10 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
     """Run the whole demo and print what it does."""
     from .catalog import open_catalog
     from .catalog.ingest import ingest_files
-    from .cli import emit, print_ingest_summary
     from .export import motif_to_atoms, write_motif
     from .query import list_materials, list_samples, persistent_motifs, recurring_motifs
     from .query import vocabulary as vocabulary_table
+    from .report import emit, print_ingest_summary
 
     console = console or Console()
     uri = resolve_uri(catalog)

@@ -35,7 +35,7 @@ from ase.formula import Formula
 
 from . import __version__
 from .catalog.store import GraphStore
-from .errors import ExportError, MotifcatError
+from .errors import ExportError, MotifcatError, QueryError
 from .query.queries import _mean_image, _read, motif_detail
 
 #: ``ase.build.mx2``'s default layer thickness (Å, chalcogen–chalcogen along c): its MoS2 value.
@@ -229,7 +229,7 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str,
         if img is None:
             raise ExportError(
                 f"level-1 motif {r['motif_id']}: no mean image to measure its brightness; "
-                "pass species= explicitly"
+                "map the level-1 motifs to species explicitly"
             )
         bright[i] = column_brightness(img)
     full = sorted((column_contrast(_column_spec(s, n)), _column_spec(s, n)) for s, n in kinds)
@@ -260,38 +260,18 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str,
 
 
 def _prototype_columns(detail) -> tuple[np.ndarray, list[str], bool, np.ndarray | None]:
-    """Column positions (Å, K × 2), their level-1 motif ids, periodicity and in-plane cell."""
-    proto = detail.prototype
-    if proto is not None and not isinstance(proto, Mapping):
-        raise ExportError(f"motif {detail.motif_id}: prototype is not a JSON object")
-    xy = None if proto is None else _first(proto, ("xy_A", "positions_A", "xy"))
-    if xy is None:
+    """Column positions (Å, K × 2), their level-1 motif ids, periodicity and in-plane cell,
+    from :meth:`motifcat.query.MotifDetail.prototype_columns` / ``prototype_cell``."""
+    try:
+        xy, ids = detail.prototype_columns()
+        cell = detail.prototype_cell()
+    except QueryError as exc:
+        raise ExportError(str(exc)) from exc
+    if not len(xy):
         if detail.level == 1:  # a column environment stored without its neighbourhood
             return np.zeros((1, 2)), [detail.motif_id], False, None
         raise ExportError(f"motif {detail.motif_id}: the catalog holds no prototype for it")
-    ids = _first(proto, ("motifs", "motif_ids", "columns", "labels"))
-    if xy is None or ids is None:
-        raise ExportError(
-            f"motif {detail.motif_id}: prototype lacks column positions (xy_A) or their "
-            f"level-1 motifs (motifs); it has {sorted(proto)}"
-        )
-    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
-    ids = [str(i) for i in ids]
-    if len(ids) != len(xy) or not len(xy) or not np.all(np.isfinite(xy)):
-        raise ExportError(
-            f"motif {detail.motif_id}: prototype has {len(xy)} positions and {len(ids)} motifs"
-        )
-    cell = _first(proto, ("cell_A", "cell"))
-    periodic = bool(proto.get("periodic", False)) and cell is not None
-    cell2 = np.asarray(cell, dtype=float).reshape(2, 2) if periodic else None
-    return xy, ids, periodic, cell2
-
-
-def _first(mapping: Mapping, keys: tuple[str, ...]) -> Any:
-    for k in keys:
-        if mapping.get(k) is not None:
-            return mapping[k]
-    return None
+    return xy, ids, cell is not None, cell
 
 
 def default_layer_thickness(formula: str | None) -> float:
@@ -401,7 +381,9 @@ def motif_to_atoms(
     if missing:
         raise ExportError(
             f"motif {detail.motif_id}: no species for level-1 motif(s) {', '.join(missing)}; "
-            "give species={'L1-...': 'Mo', ...} or formula='MoSe2'"
+            f"map each level-1 motif to a species, e.g. {missing[0]}=Mo "
+            f"(CLI: --species {missing[0]}=Mo), or give the material formula, e.g. MoSe2 "
+            "(CLI: --formula MoSe2)"
         )
     columns = {mid: parse_column(mapping[mid]) for mid in set(ids)}
     for mid, n in (column_atoms or {}).items():

@@ -183,6 +183,8 @@ def test_image_page_overlays_columns_and_units(monkeypatch, catalog, store):
     lvl1 = legend[legend["level"] == 1].set_index("motif_id")["count"]
     assert lvl1.to_dict() == counts.to_dict()
     assert legend.loc[legend["level"] == 2, "count"].sum() == len(units)
+    n3 = len(image_instances(store, image_id, 3))
+    assert legend.loc[legend["level"] == 3, "count"].sum() == n3
 
     # The Cairo image's file was removed after ingest: say so and draw the columns alone.
     cairo = images.loc[images["sample"] == "Cairo-A", "image_id"].iloc[0]
@@ -194,6 +196,29 @@ def test_image_page_overlays_columns_and_units(monkeypatch, catalog, store):
     assert "image" not in [t["type"] for t in spec["data"]]
     n_cols = sum(len(arr(t["x"])) for t in spec["data"] if t.get("legendgroup") == "level1")
     assert n_cols == len(image_instances(store, cairo, 1))
+
+
+def test_image_page_draws_level3_outlines_only_when_shown(monkeypatch, catalog, store):
+    """Composite outlines cost a second graph hop: the page asks for them only when the
+    level-3 overlay is on; the motif counts come from the instances."""
+    from motifcat.app import data
+
+    asked = []
+    real_units = data.units
+
+    def units(uri, image_id, level=2, outline=True):
+        asked.append(level)
+        return real_units(uri, image_id, level, outline)
+
+    monkeypatch.setattr(data, "units", units)
+    at = run_page(monkeypatch, catalog[0], "image")
+    assert 3 not in asked and 2 in asked  # default overlays: columns and units
+    at.pills(key="overlays").set_value([1, 2, 3]).run()
+    assert not at.exception and 3 in asked
+    image_id = at.selectbox(key="image_id").value
+    comp = image_units(store, image_id, 3)
+    traces = [t for t in chart_spec(at)["data"] if t.get("legendgroup") == "level3"]
+    assert sum(int(t["name"].rsplit("(", 1)[1].rstrip(")")) for t in traces) == len(comp)
 
 
 def test_motifs_gallery_and_detail(monkeypatch, catalog, store):

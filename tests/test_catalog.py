@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -105,6 +106,14 @@ def test_open_catalog_forms(tmp_path, monkeypatch):
         assert s.path == tmp_path / "env-cat"
     with pytest.raises(CatalogError, match="unknown catalog scheme 'http'"):
         open_catalog("http://example.org/cat")
+    # a "word:" prefix that is not ladybug: is refused, not taken for a file name
+    monkeypatch.chdir(tmp_path)
+    for bad in ("neo4j:/localhost:7687", "bolt:localhost", "sqlite:cat.db"):
+        with pytest.raises(CatalogError, match=f"{bad}: unknown catalog scheme"):
+            open_catalog(bad)
+    assert not [p for p in tmp_path.rglob("*") if ":" in p.name]
+    with pytest.raises(CatalogError, match="no path"):
+        open_catalog("ladybug:")
     with pytest.raises(CatalogError, match="no catalog there"):
         open_catalog(tmp_path / "missing", read_only=True)
     with pytest.raises(CatalogError, match="is a directory"):
@@ -227,6 +236,16 @@ def test_second_writer_in_same_process_is_refused(store):
     LadybugStore(store.path, read_only=True).close()  # readers may coexist
 
 
+def test_failed_schema_on_open_is_a_catalog_error_and_releases_the_path(tmp_path, monkeypatch):
+    monkeypatch.setattr(schema, "ladybug_ddl", lambda: ["CREATE NODE TABLE Broken(x NOPE)"])
+    with pytest.raises(CatalogError, match=r"cat: cannot prepare the catalog schema"):
+        LadybugStore(tmp_path / "cat")
+    monkeypatch.undo()
+    # the path is not left "in use": the next writer opens it
+    with LadybugStore(tmp_path / "cat") as s:
+        assert s.read("MATCH (i:Image) RETURN count(i) AS n") == [{"n": 0}]
+
+
 def test_close_is_idempotent_and_final(tmp_path):
     s = open_catalog(tmp_path / "c")
     s.close()
@@ -304,8 +323,37 @@ def test_reingest_adds_nothing(store):
     before = snapshot(store)
     rep = write_analysis(store, a, sample="s1", material="MoSe2")
     assert not rep.written and rep.n_nodes == rep.n_rels == 0
-    assert "already in the catalog" in rep.message
+    assert "already in the catalog" in rep.message and "ignored" not in rep.message
     assert snapshot(store) == before
+    # other sample, material and pixel size: still nothing written, and the message says so
+    b = dataclasses.replace(
+        a, micrograph=dataclasses.replace(a.micrograph, pixel_size_A=0.3), params=a.params
+    )
+    rep = write_analysis(store, b, sample="s9", material="WS2")
+    assert not rep.written and snapshot(store) == before
+    assert "as sample 's1' of material 'MoSe2'" in rep.message
+    assert "ignored: sample 's9', material 'WS2', pixel size 0.3 Å (stored 0.2 Å)" in rep.message
+
+
+def test_concurrent_duplicate_is_reported_as_duplicate(store, monkeypatch):
+    """Another writer stored the image between the duplicate check and the transaction."""
+    from motifcat.catalog import writer
+
+    a = fake_analysis(seed=12)
+    write_analysis(store, a, sample="s1", material="MoSe2")
+    before = snapshot(store)
+    checks = iter([False])  # the first check misses the image (the race), later ones see it
+    real = writer._image_exists
+    monkeypatch.setattr(writer, "_image_exists", lambda st, i: next(checks, None) or real(st, i))
+    rep = write_analysis(store, a, sample="s1", material="MoSe2")
+    assert not rep.written and "already in the catalog" in rep.message
+    assert snapshot(store) == before
+
+
+def test_sample_without_material_is_named(store):
+    store.write([Statement("CREATE (:Sample {id: 'lone', name: 'lone'})")])
+    with pytest.raises(CatalogError, match="sample 'lone' is in the catalog but has no material"):
+        write_analysis(store, fake_analysis(seed=13), sample="lone", material="MoSe2")
 
 
 def test_second_image_matches_motifs_and_counts_add(store):
@@ -423,6 +471,37 @@ def test_real_analysis_every_label_and_type(store, real_analysis):
     assert count(store, "(a:Instance {level: 2})-[:PART_OF]->(b:Instance {level: 3})") == len(
         lev3.members_indices
     )
+    # PART_OF.pos: ring position (canonical cyclic order) or -1 for a centre column (level 2),
+    # index in the member list (level 3)
+    s = h.structure
+    sizes = np.diff(s.ring_indptr)
+    iid = a.micrograph.sha256
+    rows = store.read(
+        "MATCH (c:Instance)-[p:PART_OF]->(u:Instance {level: 2}) "
+        "RETURN c.id AS c, u.id AS u, p.pos AS pos"
+    )
+    got = {(r["u"], r["c"]): r["pos"] for r in rows}
+    want = {}
+    for u in range(len(lev2)):
+        mem = lev2.members(u)
+        for t, col in enumerate(mem):
+            if stored[col]:
+                pos = t if t < sizes[u] else -1
+                want[(f"{iid[:16]}-2-{u}", f"{iid[:16]}-1-{col}")] = pos
+    assert got == want
+    filled = np.flatnonzero(np.diff(s.interior_indptr) > 0)
+    assert any(v == -1 for v in got.values()) == bool(len(filled) and stored[s.interior].any())
+    rows = store.read(
+        "MATCH (c:Instance)-[p:PART_OF]->(u:Instance {level: 3}) "
+        "RETURN c.id AS c, u.id AS u, p.pos AS pos"
+    )
+    want3 = {
+        (f"{iid[:16]}-3-{u}", f"{iid[:16]}-2-{m}"): t
+        for u in range(len(lev3))
+        for t, m in enumerate(lev3.members(u))
+    }
+    assert {(r["u"], r["c"]): r["pos"] for r in rows} == want3
+
     # NEAR distances are in Å
     d = store.read("MATCH ()-[r:NEAR]->() RETURN avg(r.d_A) AS d")[0]["d"]
     assert d == pytest.approx(np.median(h.neighbour_dist_px) * a.pixel_size_A, rel=0.3)
@@ -474,6 +553,10 @@ def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path):
     assert set(failed) == {str(d / "broken.tif"), str(tmp_path / "nothing-*.npy")}
     assert "broken.tif" in failed[str(d / "broken.tif")]
     assert seen[-1] == (5, 5) and [k for k, _ in seen] == [1, 2, 3, 4, 5]
+    # written in the order of the input list (whatever finished first): deterministic L1 ids
+    # (sorted: a-copy.npy comes first and a.npy, the same pixels, is the duplicate)
+    assert [r.path for r in s.written] == [str(d / "a-copy.npy"), str(d / "b.npy")]
+    assert s.duplicates == [str(d / "a.npy")]
     assert "2 written, 1 skipped as duplicates, 2 failed" in str(s)
     with open_catalog(tmp_path / "cat", read_only=True) as store:
         assert count(store, "(i:Image)") == 2
@@ -494,3 +577,9 @@ def test_ingest_files_without_pixel_size_fails_each_file(tmp_path):
         [tmp_path / "x.npy"], sample="s", material="m", catalog=tmp_path / "cat", workers=1
     )
     assert not s.written and "no pixel size" in s.failed[0][1]
+    # nothing to write: no catalog file was created
+    assert not (tmp_path / "cat").exists()
+    with pytest.raises(CatalogError, match="neo4j:/localhost:7687: unknown catalog scheme"):
+        ingest_files(
+            [tmp_path / "x.npy"], sample="s", material="m", catalog="neo4j:/localhost:7687"
+        )

@@ -173,8 +173,11 @@ def test_periodic_cell_matches_ase_mx2(catalog):
 
 
 def test_export_errors(catalog):
-    with pytest.raises(ExportError, match="no species for level-1 motif"):
+    with pytest.raises(ExportError, match="no species for level-1 motif") as err:
         motif_to_atoms(catalog, "L2-hex")
+    # the hint names no Python syntax: it reads the same from the CLI, the app and Python
+    assert "L1-0001=Mo (CLI: --species L1-0001=Mo)" in str(err.value)
+    assert "{" not in str(err.value) and "=" + "'" not in str(err.value)
     with pytest.raises(ExportError, match="no prototype"):
         motif_to_atoms(catalog, "L2-bare", species={})
     with pytest.raises(ExportError, match="vacuum_A"):
@@ -186,6 +189,26 @@ def test_export_errors(catalog):
     # a level-1 motif without a stored neighbourhood is one column
     one = motif_to_atoms(catalog, "L1-0002", species={"L1-0002": "Se2"})
     assert one.get_chemical_formula() == "Se2"
+
+
+
+def test_malformed_prototype_is_an_export_error(catalog):
+    """The prototype is parsed once (MotifDetail.prototype_columns); a bad one says why."""
+    from dataclasses import replace
+
+    from motifcat.export import _prototype_columns
+    from motifcat.query import motif_detail
+
+    d = motif_detail(catalog, "L2-hex")
+    bad = replace(d, prototype={"xy_A": [[0.0, 0.0], [1.0, 0.0]], "labels": ["L1-0001"]})
+    with pytest.raises(ExportError, match="2 positions and 1 labels"):
+        _prototype_columns(bad)
+    # aliases the writer never writes are not read: no "motifs" key, no columns
+    alias = replace(d, prototype={"xy_A": [[0.0, 0.0]], "motifs": ["L1-0001"]})
+    with pytest.raises(ExportError, match="no prototype"):
+        _prototype_columns(alias)
+    xy, ids, periodic, cell = _prototype_columns(motif_detail(catalog, "L2-cell"))
+    assert periodic and cell.shape == (2, 2) and ids == ["L1-0001", "L1-0002"]
 
 
 # ---------------------------------------------------------------------------------- files

@@ -523,7 +523,8 @@ def _query_args(fn, ids: dict[str, Any], optional: bool) -> dict[str, Any] | Non
         required = p.default is inspect.Parameter.empty
         match = [value for key, value in ids.items() if key in p.name.lower()]
         if match and (required or optional):
-            kwargs[p.name] = match[0]
+            # A parameter named "..._ids" takes a sequence of ids.
+            kwargs[p.name] = [match[0]] if p.name.lower().endswith("_ids") else match[0]
         elif not required:
             continue
         elif "int" in str(p.annotation):
@@ -621,7 +622,9 @@ def test_compose_file():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     neo, app = compose["services"]["neo4j"], compose["services"]["app"]
     assert neo["image"] == "neo4j:5.26-community"
-    assert {"7474:7474", "7687:7687"} <= set(neo["ports"])
+    # Published on this host's loopback only (the ports need not be open to the network).
+    ports = {p.removeprefix("127.0.0.1:") for p in neo["ports"]}
+    assert {"7474:7474", "7687:7687"} <= ports
     auth = neo["environment"]["NEO4J_AUTH"]
     assert re.fullmatch(r"\$\{NEO4J_USER[^}]*\}/\$\{NEO4J_PASSWORD[^}]*\}", auth)
     volume = neo["volumes"][0].split(":")

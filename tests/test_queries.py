@@ -22,6 +22,7 @@ from motifcat.query import (
     list_images,
     list_materials,
     list_samples,
+    mean_images,
     motif_detail,
     persistence_score,
     persistent_motifs,
@@ -60,13 +61,13 @@ MOTIFS = pd.DataFrame(
         "descriptor": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.9, 0.1], [], [], []],
         "n_instances": [20, 19, 1, 7, 1, 1],
         "prototype": [
-            json.dumps({"xy_A": [[0.0, 0.0]], "motifs": ["L1-0001"]}),
-            json.dumps({"xy_A": [[0.0, 0.0]], "motifs": ["L1-0002"]}),
+            json.dumps({"xy_A": [[0.0, 0.0]], "labels": ["L1-0001"]}),
+            json.dumps({"xy_A": [[0.0, 0.0]], "labels": ["L1-0002"]}),
             "",
             json.dumps(
                 {
                     "xy_A": (_HEX1 * NN_A).round(4).tolist(),
-                    "motifs": ["L1-0001", "L1-0002"] * 3,
+                    "labels": ["L1-0001", "L1-0002"] * 3,
                     "periodic": False,
                 }
             ),
@@ -114,13 +115,14 @@ def build_toy_catalog(store: LadybugStore) -> None:
             cx, cy = xy[ring].mean(axis=0) * NN_A + offset
             inst.append({"id": uid[u], "x_A": cx, "y_A": cy, "level": 2})
             inst_of.append({"src": uid[u], "dst": units[u]})
-            part += [{"src": cid[k], "dst": uid[u]} for k in ring]
+            # pos: ring position in cyclic order (the writer's PART_OF.pos)
+            part += [{"src": cid[k], "dst": uid[u], "pos": p} for p, k in enumerate(ring)]
         ids_here = list(motif) + units
         if defect:
             tid = f"{img}-3-0"
             inst.append({"id": tid, "x_A": offset[0], "y_A": 0.0, "level": 3})
             inst_of.append({"src": tid, "dst": "L3-0001"})
-            part += [{"src": u, "dst": tid} for u in uid]
+            part += [{"src": u, "dst": tid, "pos": p} for p, u in enumerate(uid)]
             ids_here.append("L3-0001")
         in_img += [{"src": r["id"], "dst": img} for r in inst if r["id"].startswith(img)]
         vals, counts = np.unique(ids_here, return_counts=True)
@@ -295,7 +297,7 @@ def test_similar_motifs(toy):
     sim = similar_motifs(toy, "L1-0002", k=2)
     assert sim["motif_id"].tolist() == ["L1-0003", "L1-0001"]
     assert sim["distance"].iloc[0] == pytest.approx(np.hypot(0.1, 0.1))
-    by_vec = similar_motifs(toy, descriptor=[1.0, 0.05, 0.0], k=1)
+    by_vec = similar_motifs(toy, descriptor=[1.0, 0.05, 0.0], k=1, space="zernike-n10")
     assert by_vec["motif_id"].tolist() == ["L1-0001"]
     # level 2: by composition fractions; the hexagon and the hexagon with an X1 column
     lvl2 = similar_motifs(toy, "L2-0001", k=5)
@@ -303,8 +305,52 @@ def test_similar_motifs(toy):
     assert lvl2["distance"].iloc[0] == pytest.approx(np.sqrt(2 * (1 / 6) ** 2))
     with pytest.raises(QueryError, match="exactly one"):
         similar_motifs(toy)
-    with pytest.raises(QueryError, match="length 2"):
-        similar_motifs(toy, descriptor=[1.0, 2.0])
+    with pytest.raises(QueryError, match="length"):
+        similar_motifs(toy, descriptor=[1.0, 2.0], space="zernike-n10")
+
+
+def test_similar_motifs_stay_in_one_descriptor_space(tmp_path):
+    """Descriptors of different spaces (the level-1 key) never compare, even of equal length."""
+    from motifcat.catalog.vocabulary import descriptor_distances
+    from motifcat.query import DEFAULT_SPACE
+
+    store = LadybugStore(tmp_path / "spaces.lbug")
+    store.write([BulkNodes("Motif", pd.DataFrame({
+        "id": ["L1-0001", "L1-0002", "L1-0003", "L1-0004"],
+        "level": [1, 1, 1, 1],
+        "key": [f"L1:{DEFAULT_SPACE}"] * 2 + ["L1:pca-img1", "L1:zernike-n10-patch"],
+        "descriptor": [[1.0, 0.0], [0.0, 2.0], [1.0, 0.01], [0.6, 0.8]],
+    }))])
+    try:
+        near = similar_motifs(store, "L1-0001", k=5)
+        assert near["motif_id"].tolist() == ["L1-0002"]  # L1-0003 is closer, but PCA space
+        assert near["distance"].iloc[0] == pytest.approx(np.sqrt(5.0))
+        # a raw descriptor: default space, distance as the vocabulary computes it
+        raw = similar_motifs(store, descriptor=[0.9, 0.1], k=5)
+        assert raw["motif_id"].tolist() == ["L1-0001", "L1-0002"]
+        np.testing.assert_allclose(
+            raw["distance"], descriptor_distances([0.9, 0.1], [[1.0, 0.0], [0.0, 2.0]])[0]
+        )
+        # a patch-scaled space: the raw descriptor is brought to unit norm first
+        patch = similar_motifs(store, descriptor=[3.0, 4.0], space="zernike-n10-patch")
+        assert patch["motif_id"].tolist() == ["L1-0004"]
+        assert patch["distance"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+        with pytest.raises(QueryError, match="no level-1 motif in descriptor space"):
+            similar_motifs(store, descriptor=[1.0, 0.0], space="zernike-n12-image")
+        with pytest.raises(QueryError, match="only with descriptor"):
+            similar_motifs(store, "L1-0001", space="pca-img1")
+    finally:
+        store.close()
+
+
+def test_mean_images_in_one_query(toy):
+    got = mean_images(toy, ["L1-0001", "L2-0001", "no-such-motif"])
+    assert list(got) == ["L1-0001", "L2-0001"]
+    np.testing.assert_array_equal(got["L1-0001"], np.eye(3))
+    assert got["L2-0001"] is None
+    assert mean_images(toy, []) == {}
+    with pytest.raises(QueryError, match="one string"):
+        mean_images(toy, "L1-0001")
 
 
 def test_motif_detail(toy):
@@ -314,10 +360,14 @@ def test_motif_detail(toy):
     assert d.images == sorted(IMAGES)
     np.testing.assert_array_equal(d.descriptor, [1.0, 0.0, 0.0])
     np.testing.assert_array_equal(d.mean_image, np.eye(3))
-    assert d.prototype == {"xy_A": [[0.0, 0.0]], "motifs": ["L1-0001"]}
+    assert d.prototype == {"xy_A": [[0.0, 0.0]], "labels": ["L1-0001"]}
     h = motif_detail(toy, "L2-0001")
     assert h.descriptor.size == 0 and h.mean_image is None
-    assert len(h.prototype["xy_A"]) == 6
+    xy, labels = h.prototype_columns()
+    np.testing.assert_allclose(xy, (_HEX1 * NN_A).round(4))
+    assert labels == ["L1-0001", "L1-0002"] * 3 and h.prototype_cell() is None
+    # no prototype (a level-1 motif stored without one): empty, not an error
+    assert motif_detail(toy, "L1-0003").prototype_columns()[1] == []
 
 
 # ------------------------------------------------------------------------------ per image
@@ -338,9 +388,26 @@ def test_image_instances_and_units(toy):
     # ordered by angle: consecutive vertices are one nn apart (the outline, not a star)
     d = np.linalg.norm(np.roll(poly, -1, axis=0) - poly, axis=1)
     np.testing.assert_allclose(d, NN_A, atol=1e-9)
+    assert units["interior"].map(len).tolist() == [0, 0]  # hexagons: no centre column
+    # the ring follows PART_OF.pos: vertex k is ring column k
+    np.testing.assert_allclose(poly, xy[rings[0]] * NN_A + [200.0, 0.0])
+    np.testing.assert_allclose(units[["x_A", "y_A"]].iloc[0].to_numpy(float),
+                               xy[rings[0]].mean(axis=0) * NN_A + [200.0, 0.0])
     comp = image_units(toy, "img3", level=3)
     assert comp["motif_id"].tolist() == ["L3-0001"]
-    assert len(comp["polygon"].iloc[0]) == 8  # convex hull of the 10 columns: 8 corners
+    assert comp["units"].iloc[0] == ["img3-2-0", "img3-2-1"]  # in PART_OF.pos order
+    hull = np.array(comp["polygon"].iloc[0])
+    assert len(hull) == 8  # convex hull of the 10 columns: 8 corners
+    from scipy.spatial import ConvexHull
+
+    pts = xy * NN_A + [200.0, 0.0]
+    ref = pts[ConvexHull(pts).vertices]
+    assert sorted(map(tuple, hull.round(9))) == sorted(map(tuple, ref.round(9)))
+    e1, e2 = np.roll(hull, -1, axis=0) - hull, np.roll(hull, -2, axis=0) - hull
+    cross = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    assert (cross > 0).all()  # a convex, counter-clockwise outline
+    bare = image_units(toy, "img3", level=3, outline=False)
+    assert bare["polygon"].iloc[0] is None and bare["units"].iloc[0] == comp["units"].iloc[0]
     with pytest.raises(QueryError, match="no image"):
         image_units(toy, "nope")
     with pytest.raises(QueryError, match="level 2 or 3"):
@@ -450,3 +517,43 @@ def test_real_catalog_per_motif_and_per_image(real):
     summary = sample_summary(store, "mose2-a")
     assert summary.material == "MoSe2" and summary.n_images == 1
     assert summary.levels.set_index("level").loc[1, "n_instances"] == len(cols)
+
+
+def test_filled_pentagons_outline_their_ring_and_list_their_centre(tmp_path):
+    """Cairo tiling through the real pipeline and writer: a filled pentagon is a 5-gon whose
+    centre column is reported as interior, not a sixth vertex; old catalogs (no pos) agree."""
+    from motifcat.catalog.writer import write_analysis
+    from motifcat.ingest.pipeline import analyze
+    from motifcat.ingest.synth import cairo_image
+
+    store = LadybugStore(tmp_path / "cairo.lbug")
+    try:
+        rep = write_analysis(store, analyze(cairo_image((256, 256), seed=3).micrograph()),
+                             sample="cairo", material="Cairo")
+        units = image_units(store, rep.image_id)
+        assert len(units) > 10
+        inner = units[units["interior"].map(len) > 0]
+        assert len(inner) > 3 and inner["interior"].map(len).eq(1).all()
+        assert units["polygon"].map(len).max() <= 5
+        full = units[units["polygon"].map(len) == 5]
+        assert len(full) > 5
+        for poly, centre in zip(inner["polygon"], inner["interior"], strict=True):
+            ring = np.array(poly)
+            # consecutive vertices are pentagon sides (short), never a diagonal
+            side = np.linalg.norm(np.roll(ring, -1, axis=0) - ring, axis=1)
+            diag = np.linalg.norm(np.roll(ring, -2, axis=0) - ring, axis=1)
+            assert side.max() < diag.min()
+            # the centre lies inside the ring
+            assert np.linalg.norm(np.array(centre[0]) - ring.mean(axis=0)) < 0.5 * side.min()
+        # a catalog without PART_OF.pos values: the angle-order fallback draws the same rings
+        store.read("MATCH ()-[p:PART_OF]->() SET p.pos = NULL RETURN count(*) AS n")
+        old = image_units(store, rep.image_id)
+        assert old["interior"].map(len).tolist() == units["interior"].map(len).tolist()
+        for a, b in zip(old["polygon"], units["polygon"], strict=True):
+            a, b = np.round(a, 6).tolist(), np.round(b, 6).tolist()
+            turns = [b[k:] + b[:k] for k in range(len(b))]
+            assert a in turns or a[::-1] in turns
+        comp = image_units(store, rep.image_id, level=3)
+        assert comp["units"].map(len).min() >= 2 and comp["polygon"].map(len).min() >= 3
+    finally:
+        store.close()

@@ -15,6 +15,8 @@ from motifcat.catalog.vocabulary import (
     descriptor_space,
     match_level1,
     normalize_descriptor,
+    parse_space,
+    scaling_of,
 )
 from motifcat.catalog.writer import write_analysis
 from motifcat.errors import CatalogError
@@ -224,3 +226,31 @@ def test_descriptor_space():
     assert descriptor_space(AnalysisParams(window_sigma=None)) == "zernike-n10-image"
     assert descriptor_space(AnalysisParams(intensity_scale="patch")) == "zernike-n10-patch-w0.5"
     assert descriptor_space(AnalysisParams(features="pca"), "f00") == "pca-f00"
+
+
+def test_spaces_are_parsed_not_searched():
+    for params in (
+        AnalysisParams(),
+        AnalysisParams(n_max=8, window_sigma=None),
+        AnalysisParams(intensity_scale="patch", window_sigma=1.25),
+    ):
+        got = parse_space(descriptor_space(params))
+        assert got == {
+            "features": "zernike",
+            "n_max": params.n_max,
+            "scaling": params.intensity_scale,
+            "window_sigma": params.window_sigma,
+            "image_id": None,
+        }
+    # a PCA space is per image and stored as computed, whatever its image id spells
+    pca = descriptor_space(AnalysisParams(features="pca"), "ab-patch-12")
+    assert parse_space(pca)["image_id"] == "ab-patch-12" and scaling_of(pca) == "image"
+    d = np.array([3.0, 4.0])
+    assert np.array_equal(normalize_descriptor(d, pca), d)
+    # the older space without scaling held unit-norm descriptors
+    assert scaling_of("zernike-n10") == "patch"
+    for bad in ("zernike-n10-image-patch", "zernike-10", "pca-", "L1:zernike-n10", ""):
+        with pytest.raises(CatalogError, match="not a descriptor space"):
+            scaling_of(bad)
+    with pytest.raises(CatalogError, match="image id"):
+        descriptor_space(AnalysisParams(features="pca"))

@@ -1,8 +1,9 @@
 """The Streamlit catalog browser.
 
 The app itself lives in ``main.py`` (the script handed to ``streamlit run``) and its pages in
-``pages/``; every page reads the catalog through :mod:`motifcat.app.data`, which calls only the
-public query, export and catalog functions. This module only starts it.
+``views/`` (listed in ``main.py`` for :func:`st.navigation`); every page reads the catalog
+through :mod:`motifcat.app.data`, which calls only the public query, export and catalog
+functions. This module only starts it.
 """
 
 from __future__ import annotations

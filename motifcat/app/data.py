@@ -219,8 +219,8 @@ def motif(uri: str, motif_id: str) -> query.MotifDetail:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def motif_images(uri: str, motif_ids: tuple[str, ...]) -> dict[str, np.ndarray | None]:
-    """Mean images of several motifs (``motif_detail(...).mean_image``), by motif id."""
-    return {m: _call(uri, query.motif_detail, m).mean_image for m in motif_ids}
+    """:func:`motifcat.query.mean_images` (one query for the whole gallery)."""
+    return _call(uri, query.mean_images, list(motif_ids))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -248,9 +248,9 @@ def instances(uri: str, image_id: str, level: int = 1) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def units(uri: str, image_id: str, level: int = 2) -> pd.DataFrame:
+def units(uri: str, image_id: str, level: int = 2, outline: bool = True) -> pd.DataFrame:
     """:func:`motifcat.query.image_units`."""
-    return _call(uri, query.image_units, image_id, level)
+    return _call(uri, query.image_units, image_id, level, outline)
 
 
 def run_cypher(uri: str, cypher: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -259,30 +259,6 @@ def run_cypher(uri: str, cypher: str, params: Mapping[str, Any] | None = None) -
 
 
 # --------------------------------------------------------------------------- export
-
-
-def prototype_columns(detail: query.MotifDetail) -> tuple[np.ndarray, list[str]]:
-    """Prototype column positions (Å, K x 2) and their level-1 motif ids, as stored.
-
-    Empty for a motif without a prototype (e.g. a level-1 motif: one column).
-
-    Examples
-    --------
-    >>> from motifcat.query import MotifDetail
-    >>> d = MotifDetail("L2-x", 2, "k", 1, np.zeros(0),
-    ...                 {"xy_A": [[0, 0], [1, 0]], "labels": ["L1-0001", "L1-0002"]}, None)
-    >>> prototype_columns(d)[1]
-    ['L1-0001', 'L1-0002']
-    """
-    proto = detail.prototype if isinstance(detail.prototype, Mapping) else {}
-    xy = proto.get("xy_A")
-    # The writer stores the column motifs as "labels"; the exporter also reads these aliases.
-    ids = next((proto[k] for k in ("motifs", "motif_ids", "columns", "labels")
-                if proto.get(k) is not None), None)
-    if xy is None or ids is None:
-        return np.zeros((0, 2)), []
-    return np.asarray(xy, dtype=float).reshape(-1, 2), [str(i) for i in ids]
-
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -436,7 +412,6 @@ __all__ = [
     "motif_images",
     "persistent_table",
     "pixels",
-    "prototype_columns",
     "png_data_uri",
     "recurring_table",
     "reload",

@@ -24,6 +24,7 @@ from .store import (
     Statement,
     WriteOp,
     open_catalog,
+    parse_uri,
     resolve_uri,
 )
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
@@ -43,6 +44,7 @@ __all__ = [
     "ingest_files",
     "match_level1",
     "open_catalog",
+    "parse_uri",
     "resolve_uri",
     "write_analysis",
 ]

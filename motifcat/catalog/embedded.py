@@ -158,17 +158,24 @@ class LadybugStore(GraphStore):
                         "(open for writing); close it first, or open this one read-only"
                     )
                 _WRITERS.add(self.path)
+        self._conn = None
+        self._ro_db = None
+        self._ro_conn = None
         try:
             self._db = _open_database(self.path, self.is_read_only)
             self._conn = ladybug.Connection(self._db)
-        except BaseException:
-            self._release()
+            if not self.is_read_only:
+                for ddl in schema.ladybug_ddl():
+                    self._conn.execute(ddl)
+        except BaseException as exc:
+            # Close what was opened and unregister the path: a failed open must not leave the
+            # catalog marked "in use" for the rest of the process.
+            self._abandon()
+            if isinstance(exc, RuntimeError):
+                raise CatalogError(
+                    f"{self.path}: cannot prepare the catalog schema: {exc}"
+                ) from exc
             raise
-        self._ro_db = None
-        self._ro_conn = None
-        if not self.is_read_only:
-            for ddl in schema.ladybug_ddl():
-                self._conn.execute(ddl)
 
     # -- reads ---------------------------------------------------------------------------
     def read(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -212,8 +219,9 @@ class LadybugStore(GraphStore):
     def write(self, ops: Sequence[WriteOp]) -> None:
         """Apply ``ops`` in order inside one transaction: all of them or none.
 
-        ``BulkNodes`` / ``BulkRels`` go through ``COPY <table> FROM`` a DataFrame (inside the
-        transaction); statements run with their parameters.
+        ``BulkNodes`` / ``BulkRels`` go through ``LOAD FROM`` a DataFrame ``CREATE ...``
+        (logged like any statement, inside the transaction; see the module notes for why not
+        ``COPY FROM``); statements run with their parameters.
 
         Raises
         ------
@@ -230,7 +238,12 @@ class LadybugStore(GraphStore):
         # otherwise keep every bulk DataFrame alive (see the module notes).
         conn = ladybug.Connection(self._db)
         try:
-            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.execute("BEGIN TRANSACTION")
+            except RuntimeError as exc:
+                raise CatalogError(
+                    f"{self.location}: cannot start a write transaction: {exc}"
+                ) from exc
             try:
                 for i, op in enumerate(ops):
                     try:
@@ -240,7 +253,13 @@ class LadybugStore(GraphStore):
                             f"{self.location}: write failed at operation {i + 1} of {len(ops)} "
                             f"({_describe(op)}) and was rolled back: {exc}"
                         ) from exc
-                conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                except RuntimeError as exc:
+                    raise CatalogError(
+                        f"{self.location}: the commit of {len(ops)} operation(s) failed and the "
+                        f"write was rolled back: {exc}"
+                    ) from exc
             except BaseException:
                 try:
                     conn.execute("ROLLBACK")
@@ -313,12 +332,22 @@ class LadybugStore(GraphStore):
         """Release the database file (and its write lock). Idempotent."""
         if self._db is None:
             return
-        self._invalidate_read_only()
-        self._conn.close()
-        self._db.close()
-        self._db = None
-        self._conn = None
-        self._release()
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """Close whatever is open (connections, database), then unregister the path."""
+        try:
+            self._invalidate_read_only()
+            for handle in (self._conn, self._db):
+                if handle is not None:
+                    try:
+                        handle.close()
+                    except RuntimeError:
+                        pass  # closing a half-opened handle must not hide the first error
+        finally:
+            self._db = None
+            self._conn = None
+            self._release()
 
     def _release(self) -> None:
         if not self.is_read_only:

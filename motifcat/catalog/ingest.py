@@ -1,8 +1,11 @@
 """Ingest many files: analyse in parallel worker processes, write serially in this process.
 
 The catalog has one writer (the embedded store's file lock; one transaction per image on Neo4j),
-so only the analysis is parallel. Each file succeeds or fails alone: a file that cannot be read,
-analysed or written is reported with its reason and the others are still written.
+so only the analysis is parallel. Images are written in the order of the input list whatever
+order the analyses finish in, so that the numbering of new level-1 motifs (``L1-NNNN``) is the
+same on every run. Each file succeeds or fails alone: a file that cannot be read, analysed or
+written is reported with its reason and the others are still written. A new embedded catalog
+file is created only when there is a first image to write.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from ..errors import CatalogError, MotifcatError
 from ..ingest.model import AnalysisParams
-from .store import GraphStore, open_catalog
+from .store import GraphStore, open_catalog, parse_uri
 from .writer import WriteReport, write_analysis
 
 #: ``progress(done, total, path)`` after each file (written, skipped or failed).
@@ -96,14 +99,20 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _analyse_file(path: str, pixel_size_A: float | None, params: AnalysisParams, known: frozenset):
+def _analyse_file(
+    path: str,
+    pixel_size_A: float | None,
+    params: AnalysisParams,
+    known: frozenset,
+    frame: int | None = None,
+):
     """Worker: load and analyse one file. Returns ("ok", analysis), ("duplicate", sha) or
     ("failed", reason); never raises, so one bad file cannot stop the pool."""
     try:
         from ..ingest.io import load_image
         from ..ingest.pipeline import analyze
 
-        micrograph = load_image(path, pixel_size_A=pixel_size_A)
+        micrograph = load_image(path, frame=frame, pixel_size_A=pixel_size_A)
         if micrograph.sha256 in known:
             return "duplicate", micrograph.sha256
         if (params.pixel_size_A or micrograph.pixel_size_A) is None:
@@ -139,6 +148,7 @@ def ingest_files(
     params: AnalysisParams | None = None,
     workers: int = 2,
     progress: Progress | None = None,
+    frame: int | None = None,
 ) -> IngestSummary:
     """Analyse micrograph files and write them into the catalog, one transaction per image.
 
@@ -150,7 +160,8 @@ def ingest_files(
         Sample name and its material (see :func:`~motifcat.catalog.writer.write_analysis`).
     catalog : str, path-like or GraphStore, optional
         Catalog URI (default ``$MOTIFCAT_CATALOG`` or ``./motifcat-catalog``) or an open store
-        (left open).
+        (left open). A new embedded catalog file is created only once a first image is ready
+        to be written: an ingest in which every file fails leaves no file behind.
     pixel_size_A : float, optional
         Å per pixel, overriding the files' calibration; required for files that carry none.
     params : AnalysisParams, optional
@@ -158,7 +169,10 @@ def ingest_files(
     workers : int, default 2
         Worker processes for the analyses; 1 analyses in this process.
     progress : callable, optional
-        ``progress(done, total, path)`` after each file.
+        ``progress(done, total, path)`` after each file, in the order of the files.
+    frame : int, optional
+        Frame (0-based) to take from every file that is a stack of images (see
+        :func:`~motifcat.ingest.io.load_image`); None for single images.
 
     Returns
     -------
@@ -169,7 +183,13 @@ def ingest_files(
     Raises
     ------
     CatalogError
-        If the catalog cannot be opened (for example, in use by another writer).
+        If the catalog URI is invalid or the catalog cannot be opened (for example, in use by
+        another writer).
+
+    Notes
+    -----
+    Analyses run in parallel but images are written in the order of the expanded file list,
+    so a given set of files always yields the same ``L1-NNNN`` ids in a new catalog.
 
     Examples
     --------
@@ -194,17 +214,33 @@ def ingest_files(
     report = progress or (lambda done, total, path: None)
 
     own = not isinstance(catalog, GraphStore)
-    store = open_catalog(catalog) if own else catalog
+    store: GraphStore | None = None
+    uri = None
+    if own:
+        backend, location = parse_uri(catalog)  # a bad URI fails before any analysis
+        uri = catalog
+        if backend != "ladybug" or Path(location).expanduser().exists():
+            store = open_catalog(uri)
+        # else: no catalog file yet; it is created when the first image is ready (below).
+    else:
+        store = catalog
     try:
-        known = frozenset(r["id"] for r in store.read("MATCH (i:Image) RETURN i.id AS id"))
+        known = (
+            frozenset(r["id"] for r in store.read("MATCH (i:Image) RETURN i.id AS id"))
+            if store is not None
+            else frozenset()
+        )
 
         def handle(path: str, outcome: tuple[str, object]) -> None:
+            nonlocal store
             kind, value = outcome
             if kind == "duplicate":
                 summary.duplicates.append(path)
             elif kind == "failed":
                 summary.failed.append((path, str(value)))
             else:
+                if store is None:
+                    store = open_catalog(uri)  # first image to write: create the catalog
                 try:
                     rep = write_analysis(store, value, sample=sample, material=material, path=path)
                 except MotifcatError as exc:
@@ -217,7 +253,7 @@ def ingest_files(
         done = 0
         if workers <= 1 or len(files) <= 1:
             for path in files:
-                handle(path, _analyse_file(path, pixel_size_A, params, known))
+                handle(path, _analyse_file(path, pixel_size_A, params, known, frame))
                 done += 1
                 report(done, len(files), path)
         else:
@@ -226,12 +262,13 @@ def ingest_files(
             with cf.ProcessPoolExecutor(
                 max_workers=min(workers, len(files)), mp_context=ctx, initializer=_init_worker
             ) as pool:
-                futures = {
-                    pool.submit(_analyse_file, path, pixel_size_A, params, known): path
+                futures = [
+                    pool.submit(_analyse_file, path, pixel_size_A, params, known, frame)
                     for path in files
-                }
-                for fut in cf.as_completed(futures):
-                    path = futures[fut]
+                ]
+                # In submission order: writes (and new motif ids) do not depend on which
+                # analysis finishes first; later analyses keep running meanwhile.
+                for path, fut in zip(files, futures, strict=True):
                     try:
                         outcome = fut.result()
                     except Exception as exc:  # a worker died (e.g. out of memory)
@@ -240,7 +277,7 @@ def ingest_files(
                     done += 1
                     report(done, len(files), path)
     finally:
-        if own:
+        if own and store is not None:
             store.close()
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -31,7 +31,14 @@ from neo4j.spatial import Point
 from neo4j.time import Duration
 
 from motifcat.catalog.schema import NODE_TABLES, REL_TABLES, neo4j_ddl, primary_key
-from motifcat.catalog.store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
+from motifcat.catalog.store import (
+    NEO4J_SCHEMES,
+    BulkNodes,
+    BulkRels,
+    GraphStore,
+    Statement,
+    WriteOp,
+)
 from motifcat.errors import CatalogError, MotifcatError, QueryError
 
 __all__ = [
@@ -45,8 +52,8 @@ __all__ = [
     "write_plan",
 ]
 
-#: URI schemes of the Bolt protocol (``neo4j*`` route through a cluster, ``bolt*`` are direct).
-SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+#: URI schemes of the Bolt protocol: :data:`motifcat.catalog.store.NEO4J_SCHEMES` (one definition).
+SCHEMES = NEO4J_SCHEMES
 
 #: Rows per ``UNWIND`` batch: large enough to amortise round trips, small enough to keep one
 #: Bolt message and the server's per-query memory modest.

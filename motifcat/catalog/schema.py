@@ -14,9 +14,12 @@ Motif {id, level, key, descriptor, n_instances, prototype, mean_image}
                                       id: "L1-0001"... (level 1, numbered in order of creation);
                                       "L2-"/"L3-" + sha256(key)[:12] (levels 2/3)
                                       key: level 1 "L1:<descriptor space>" (e.g.
-                                      "L1:zernike-n10"); levels 2/3 the canonical key written
-                                      with global level-1 ids
-                                      descriptor: unit-norm list of floats (level 1; [] else)
+                                      "L1:zernike-n10-image-w0.5"); levels 2/3 the canonical
+                                      key written with this catalog's level-1 ids
+                                      descriptor: list of floats (level 1; [] else) in the
+                                      stored form of its space (vocabulary.normalize_descriptor:
+                                      image-scaled Zernike and PCA as computed, patch-scaled
+                                      Zernike rescaled to unit norm)
                                       n_instances: total over all images (kept in step)
                                       prototype: JSON {xy_A, labels (level-1 motif ids),
                                       periodic, cell_A}
@@ -32,8 +35,13 @@ Relationships
 (Image)-[:OF_SAMPLE]->(Sample)
 (Instance)-[:IN_IMAGE]->(Image)
 (Instance)-[:INSTANCE_OF]->(Motif)
-(Instance)-[:NEAR {d_A}]->(Instance)          level-1 neighbours, i < j
-(Instance)-[:PART_OF]->(Instance)             lower level inside higher level
+(Instance)-[:NEAR {d_A}]->(Instance)          level-1 neighbours, i < j (from the hierarchy's
+                                              neighbour graph: none without a hierarchy)
+(Instance)-[:PART_OF {pos}]->(Instance)       lower level inside higher level; pos: level 1 in
+                                              a level-2 unit: position 0..n-1 in the unit's ring
+                                              (cyclic, canonical order), -1 for an interior
+                                              (centre) column; level 2 in a level-3 composite:
+                                              index of the unit in the composite's member list
 (Motif)-[:COMPOSED_OF {count}]->(Motif)       higher-level motif made of lower-level ones
 (Image)-[:CONTAINS {count}]->(Motif)          instances of the motif in the image
 """
@@ -75,7 +83,7 @@ REL_TABLES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     "IN_IMAGE": ("Instance", "Image", []),
     "INSTANCE_OF": ("Instance", "Motif", []),
     "NEAR": ("Instance", "Instance", [("d_A", "DOUBLE")]),
-    "PART_OF": ("Instance", "Instance", []),
+    "PART_OF": ("Instance", "Instance", [("pos", "INT64")]),
     "COMPOSED_OF": ("Motif", "Motif", [("count", "INT64")]),
     "CONTAINS": ("Image", "Motif", [("count", "INT64")]),
 }
@@ -91,9 +99,7 @@ def ladybug_ddl() -> list[str]:
     out = []
     for label, props in NODE_TABLES.items():
         cols = ", ".join(f"{name} {typ}" for name, typ in props)
-        out.append(
-            f"CREATE NODE TABLE IF NOT EXISTS {label}({cols}, PRIMARY KEY ({props[0][0]}))"
-        )
+        out.append(f"CREATE NODE TABLE IF NOT EXISTS {label}({cols}, PRIMARY KEY ({props[0][0]}))")
     for rel, (src, dst, props) in REL_TABLES.items():
         cols = "".join(f", {name} {typ}" for name, typ in props)
         out.append(f"CREATE REL TABLE IF NOT EXISTS {rel}(FROM {src} TO {dst}{cols})")

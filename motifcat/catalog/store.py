@@ -8,14 +8,19 @@ Write operations are plain data:
 
 * :class:`Statement` — a Cypher text with parameters (user values always travel as parameters);
 * :class:`BulkNodes` / :class:`BulkRels` — many rows of one node label / relationship type.
-  Each backend writes them its fastest way (Ladybug: ``COPY FROM`` a DataFrame; Neo4j:
-  ``UNWIND $rows`` batches), inside the same transaction as the statements around them.
+  Each backend writes them its fastest way (Ladybug: ``LOAD FROM`` a DataFrame ``CREATE``;
+  Neo4j: ``UNWIND $rows`` batches), inside the same transaction as the statements around them.
+
+Writes to one catalog must be serialised (one writer at a time): the writer reads the
+vocabulary and checks for duplicates before its transaction. The embedded store enforces this
+with its file lock; on Neo4j the caller (the CLI: one ingest process) must.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,8 +104,67 @@ def resolve_uri(uri: str | os.PathLike | None = None) -> str:
     return str(uri)
 
 
-#: URI schemes served by the Neo4j backend (the driver's own schemes).
+#: URI schemes served by the Neo4j backend (the driver's own schemes: ``neo4j*`` route through a
+#: cluster, ``bolt*`` are direct). The one definition; :mod:`motifcat.catalog.neo4j` imports it.
 NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+# "word:" at the start of a URI: a scheme prefix. Two characters at least, so that a Windows
+# drive letter ("C:") still reads as a path.
+_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):")
+
+
+def parse_uri(uri: str | os.PathLike | None = None) -> tuple[str, str]:
+    """The backend a catalog URI selects and where the catalog is.
+
+    Parameters
+    ----------
+    uri : str or path-like, optional
+        As for :func:`open_catalog` (default: :func:`resolve_uri`).
+
+    Returns
+    -------
+    (backend, location) : (str, str)
+        ``("neo4j", uri)`` for a ``neo4j://``/``bolt://``... URI, ``("ladybug", path)`` for a
+        plain path or ``ladybug:PATH``.
+
+    Raises
+    ------
+    CatalogError
+        An unknown ``scheme://`` or ``word:`` prefix (``neo4j:/host`` is not silently taken for
+        a file name), or ``ladybug:`` without a path.
+
+    Examples
+    --------
+    >>> parse_uri("bolt://db:7687")
+    ('neo4j', 'bolt://db:7687')
+    >>> parse_uri("ladybug:/data/cat")
+    ('ladybug', '/data/cat')
+    >>> try:
+    ...     parse_uri("neo4j:/localhost:7687")
+    ... except CatalogError as exc:
+    ...     print(str(exc)[:55])
+    neo4j:/localhost:7687: unknown catalog scheme 'neo4j:';
+    """
+    text = resolve_uri(uri)
+    choices = (
+        f"use a file path, ladybug:PATH, or one of {', '.join(s + '://' for s in NEO4J_SCHEMES)}"
+    )
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme in NEO4J_SCHEMES:
+            return "neo4j", text
+        raise CatalogError(f"{text}: unknown catalog scheme {scheme!r}; {choices}")
+    prefix = _PREFIX.match(text)
+    if prefix:
+        if prefix.group(1).lower() != "ladybug":
+            raise CatalogError(
+                f"{text}: unknown catalog scheme {prefix.group(1) + ':'!r}; {choices} "
+                "(write ./NAME for a file whose name contains ':')"
+            )
+        text = text[len("ladybug:") :]
+        if not text:
+            raise CatalogError("ladybug: catalog URI has no path")
+    return "ladybug", text
 
 
 def open_catalog(uri: str | os.PathLike | None = None, *, read_only: bool = False) -> GraphStore:
@@ -143,15 +207,12 @@ def open_catalog(uri: str | os.PathLike | None = None, *, read_only: bool = Fals
     ...     store.read("MATCH (i:Image) RETURN count(i) AS n")
     [{'n': 0}]
     """
-    text = resolve_uri(uri)
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme in NEO4J_SCHEMES:
+    backend, text = parse_uri(uri)
+    if backend == "neo4j":
         try:
             from .neo4j import Neo4jStore
         except ImportError as exc:
-            raise CatalogError(
-                f"{scheme}:// catalog: the Neo4j backend is not available: {exc}"
-            ) from exc
+            raise CatalogError(f"{text}: the Neo4j backend is not available: {exc}") from exc
         kwargs: dict[str, Any] = {}
         if read_only and "read_only" in inspect.signature(Neo4jStore).parameters:
             kwargs["read_only"] = True
@@ -161,15 +222,6 @@ def open_catalog(uri: str | os.PathLike | None = None, *, read_only: bool = Fals
             password=os.environ.get("NEO4J_PASSWORD"),
             **kwargs,
         )
-    if scheme:
-        raise CatalogError(
-            f"{text}: unknown catalog scheme {scheme!r}; use a file path, ladybug:PATH, "
-            f"or one of {', '.join(s + '://' for s in NEO4J_SCHEMES)}"
-        )
-    if text.lower().startswith("ladybug:"):
-        text = text[len("ladybug:") :]
-        if not text:
-            raise CatalogError("ladybug: catalog URI has no path")
     from .embedded import LadybugStore
 
     return LadybugStore(text, read_only=read_only)

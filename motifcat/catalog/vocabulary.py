@@ -21,10 +21,19 @@ descriptors are compared, and is part of the descriptor space:
   is compared (distance ``sqrt(2 (1 - cos θ))``, in [0, 2]).
 
 Descriptors of different spaces are never compared: the space names the feature type, the
-Zernike order, the intensity scaling and the patch window (``"zernike-n10-image-w0.5"``) and is
-stored in the level-1 ``Motif.key`` (``"L1:zernike-n10-image-w0.5"``). PCA descriptors live in a
-basis fitted to each image, so they are comparable within one image only: a PCA analysis gets the
-space ``"pca-<image id>"`` and all its classes become new motifs.
+Zernike order, the intensity scaling and the patch window, ``"zernike-n<N>-<image|patch>"``
+with an optional ``"-w<sigma>"`` (``"zernike-n10-image-w0.5"``), and is stored in the level-1
+``Motif.key`` (``"L1:zernike-n10-image-w0.5"``). :func:`parse_space` reads it back. PCA
+descriptors live in a basis fitted to each image, so they are comparable within one image only:
+a PCA analysis gets the space ``"pca-<image id>"`` and all its classes become new motifs; they
+are stored and compared as computed (like image-scaled descriptors: a PCA projection has no
+meaningful unit length to normalise to).
+
+Catalogs written before the scaling and the window were part of the space have level-1 keys
+``"L1:zernike-n<N>"`` (unit-norm descriptors, read as ``"patch"`` scaling). No analysis of this
+version produces that space, so those motifs stay in the catalog, with their instances and
+counts, but no new class is ever matched to them: a new image of the same material creates new
+level-1 motifs beside them. Re-ingest the old images into a new catalog to compare them.
 
 The match
 ---------
@@ -92,6 +101,8 @@ def descriptor_space(params: AnalysisParams, image_id: str = "") -> str:
     'pca-ab12'
     """
     if params.features != "zernike":
+        if not image_id:
+            raise CatalogError("descriptor_space: a PCA space needs the image id")
         return f"{params.features}-{image_id}"
     space = f"zernike-n{params.n_max}-{params.intensity_scale}"
     if params.window_sigma:
@@ -99,15 +110,81 @@ def descriptor_space(params: AnalysisParams, image_id: str = "") -> str:
     return space
 
 
+_ZERNIKE_SPACE = re.compile(r"^zernike-n(\d+)(?:-(image|patch))?(?:-w([0-9.eE+-]+))?$")
+_PCA_SPACE = re.compile(r"^pca-(\S+)$")
+
+
+def parse_space(space: str) -> dict[str, object]:
+    """The parts of a descriptor space name (see :func:`descriptor_space`).
+
+    Parameters
+    ----------
+    space : str
+        ``"zernike-n<N>-<image|patch>[-w<sigma>]"``, ``"pca-<image id>"``, or the older
+        ``"zernike-n<N>"`` (unit-norm descriptors: read as ``"patch"`` scaling).
+
+    Returns
+    -------
+    dict
+        ``features`` ("zernike" or "pca"), ``n_max`` (int or None), ``scaling`` ("image" or
+        "patch": how the descriptors are stored and compared), ``window_sigma`` (float or
+        None) and ``image_id`` (PCA: the image whose basis it is; else None).
+
+    Raises
+    ------
+    CatalogError
+        ``space`` is not a descriptor space name.
+
+    Examples
+    --------
+    >>> parse_space("zernike-n10-image-w0.5")["scaling"], parse_space("pca-ab12")["image_id"]
+    ('image', 'ab12')
+    """
+    text = str(space)
+    if m := _ZERNIKE_SPACE.match(text):
+        try:
+            window = float(m.group(3)) if m.group(3) is not None else None
+        except ValueError:
+            window = -1.0
+        if window is None or window > 0:
+            return {
+                "features": "zernike",
+                "n_max": int(m.group(1)),
+                "scaling": m.group(2) or "patch",
+                "window_sigma": window,
+                "image_id": None,
+            }
+    elif m := _PCA_SPACE.match(text):
+        return {
+            "features": "pca",
+            "n_max": None,
+            "scaling": "image",
+            "window_sigma": None,
+            "image_id": m.group(1),
+        }
+    raise CatalogError(
+        f"{text!r} is not a descriptor space: expected 'zernike-n<N>-<image|patch>[-w<sigma>]' "
+        "or 'pca-<image id>'"
+    )
+
+
 def scaling_of(space: str) -> str:
-    """The intensity scaling (``"image"`` or ``"patch"``) a descriptor space was made with.
+    """How descriptors of ``space`` are stored and compared: ``"image"`` (as computed) or
+    ``"patch"`` (rescaled to unit norm). PCA spaces are compared as computed.
+
+    Raises
+    ------
+    CatalogError
+        ``space`` is not a descriptor space name (:func:`parse_space`).
 
     Examples
     --------
     >>> scaling_of("zernike-n10-image-w0.5"), scaling_of("zernike-n10-patch")
     ('image', 'patch')
+    >>> scaling_of("pca-ab12")
+    'image'
     """
-    return "patch" if "-patch" in space else "image"
+    return str(parse_space(space)["scaling"])
 
 
 def default_threshold(space: str) -> float:

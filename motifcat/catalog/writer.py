@@ -6,8 +6,14 @@ What is stored (see :mod:`motifcat.catalog.schema`)
 * the ``Image`` (id = sha256 of the pixels, pixel size, parameters and metadata as JSON,
   software, UTC ingestion time, size, number of detected columns);
 * ``Instance`` nodes of every level with their centre in Å, ``IN_IMAGE`` and ``INSTANCE_OF``;
-* ``NEAR {d_A}`` between neighbouring level-1 instances, ``PART_OF`` from each lower-level
-  instance to the higher-level instance that contains it;
+* ``NEAR {d_A}`` between neighbouring level-1 instances (the neighbour graph of the hierarchy:
+  an analysis without a hierarchy, ``AnalysisParams.hierarchy=False``, stores no ``NEAR`` and
+  its instances have no spatial context in the catalog);
+* ``PART_OF {pos}`` from each lower-level instance to the higher-level instance that contains
+  it. ``pos`` says where: for a level-2 unit, the column's position 0..n-1 in the unit's ring
+  (the cyclic order of ``Level.members``, i.e. the hierarchy's canonical ring order), or -1 for
+  an interior (centre) column of a filled unit; for a level-3 composite, the index of the unit
+  in the composite's member list. Draw a unit's outline from ``pos >= 0`` ordered by ``pos``;
 * global ``Motif`` nodes (new ones only), ``CONTAINS {count}`` from the image to each motif it
   contains, ``COMPOSED_OF {count}`` from a new higher-level motif to its lower-level motifs, and
   ``Motif.n_instances`` incremented by this image's instances.
@@ -26,7 +32,22 @@ Level-1 motifs are matched by descriptor (:mod:`motifcat.catalog.vocabulary`) an
 ``L1-0001``, ``L1-0002``... in order of creation. Levels 2 and 3 are matched by canonical key,
 after the keys were rewritten with the global level-1 ids
 (:func:`motifcat.ingest.hierarchy.relabel`); their id is ``"L<level>-"`` + the first 12 hex of
-the key's sha256, so that the same unit gets the same id in every catalog.
+the key's sha256, so that the same unit gets the same id in every image of one catalog. The
+keys name catalog-local level-1 ids (``L1-0003`` is the third level-1 motif of *this* catalog),
+so ids of levels 2/3 are not comparable between catalogs.
+
+An image already in the catalog (same pixels) is never written again, whatever sample,
+material or pixel size is passed; the report says which of them differ from the stored ones.
+
+One writer at a time
+--------------------
+The duplicate check, the vocabulary look-up and the ``L1-NNNN`` numbering are read before the
+image's transaction, so writes to one catalog must be serialised. The embedded store enforces
+it (its file lock admits one writer); on Neo4j the caller must (``motifcat ingest`` writes
+from one process, one image after another). Should two writers still race, the one whose
+transaction fails because the other stored the same image is reported as a duplicate; other
+collisions (two new level-1 motifs numbered alike) fail that image's write as a whole, and it
+can be ingested again.
 """
 
 from __future__ import annotations
@@ -113,6 +134,56 @@ def instance_ids(image_id: str, level: int, index: np.ndarray) -> np.ndarray:
     return np.char.add(prefix, np.asarray(index, dtype=np.int64).astype(str)).astype(object)
 
 
+def member_positions(indptr: np.ndarray, ring_sizes: np.ndarray | None = None) -> np.ndarray:
+    """``PART_OF.pos`` of every member of a CSR member list (vectorised).
+
+    Parameters
+    ----------
+    indptr : ndarray of int, shape (n + 1,)
+        ``Level.members_indptr``.
+    ring_sizes : ndarray of int, shape (n,), optional
+        Ring length of each owner (level 2: its members are the ring, in cyclic order, then
+        the interior columns). None: every member is positional (level 3).
+
+    Returns
+    -------
+    ndarray of int
+        The member's index in its owner's list, or -1 past the ring (an interior column).
+
+    Examples
+    --------
+    >>> member_positions(np.array([0, 3, 7]), np.array([3, 3])).tolist()
+    [0, 1, 2, 0, 1, 2, -1]
+    >>> member_positions(np.array([0, 2, 3])).tolist()
+    [0, 1, 0]
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    counts = np.diff(indptr)
+    rank = np.arange(int(indptr[-1]), dtype=np.int64) - np.repeat(indptr[:-1], counts)
+    if ring_sizes is None:
+        return rank
+    size = np.repeat(np.asarray(ring_sizes, dtype=np.int64), counts)
+    return np.where(rank < size, rank, -1)
+
+
+def _ring_sizes(hierarchy: Hierarchy | None, lev: Any) -> np.ndarray | None:
+    """Ring length of each level-2 unit, from the hierarchy's structure (None when unknown:
+    then every member is taken as a ring vertex)."""
+    s = getattr(hierarchy, "structure", None)
+    ring_indptr = getattr(s, "ring_indptr", None)
+    if ring_indptr is None:
+        return None
+    sizes = np.diff(np.asarray(ring_indptr, dtype=np.int64))
+    if len(sizes) != len(lev.instance_class) or np.any(
+        sizes > np.diff(np.asarray(lev.members_indptr, dtype=np.int64))
+    ):
+        raise CatalogError(
+            "the hierarchy's structure does not match its level-2 units (rings of "
+            f"{len(sizes)} units for {len(lev.instance_class)} instances)"
+        )
+    return sizes
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
@@ -172,6 +243,53 @@ def _image_exists(store: GraphStore, image_id: str) -> bool:
     return bool(store.read("MATCH (i:Image {id: $id}) RETURN i.id AS id", {"id": image_id}))
 
 
+def _duplicate_report(
+    store: GraphStore,
+    image_id: str,
+    name: str,
+    path: str | None,
+    t0: float,
+    *,
+    sample: str,
+    material: str,
+    pixel_size_A: float | None,
+) -> WriteReport:
+    """Nothing written: the image is there. The message names what the caller asked for that
+    differs from what is stored (those arguments are ignored)."""
+    rows = store.read(
+        "MATCH (i:Image {id: $id}) OPTIONAL MATCH (i)-[:OF_SAMPLE]->(s:Sample) "
+        "OPTIONAL MATCH (s)-[:OF_MATERIAL]->(m:Material) "
+        "RETURN i.pixel_size_A AS px, s.name AS sample, m.name AS material",
+        {"id": image_id},
+    )
+    row = rows[0] if rows else {"px": None, "sample": None, "material": None}
+    message = (
+        f"{name}: already in the catalog (image {image_id[:12]}) as sample "
+        f"{row['sample']!r} of material {row['material']!r}; nothing written"
+    )
+    ignored = []
+    if row["sample"] is not None and row["sample"] != sample:
+        ignored.append(f"sample {sample!r}")
+    if row["material"] is not None and row["material"] != material:
+        ignored.append(f"material {material!r}")
+    px_old = row["px"]
+    if (
+        pixel_size_A is not None
+        and px_old is not None
+        and not np.isclose(float(px_old), float(pixel_size_A), rtol=1e-9, atol=0.0)
+    ):
+        ignored.append(f"pixel size {pixel_size_A:g} Å (stored {float(px_old):g} Å)")
+    if ignored:
+        message += "; ignored: " + ", ".join(ignored)
+    return WriteReport(
+        image_id=image_id,
+        written=False,
+        seconds=time.perf_counter() - t0,
+        message=message,
+        path=path,
+    )
+
+
 def write_analysis(
     store: GraphStore,
     analysis: Analysis,
@@ -202,7 +320,19 @@ def write_analysis(
     Returns
     -------
     WriteReport
-        ``written`` is False (and nothing was written) when the image was already there.
+        ``written`` is False (and nothing was written) when the image was already there; its
+        ``message`` then names the stored sample and material and any of ``sample``,
+        ``material`` or pixel size given here that differ (they are ignored).
+
+    Notes
+    -----
+    Writes to one catalog must be serialised (see the module notes, "One writer at a time"):
+    the duplicate check and the numbering of new level-1 motifs are read before the
+    transaction. If the transaction fails because another writer stored the same image
+    meanwhile, the image is reported as a duplicate, not as a failure.
+
+    ``NEAR`` edges come from the hierarchy's neighbour graph: with
+    ``AnalysisParams.hierarchy=False`` none are stored.
 
     Raises
     ------
@@ -240,12 +370,8 @@ def write_analysis(
         raise CatalogError(f"{name}: the micrograph has no sha256 identity")
 
     if _image_exists(store, image_id):
-        return WriteReport(
-            image_id=image_id,
-            written=False,
-            seconds=time.perf_counter() - t0,
-            message=f"{name}: already in the catalog (image {image_id[:12]}); nothing written",
-            path=path,
+        return _duplicate_report(
+            store, image_id, name, path, t0, sample=sample, material=material, pixel_size_A=px
         )
 
     ops: list[WriteOp] = []
@@ -258,6 +384,11 @@ def write_analysis(
         {"s": sample},
     )
     if rows:
+        if rows[0]["material"] is None:
+            raise CatalogError(
+                f"{name}: sample {sample!r} is in the catalog but has no material (an "
+                f"incomplete sample node); it cannot be attached to {material!r}"
+            )
         if rows[0]["material"] != material:
             raise CatalogError(
                 f"{name}: sample {sample!r} is already a sample of material "
@@ -360,14 +491,20 @@ def write_analysis(
             ids = instance_ids(image_id, level, index)
             ids_all = ids
             stored_all = np.ones(n, dtype=bool)
-            # PART_OF: every member (lower-level instance) -> its owner, stored members only.
+            # PART_OF: every member (lower-level instance) -> its owner, stored members only,
+            # with the member's position in its owner (computed before border columns go).
             indptr = np.asarray(lev.members_indptr, dtype=np.int64)
             members = np.asarray(lev.members_indices, dtype=np.int64)
             owner = np.repeat(index, np.diff(indptr))
             if len(members) and (members.min() < 0 or members.max() >= len(ids_prev)):
                 raise CatalogError(f"{name}: level-{level} members index past level {level - 1}")
+            pos = member_positions(indptr, _ring_sizes(hierarchy, lev) if level == 2 else None)
             keep = stored_prev[members]
-            part_of.append(pd.DataFrame({"src": ids_prev[members[keep]], "dst": ids[owner[keep]]}))
+            part_of.append(
+                pd.DataFrame(
+                    {"src": ids_prev[members[keep]], "dst": ids[owner[keep]], "pos": pos[keep]}
+                )
+            )
         gid = _class_ids(lookup, cls, level)
         inst_frames.append(
             pd.DataFrame({"id": ids, "x_A": xy[:, 0] * px, "y_A": xy[:, 1] * px, "level": level})
@@ -381,7 +518,9 @@ def write_analysis(
     instances = pd.concat(inst_frames, ignore_index=True)
     instance_of = pd.concat(in_motif, ignore_index=True)
     part = (
-        pd.concat(part_of, ignore_index=True) if part_of else pd.DataFrame({"src": [], "dst": []})
+        pd.concat(part_of, ignore_index=True)
+        if part_of
+        else pd.DataFrame({"src": [], "dst": [], "pos": np.zeros(0, np.int64)})
     )
 
     # NEAR between stored level-1 instances.
@@ -470,13 +609,27 @@ def write_analysis(
         BulkRels("CONTAINS", "Image", "Motif", contains),
         BulkRels("COMPOSED_OF", "Motif", "Motif", comp),
     ]
-    # Instances first, before any statement could mention the Instance table (Ladybug's COPY
-    # after CREATE caveat in embedded.py); the order of the rest is free.
+    # Statements (material, sample, image, motifs) first: the bulk relationships match their
+    # endpoints by id, so the Image and the new Motif nodes must exist before them, and the
+    # Instance nodes before any relationship of theirs (a missing endpoint aborts the write).
     ops = ops + bulk
     n_nodes += len(instances)
     n_rels += sum(len(op.rows) for op in bulk if isinstance(op, BulkRels))
 
-    store.write(ops)
+    try:
+        store.write(ops)
+    except CatalogError:
+        # Another writer may have stored the same image meanwhile (the duplicate check ran
+        # before this transaction; Neo4j then refuses the second Image id): not a failure.
+        try:
+            raced = _image_exists(store, image_id)
+        except Exception:
+            raced = False
+        if raced:
+            return _duplicate_report(
+                store, image_id, name, path, t0, sample=sample, material=material, pixel_size_A=px
+            )
+        raise
     seconds = time.perf_counter() - t0
     new_ids = [r["id"] for r in new_rows]
     matched = sorted(g for g in counts if g in existing)

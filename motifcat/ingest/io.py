@@ -701,6 +701,11 @@ def load_image(
     ((64, 80), 0.25, 'npy')
     """
     p = Path(os.fspath(path))
+    # Existence first: a mistyped folder is "no such file", not "unsupported extension".
+    if not p.exists():
+        raise ImageReadError(f"{p}: no such file")
+    if not p.is_file():
+        raise ImageReadError(f"{p}: not a regular file")
     ext = p.suffix.lower().lstrip(".")
     reader = READERS.get(ext)
     if reader is None:
@@ -708,10 +713,6 @@ def load_image(
             f"{p}: unsupported file extension {p.suffix or '(none)'!r}; "
             f"supported: {', '.join(SUPPORTED_EXTENSIONS)}"
         )
-    if not p.exists():
-        raise ImageReadError(f"{p}: no such file")
-    if not p.is_file():
-        raise ImageReadError(f"{p}: not a regular file")
 
     raw = reader(p)
     data = np.asarray(raw.data)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import AnalysisError
+
 
 @dataclass(frozen=True, eq=False)
 class Micrograph:
@@ -62,7 +64,8 @@ class AnalysisParams:
     smoothing : float
         Gaussian smoothing before peak finding, as a fraction of the lattice period.
     threshold_sigma : float
-        Peaks below ``median + threshold_sigma * MAD`` of the smoothed image are rejected.
+        A column must rise above the lowest smoothed value within one period by this many
+        standard deviations of the smoothed pixel noise (estimated from the image itself).
     refine : {"com", "gaussian", "none"}
         Sub-pixel refinement of column positions.
     patch_size : int or None
@@ -120,12 +123,53 @@ class AnalysisParams:
     max_edge_factor: float = 1.45
     majority_filter: bool = False
 
+    def __post_init__(self) -> None:
+        # Validate at the boundary: a bad setting is named before any work is done.
+        choices = {
+            "refine": ("com", "gaussian", "none"),
+            "features": ("zernike", "pca"),
+            "clusterer": ("gmm",),
+            "intensity_scale": ("image", "patch"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise AnalysisError(
+                    f"AnalysisParams.{name} must be one of {', '.join(allowed)}; "
+                    f"got {getattr(self, name)!r}"
+                )
+        positive = ("pixel_size_A", "spacing_px", "smoothing", "window_sigma")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise AnalysisError(f"AnalysisParams.{name} must be > 0, got {value!r}")
+        if self.period_px is not None and not self.period_px > 1:
+            raise AnalysisError(f"AnalysisParams.period_px must be > 1 pixel, got {self.period_px}")
+        if self.patch_size is not None and (self.patch_size < 5 or self.patch_size % 2 == 0):
+            raise AnalysisError(
+                f"AnalysisParams.patch_size must be odd and >= 5, got {self.patch_size}"
+            )
+        if not 1 <= self.n_max <= 30:
+            raise AnalysisError(f"AnalysisParams.n_max must be in 1..30, got {self.n_max}")
+        if self.max_classes < 1:
+            raise AnalysisError(f"AnalysisParams.max_classes must be >= 1, got {self.max_classes}")
+        if self.threshold_sigma < 0:
+            raise AnalysisError(
+                f"AnalysisParams.threshold_sigma must be >= 0, got {self.threshold_sigma}"
+            )
+        if not self.max_edge_factor > 1:
+            raise AnalysisError(
+                f"AnalysisParams.max_edge_factor must be > 1, got {self.max_edge_factor}"
+            )
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> AnalysisParams:
-        return cls(**json.loads(text))
+        """Parameters stored by :meth:`to_json`; settings unknown to this version are dropped
+        (a newer motifcat may have added some), missing ones take their defaults."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,6 +24,7 @@ from .zernike import (
     PCAFeatures,
     ZernikeFeatures,
     align_moments,
+    invariant_indices,
     reconstruct,
     rotation_invariants,
     zernike_indices,
@@ -159,7 +160,7 @@ def n_invariants(n_max: int) -> int:
     >>> n_invariants(10)
     36
     """
-    return sum(n // 2 + 1 for n in range(n_max + 1))
+    return len(invariant_indices(n_max))
 
 
 def aligned_class_means(
@@ -200,8 +201,6 @@ def aligned_class_means(
 def measure_lattice(micrograph: Micrograph, params: AnalysisParams) -> float:
     """The lattice period (px) to use: ``params.period_px`` or the FFT estimate."""
     if params.period_px is not None:
-        if params.period_px <= 1:
-            raise AnalysisError(f"period_px must be > 1 pixel, got {params.period_px}")
         return float(params.period_px)
     return lattice_period(micrograph.data)
 
@@ -251,6 +250,22 @@ def analyze(
     >>> result.labels.shape == (len(result.columns),)
     True
     """
+    name = micrograph.path if isinstance(micrograph, Micrograph) and micrograph.path else None
+    try:
+        return _analyze(micrograph, params, columns, progress)
+    except (AnalysisError, InvalidImageError) as exc:
+        # Every stage raises about arrays; the user needs to know which file it was.
+        if name and not str(exc).startswith(name):
+            raise type(exc)(f"{name}: {exc}") from exc
+        raise
+
+
+def _analyze(
+    micrograph: Micrograph,
+    params: AnalysisParams | None,
+    columns: Columns | None,
+    progress: Progress | None,
+) -> Analysis:
     params = params or AnalysisParams()
     report = progress or (lambda stage, fraction: None)
     if not isinstance(micrograph, Micrograph):
@@ -299,8 +314,10 @@ def analyze(
         size, None if params.window_sigma is None else params.window_sigma * spacing
     )
     rng = np.random.default_rng(params.random_state)
-    # The PCA baseline learns from a subsample; Zernike features learn nothing.
-    fit_idx = np.sort(rng.choice(inner, min(len(inner), 3000), replace=False))
+    # The PCA baseline learns from a subsample; Zernike features learn nothing (one patch
+    # suffices for fit's checks).
+    n_fit = min(len(inner), 3000) if params.features == "pca" else 1
+    fit_idx = np.sort(rng.choice(inner, n_fit, replace=False))
     extractor.fit(
         prepare_patches(
             extract_patches(image, columns.xy[fit_idx], size), background, scale, window

@@ -106,6 +106,14 @@ def save_analysis(analysis: Analysis, path: str | Path) -> Path:
         The file written.
     """
     path = Path(path)
+    try:
+        _write(analysis, path)
+    except OSError as exc:
+        raise MotifcatError(f"{path}: cannot write the analysis: {exc.strerror or exc}") from exc
+    return path
+
+
+def _write(analysis: Analysis, path: Path) -> None:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         np.savez_compressed(path, **analysis_arrays(analysis))
@@ -131,4 +139,3 @@ def save_analysis(analysis: Analysis, path: str | Path) -> Path:
         path.write_text(json.dumps(doc))
     else:
         raise MotifcatError(f"{path}: output must end in .npz or .json")
-    return path

@@ -7,6 +7,7 @@ pandas DataFrame or a small dataclass; the same Cypher runs on Ladybug and Neo4j
 from .console import check_readonly, run_readonly
 from .queries import (
     CYPHER,
+    DEFAULT_SPACE,
     LEVELS,
     Composition,
     MotifDetail,
@@ -18,6 +19,7 @@ from .queries import (
     list_images,
     list_materials,
     list_samples,
+    mean_images,
     motif_detail,
     persistence_score,
     persistent_motifs,
@@ -30,6 +32,7 @@ from .queries import (
 
 __all__ = [
     "CYPHER",
+    "DEFAULT_SPACE",
     "LEVELS",
     "Composition",
     "MotifDetail",
@@ -42,6 +45,7 @@ __all__ = [
     "list_images",
     "list_materials",
     "list_samples",
+    "mean_images",
     "motif_detail",
     "persistence_score",
     "persistent_motifs",

@@ -45,7 +45,7 @@ if formula.strip():
         suggested = data.suggested_species(uri, motif_id, formula.strip())
     except MotifcatError as exc:
         st.warning(f"No suggestion from {formula!r}: {exc}")
-needed = sorted(set(data.prototype_columns(detail)[1]) or {detail.motif_id})
+needed = sorted(set(detail.prototype_columns()[1]) or {detail.motif_id})
 species_table = pd.DataFrame(
     {"level-1 motif": needed, "column": [suggested.get(m, "") for m in needed]}
 )

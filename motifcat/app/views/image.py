@@ -34,6 +34,7 @@ shown = over.pills(
 )
 
 columns = data.instances(uri, image_id, 1)
+# Outlines only for the overlays shown: level-3 outlines cost a second hop through the graph.
 units = {lvl: data.units(uri, image_id, lvl) for lvl in (2, 3) if lvl in (shown or [])}
 pix = data.pixels(info["path"] if isinstance(info["path"], str) else None, image_id)
 if pix.data is None:
@@ -56,9 +57,8 @@ counts = [
     pd.DataFrame({"level": 1, "motif_id": columns["motif_id"].fillna("unclassified")})
 ]
 for lvl in (2, 3):
-    df = units.get(lvl)
-    if df is None:
-        df = data.units(uri, image_id, lvl)
+    # Counting needs the instances' motifs only, not their outlines.
+    df = units[lvl] if lvl in units else data.instances(uri, image_id, lvl)
     counts.append(pd.DataFrame({"level": lvl, "motif_id": df["motif_id"].fillna("unclassified")}))
 legend = (
     pd.concat(counts, ignore_index=True)

@@ -63,7 +63,7 @@ left, right = st.columns([1, 2])
 with left:
     if detail.mean_image is not None:
         st.image(plots.normalise(detail.mean_image), caption="average image", width="stretch")
-    xy, motifs = data.prototype_columns(detail)
+    xy, motifs = detail.prototype_columns()
     if len(xy):
         fig = plots.prototype_figure(xy, motifs)
         st.plotly_chart(fig, key="prototype_chart")

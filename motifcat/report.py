@@ -1,0 +1,117 @@
+"""Terminal rendering of motifcat results (rich tables), shared by the CLI and the demo."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import MotifcatError
+
+console = Console()
+
+
+def print_analysis(analysis) -> None:
+    """Tables of the motif classes of every level (count and share)."""
+    mg = analysis.micrograph
+    px = analysis.pixel_size_A
+    console.print(
+        f"[bold]{mg.path or 'image'}[/]  {mg.data.shape[1]}×{mg.data.shape[0]} px"
+        + (f", {px:.4g} Å/px" if px else ", no pixel size")
+        + f"; period {analysis.lattice.period_px:.2f} px,"
+        + f" spacing {analysis.lattice.spacing_px:.2f} px"
+    )
+    console.print(
+        f"{len(analysis.columns)} columns, {analysis.n_dropped_at_border} too close to the border "
+        f"for a patch (kept as columns, not classified)"
+    )
+    levels = [(1, "columns", analysis.classes)]
+    if analysis.hierarchy is not None:
+        names = {2: "units", 3: "composites"}
+        levels += [
+            (lv.level, names.get(lv.level, ""), lv.classes) for lv in analysis.hierarchy.levels
+        ]
+    for level, what, classes in levels:
+        total = sum(c.count for c in classes) or 1
+        table = Table(title=f"Level {level} motifs ({what}): {len(classes)} classes")
+        table.add_column("class", justify="right")
+        table.add_column("key", overflow="fold", max_width=60)
+        table.add_column("count", justify="right")
+        table.add_column("share", justify="right")
+        shown = sorted(classes, key=lambda c: -c.count)
+        for c in shown[:25]:
+            table.add_row(str(c.label), c.key, str(c.count), f"{100 * c.count / total:.1f} %")
+        if len(shown) > 25:
+            rest = sum(c.count for c in shown[25:])
+            table.add_row("…", f"{len(shown) - 25} more classes", str(rest), "")
+        console.print(table)
+
+
+def print_ingest_summary(summary, catalog: str = "") -> None:
+    """One line per image and a total: written / skipped as duplicates / failed."""
+    table = Table(title=f"Ingest into {catalog}" if catalog else "Ingest")
+    table.add_column("image", overflow="fold")
+    table.add_column("result")
+    table.add_column("details", overflow="fold")
+    for report in summary.written:
+        table.add_row(
+            str(report.path),
+            "[green]written[/]",
+            f"{report.n_nodes} nodes, {report.n_rels} relationships, "
+            f"{len(report.new_motifs)} new / {len(report.matched_motifs)} matched motifs, "
+            f"{report.seconds:.1f} s",
+        )
+    for path in summary.duplicates:
+        table.add_row(str(path), "[yellow]skipped[/]", "already in the catalog (same pixels)")
+    for path, reason in summary.failed:
+        table.add_row(str(path), "[red]failed[/]", reason)
+    console.print(table)
+    console.print(f"[bold]{summary}[/]")
+
+
+def emit(frame, fmt: str, title: str = "") -> None:
+    """Print a DataFrame as a rich table, JSON records or CSV.
+
+    ``frame`` may also be a dict of name -> DataFrame (several tables of one answer): JSON then
+    prints one object with a list of records per name, so that the output stays one document.
+    """
+    import json
+
+    import pandas as pd
+
+    if isinstance(frame, dict):
+        if fmt == "json":
+            doc = {
+                k: json.loads(v.to_json(orient="records", default_handler=str))
+                for k, v in frame.items()
+            }
+            typer.echo(json.dumps(doc, indent=2))
+            return
+        for name, part in frame.items():
+            emit(part, fmt, f"{title} — {name}" if title else name)
+        return
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    if fmt == "json":
+        typer.echo(frame.to_json(orient="records", default_handler=str, indent=2))
+    elif fmt == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "table":
+        table = Table(title=title or None)
+        for col in frame.columns:
+            table.add_column(str(col), overflow="fold", max_width=48)
+        for row in frame.itertuples(index=False):
+            table.add_row(*[_cell(v) for v in row])
+        console.print(table)
+        if frame.empty:
+            console.print("(no rows)")
+    else:
+        raise MotifcatError(f"--format must be table, json or csv, got {fmt!r}")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple) and len(value) > 8:
+        return f"[{', '.join(map(str, value[:8]))}, … ({len(value)})]"
+    return str(value)

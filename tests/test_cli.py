@@ -1,0 +1,116 @@
+"""The command line end to end on a real embedded catalog: ingest, query, export."""
+
+from __future__ import annotations
+
+import json
+
+import ase.io
+import pytest
+from threadpoolctl import threadpool_limits
+from typer.testing import CliRunner
+
+from motifcat.cli import app
+from motifcat.demo import write_calibrated_tiff
+from motifcat.ingest.synth import tmd_image
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """Two calibrated MoSe2 images and one corrupt file, ingested with `motifcat ingest`."""
+    root = tmp_path_factory.mktemp("cli")
+    images = root / "images"
+    images.mkdir()
+    for seed in (1, 2):
+        write_calibrated_tiff(
+            images / f"tmd{seed}.tif", tmd_image((288, 288), seed=seed).image, 0.15
+        )
+    (images / "broken.tif").write_bytes(b"II*\x00 not a tiff")
+    cat = str(root / "catalog")
+    with threadpool_limits(1):
+        result = runner.invoke(
+            app,
+            ["ingest", str(images), "--sample", "S1", "--material", "MoSe2", "-c", cat, "-j", "1"],
+        )
+    return cat, images, result
+
+
+def test_ingest_writes_good_files_and_reports_the_bad_one(catalog):
+    cat, images, result = catalog
+    # One file failed, so the exit status says so; the others were written.
+    assert result.exit_code == 1
+    assert "broken.tif" in result.output
+    assert "2 written, 0 skipped as duplicates, 1 failed" in result.output
+
+
+def test_reingest_adds_nothing(catalog):
+    cat, images, _ = catalog
+    with threadpool_limits(1):
+        result = runner.invoke(
+            app,
+            ["ingest", str(images / "tmd1.tif"), "-s", "S1", "-m", "MoSe2", "-c", cat, "-j", "1"],
+        )
+    assert result.exit_code == 0, result.output
+    assert "0 written, 1 skipped as duplicates, 0 failed" in result.output
+
+
+def test_query_samples_json(catalog):
+    cat, _, _ = catalog
+    result = runner.invoke(app, ["query", "samples", "-c", cat, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["sample"], r["material"], r["n_images"]) for r in rows] == [("S1", "MoSe2", 2)]
+
+
+def test_query_cypher_readonly_and_refusal(catalog):
+    cat, _, _ = catalog
+    result = runner.invoke(
+        app, ["query", "cypher", "MATCH (i:Image) RETURN count(i) AS n", "-c", cat, "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"n": 2}]
+    refused = runner.invoke(app, ["query", "cypher", "MATCH (i:Image) DETACH DELETE i", "-c", cat])
+    assert refused.exit_code == 1
+    again = runner.invoke(
+        app, ["query", "cypher", "MATCH (i:Image) RETURN count(i) AS n", "-c", cat, "-f", "json"]
+    )
+    assert json.loads(again.output) == [{"n": 2}]
+
+
+def test_recurring_across_samples_and_composition_json(catalog):
+    cat, _, _ = catalog
+    result = runner.invoke(
+        app,
+        ["query", "recurring", "--min-materials", "1", "--level", "2", "-c", cat, "-f", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows and all(r["level"] == 2 and r["n_images"] >= 1 for r in rows)
+    top = max(rows, key=lambda r: r["n_instances"])["motif_id"]
+    comp = runner.invoke(app, ["query", "composition", top, "-c", cat, "-f", "json"])
+    doc = json.loads(comp.output)
+    assert set(doc) == {"composed_of", "part_of"}
+    assert sum(r["count"] for r in doc["composed_of"]) == 6  # a hexagon of six columns
+
+
+def test_export_a_unit_to_extxyz(catalog, tmp_path):
+    cat, _, _ = catalog
+    rows = json.loads(
+        runner.invoke(app, ["query", "persistent", "--level", "2", "-c", cat, "-f", "json"]).output
+    )
+    top = rows[0]["motif_id"]
+    out = tmp_path / "unit.extxyz"
+    result = runner.invoke(app, ["export", top, "--formula", "MoSe2", "-o", str(out), "-c", cat])
+    assert result.exit_code == 0, result.output
+    atoms = ase.io.read(out)
+    symbols = atoms.get_chemical_symbols()
+    assert symbols.count("Se") == 2 * symbols.count("Mo") and len(atoms) == 9
+    bad = runner.invoke(app, ["export", top, "--persistent", "-c", cat])
+    assert bad.exit_code == 1 and "not both" in bad.output
+
+
+def test_missing_catalog_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["query", "samples", "-c", str(tmp_path / "nothing")])
+    assert result.exit_code == 1
+    assert "nothing" in result.output
