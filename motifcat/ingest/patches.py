@@ -96,9 +96,15 @@ def extract_patches(image: np.ndarray, xy: np.ndarray, size: int) -> np.ndarray:
     fy = (xy[:, 1] - y0).astype(np.float32)[:, None, None]
     off = np.arange(-half, half + 2)
     win = img[(y0[:, None, None] + off[None, :, None]), (x0[:, None, None] + off[None, None, :])]
-    top = win[:, :-1, :-1] * (1 - fx) + win[:, :-1, 1:] * fx
-    bottom = win[:, 1:, :-1] * (1 - fx) + win[:, 1:, 1:] * fx
-    return top * (1 - fy) + bottom * fy
+    # Separable bilinear interpolation (x, then y), in place: ~40 % fewer operations than
+    # weighting the four corners of every output pixel.
+    rows = win[:, :, 1:] - win[:, :, :-1]
+    rows *= fx
+    rows += win[:, :, :-1]
+    out = rows[:, 1:] - rows[:, :-1]
+    out *= fy
+    out += rows[:, :-1]
+    return out
 
 
 def iter_patch_chunks(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
@@ -16,10 +17,10 @@ from .. import __version__
 from ..errors import AnalysisError, InvalidImageError
 from . import io as mio
 from .cluster import class_centroids, make_clusterer
-from .columns import detect_columns
+from .columns import detect_columns, filter_in_bands
 from .lattice import lattice_period, nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Lattice, Micrograph, MotifClass
-from .patches import default_patch_size, extract_patches, iter_patch_chunks, patch_fits
+from .patches import default_patch_size, extract_patches, patch_fits
 from .zernike import (
     PCAFeatures,
     ZernikeFeatures,
@@ -34,6 +35,8 @@ from .zernike import (
 Progress = Callable[[str, float], None]
 
 _MIN_COLUMNS = 10
+#: Patches described at a time (memory: _CHUNK × patch² × 4 bytes per thread).
+_CHUNK = 4096
 
 
 def make_feature_extractor(params: AnalysisParams):
@@ -107,7 +110,9 @@ def image_intensity_scale(
     """
     image = np.asarray(image, dtype=np.float32)
     offset = float(image.mean(dtype=np.float64))
-    smooth = ndimage.gaussian_filter(image, smoothing_px)
+    smooth = filter_in_bands(
+        ndimage.gaussian_filter, image, int(4 * smoothing_px + 1), sigma=smoothing_px
+    )
     peaks = ndimage.map_coordinates(smooth, [xy[:, 1], xy[:, 0]], order=1)
     scale = float(peaks.mean(dtype=np.float64)) - offset
     if not scale > 0:
@@ -193,7 +198,7 @@ def aligned_class_means(
         ref = members[np.argmin(np.linalg.norm(features[members] - centroids[k], axis=1))]
         if len(members) > max_members:
             members = rng.choice(members, max_members, replace=False)
-        aligned, _, _ = align_moments(moments[members], moments[ref], n_max, n_angles=180)
+        aligned, _, _ = align_moments(moments[members], moments[ref], n_max, n_angles=120)
         out[k] = aligned.mean(axis=0)
     return out
 
@@ -328,14 +333,24 @@ def _analyze(
     features = np.empty((len(inner), n_out), dtype=np.float64)
     # Zernike moments are kept: they give the classes' average reconstructed motifs.
     moments = np.empty((len(inner), len(zernike_indices(params.n_max)))) if zernike else None
-    for sl, patches in iter_patch_chunks(image, xy_in, size):
-        patches = prepare_patches(patches, background, scale, window)
+
+    def describe(sl: slice) -> slice:
+        patches = prepare_patches(
+            extract_patches(image, xy_in[sl], size), background, scale, window
+        )
         if moments is not None:
             moments[sl] = extractor.moments(patches)
             features[sl] = rotation_invariants(moments[sl], params.n_max)
         else:
             features[sl] = extractor.transform(patches)
-        report("features", 0.3 + 0.4 * sl.stop / len(inner))
+        return sl
+
+    # Chunks bound the memory (a few thousand patches at a time) and run on two threads:
+    # NumPy releases the GIL in the gathers, the arithmetic and the matrix products.
+    chunks = [slice(i, min(len(inner), i + _CHUNK)) for i in range(0, len(inner), _CHUNK)]
+    with ThreadPoolExecutor(max_workers=min(2, len(chunks))) as pool:
+        for sl in pool.map(describe, chunks):
+            report("features", 0.3 + 0.4 * sl.stop / len(inner))
 
     report("clustering", 0.7)
     clusterer = make_clusterer(
