@@ -431,3 +431,67 @@ def test_all_unknown_labels_give_no_units():
 def test_invalid_inputs_raise(kwargs, match):
     with pytest.raises(AnalysisError, match=match):
         build_hierarchy(kwargs.pop("xy"), kwargs.pop("labels"), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# relabel fast path (injective names) against the full classification
+# ---------------------------------------------------------------------------------------------
+
+
+def _full(h, names):
+    from motifcat.ingest.hierarchy import _classify
+
+    return _classify(h.structure, list(names))
+
+
+def _assert_same_classification(fast_levels, full_levels):
+    for fast, full in zip(fast_levels, full_levels, strict=True):
+        assert [(c.key, c.count) for c in fast.classes] == [(c.key, c.count)
+                                                               for c in full.classes]
+        assert [c.composed_of for c in fast.classes] == [c.composed_of for c in full.classes]
+        np.testing.assert_array_equal(fast.instance_class, full.instance_class)
+        np.testing.assert_array_equal(fast.members_indptr, full.members_indptr)
+        np.testing.assert_allclose(fast.instance_xy, full.instance_xy)
+        for i in range(len(full)):
+            assert set(fast.members(i).tolist()) == set(full.members(i).tolist())
+    # Level-2 rings and star member orders are canonical readings: equal to the full path.
+    np.testing.assert_array_equal(fast_levels[0].members_indices, full_levels[0].members_indices)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_relabel_injective_fast_path_matches_full_classification(tmd, seed):
+    h = build_hierarchy(tmd.xy, tmd.column_class, image=tmd.image)
+    assert any(c.key.startswith("N{") for c in h.levels[1].classes)
+    n = int(h.structure.labels.max()) + 1
+    rng = np.random.default_rng(seed)
+    names = [f"L1-{k:04d}" for k in rng.permutation(50)[:n]]
+    fast = relabel(h, names)
+    assert len(fast.levels[1].classes) > 1
+    _assert_same_classification(fast.levels, _full(h, names))
+    # Relabelling again (from the relabelled hierarchy) stays exact, and the input is intact.
+    names2 = names[::-1]
+    _assert_same_classification(relabel(fast, names2).levels, _full(h, names2))
+    assert h.structure.names != names
+
+
+def test_relabel_injective_fast_path_on_cairo_stars(cairo, cairo_h):
+    names = ["z9", "a1", "m5"][: int(cairo_h.structure.labels.max()) + 1]
+    fast = relabel(cairo_h, names)
+    assert any(c.key.startswith("S<") for c in fast.levels[1].classes)
+    _assert_same_classification(fast.levels, _full(cairo_h, names))
+
+
+def test_relabel_non_injective_after_injective_still_merges():
+    xy, lab = honeycomb(9)
+    lab = lab.copy()
+    lab[np.argmin(np.linalg.norm(xy - xy.mean(0) - [5, 0], axis=1))] = 2
+    h = build_hierarchy(xy, lab, label_names=["M", "X2", "X1"])
+    renamed = relabel(h, ["p", "q", "r"])  # fast path
+    _assert_same_classification(renamed.levels, _full(h, ["p", "q", "r"]))
+    merged = relabel(renamed, ["m", "x", "x"])
+    assert level_counts(merged.levels[0]) == [("6[m,x,m,x,m,x]", len(h.levels[0]))]
+    assert len(renamed.levels[0].classes) == 2
+    # Back to distinct names: the classes split again (full path, not the merged partition).
+    again = relabel(merged, ["p", "q", "r"])
+    for a, b in zip(again.levels, renamed.levels, strict=True):
+        assert level_counts(a) == level_counts(b)
