@@ -300,9 +300,13 @@ def main() -> None:
         "# Query latency (bench/query.py)",
         "",
         f"Embedded Ladybug catalog: {info['samples']} samples, {info['images']} images, "
-        f"{info['instances']:,} instances (all levels), {len(MATERIALS)} materials; built "
-        f"through the bulk path in {info['build_s']:.0f} s (nan: reused with --catalog), "
-        f"{info['size_MB']:.0f} MB on disk. "
+        f"{info['instances']:,} instances (all levels), {len(MATERIALS)} materials; "
+        + (
+            f"built through the bulk path in {info['build_s']:.0f} s, "
+            if info["build_s"] == info["build_s"]  # NaN when an existing --catalog was reused
+            else "reused from --catalog, "
+        )
+        + f"{info['size_MB']:.0f} MB on disk. "
         f"Median and slowest of {args.runs} runs after a warm-up (3 for spatial_context). "
         f"Machine: {platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}.",
