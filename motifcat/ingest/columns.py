@@ -171,6 +171,27 @@ def refine_positions(
     return pos
 
 
+def smooth_image(image: np.ndarray, period_px: float, smoothing: float = 0.15) -> np.ndarray:
+    """The lightly smoothed image the column detector works on (float64).
+
+    Gaussian of sigma ``max(0.5, smoothing * period_px)`` pixels, computed in two threaded
+    bands (:func:`filter_in_bands`). The pipeline computes it once and shares it between the
+    detector and the descriptor's intensity scale.
+
+    Examples
+    --------
+    >>> img = np.zeros((64, 64)); img[32, 32] = 1.0
+    >>> s = smooth_image(img, 10.0)
+    >>> bool(abs(s.sum() - 1.0) < 1e-6), bool(s.max() < 1.0)
+    (True, True)
+    """
+    img = np.asarray(image, dtype=np.float64)
+    sigma = max(0.5, smoothing * period_px)
+    return filter_in_bands(
+        ndimage.gaussian_filter, img, int(4 * sigma + 1), sigma=sigma, mode="reflect"
+    )
+
+
 def detect_columns(
     image: np.ndarray,
     period_px: float,
@@ -180,6 +201,7 @@ def detect_columns(
     min_relative_prominence: float = 0.25,
     min_distance_factor: float = 0.3,
     refine: str = "com",
+    smoothed: np.ndarray | None = None,
 ) -> Columns:
     """Find atom columns as local maxima of the lightly smoothed image, refined to sub-pixel.
 
@@ -208,6 +230,9 @@ def detect_columns(
         well inside that distance.
     refine : {"com", "gaussian", "none"}
         Sub-pixel refinement (see :func:`refine_positions`).
+    smoothed : ndarray, optional
+        :func:`smooth_image` of ``image`` with the same ``period_px`` and ``smoothing``, when
+        the caller already has it.
 
     Returns
     -------
@@ -229,9 +254,7 @@ def detect_columns(
     """
     img = np.asarray(image, dtype=np.float64)
     sigma = max(0.5, smoothing * period_px)
-    smooth = filter_in_bands(
-        ndimage.gaussian_filter, img, int(4 * sigma + 1), sigma=sigma, mode="reflect"
-    )
+    smooth = smooth_image(img, period_px, smoothing) if smoothed is None else smoothed
     min_distance = max(1, int(np.floor(min_distance_factor * period_px)))
     # A pixel equal to the maximum of its (2·min_distance+1)² neighbourhood is a candidate.
     # (skimage's peak_local_max does the same and then enforces the spacing again with a

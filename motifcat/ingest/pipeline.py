@@ -17,7 +17,7 @@ from .. import __version__
 from ..errors import AnalysisError, InvalidImageError
 from . import io as mio
 from .cluster import class_centroids, make_clusterer
-from .columns import detect_columns, filter_in_bands
+from .columns import detect_columns, filter_in_bands, smooth_image
 from .lattice import lattice_period, nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Lattice, Micrograph, MotifClass
 from .patches import default_patch_size, extract_patches, patch_fits
@@ -66,7 +66,11 @@ def make_feature_extractor(params: AnalysisParams):
 
 
 def image_intensity_scale(
-    image: np.ndarray, xy: np.ndarray, smoothing_px: float
+    image: np.ndarray,
+    xy: np.ndarray,
+    smoothing_px: float,
+    *,
+    smoothed: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Offset and column intensity scale of one image (same unit as the image).
 
@@ -91,6 +95,8 @@ def image_intensity_scale(
         Column positions (x, y) in pixels.
     smoothing_px : float
         Gaussian sigma in pixels.
+    smoothed : ndarray, optional
+        The image already smoothed by that Gaussian (then ``smoothing_px`` is not used).
 
     Returns
     -------
@@ -110,10 +116,11 @@ def image_intensity_scale(
     """
     image = np.asarray(image, dtype=np.float32)
     offset = float(image.mean(dtype=np.float64))
-    smooth = filter_in_bands(
-        ndimage.gaussian_filter, image, int(4 * smoothing_px + 1), sigma=smoothing_px
-    )
-    peaks = ndimage.map_coordinates(smooth, [xy[:, 1], xy[:, 0]], order=1)
+    if smoothed is None:
+        smoothed = filter_in_bands(
+            ndimage.gaussian_filter, image, int(4 * smoothing_px + 1), sigma=smoothing_px
+        )
+    peaks = ndimage.map_coordinates(smoothed, [xy[:, 1], xy[:, 0]], order=1)
     scale = float(peaks.mean(dtype=np.float64)) - offset
     if not scale > 0:
         raise AnalysisError(
@@ -283,6 +290,8 @@ def _analyze(
     mio.check_size(micrograph, period)
 
     report("columns", 0.1)
+    # One smoothed image serves the detector and the descriptor's intensity scale.
+    smoothed = smooth_image(image, period, params.smoothing)
     if columns is None:
         columns = detect_columns(
             image,
@@ -290,6 +299,7 @@ def _analyze(
             smoothing=params.smoothing,
             threshold_sigma=params.threshold_sigma,
             refine=params.refine,
+            smoothed=smoothed,
         )
     if len(columns) < _MIN_COLUMNS:
         raise AnalysisError(f"{name}: only {len(columns)} atom columns found; need {_MIN_COLUMNS}")
@@ -312,7 +322,9 @@ def _analyze(
     # One background and one column scale for the whole image (see image_intensity_scale);
     # with intensity_scale="patch" the transformer normalises each patch itself instead.
     if params.intensity_scale == "image":
-        background, scale = image_intensity_scale(image, xy_in, params.smoothing * period)
+        background, scale = image_intensity_scale(
+            image, xy_in, params.smoothing * period, smoothed=smoothed
+        )
     else:
         background, scale = 0.0, 1.0
     window = patch_window(
