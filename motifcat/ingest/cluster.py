@@ -32,8 +32,20 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
        tune: two groups are two classes exactly when the estimated density has a dip between
        them. Modes holding fewer than ``min_class_size`` samples (and ``min_class_fraction``)
        are sent to the nearest larger mode.
-    4. A final Gaussian mixture with one component per mode, initialised from that partition,
-       labels every descriptor (:meth:`predict`), so labelling stays one vectorised pass.
+    4. A final Gaussian mixture with one component per mode and one *shared* (tied) covariance,
+       initialised from that partition, labels every descriptor (:meth:`predict`), so labelling
+       stays one vectorised pass. It works in more principal components
+       (``boundary_dims``) than the mode search: the number of classes is best read in the few
+       leading components (more of them let BIC fit the skewed, curved class shapes with extra
+       modes), but the *boundary* between two classes often lies along low-variance directions
+       (for Zernike magnitudes the first component, the overall intensity, holds > 90 % of the
+       variance, and the Mo/Se2 difference at low dose sits in the next ones). A tied
+       covariance makes that labelling the EM version of linear discriminant analysis: the
+       pooled within-class covariance is estimated from all classes at once, so small classes
+       (a few dozen defects) get a well-conditioned boundary, and noise directions are
+       down-weighted by whitening rather than cut away. Measured on ``bench/dose.py`` (3 seeds),
+       Zernike FMI at 1/50 / 1/100 dose rose from 0.977 / 0.942 (full covariance in the
+       mode-search dimensions) to 0.988 / 0.984, with no change at higher doses.
 
     Parameters
     ----------
@@ -42,7 +54,10 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
     variance : float
         Fraction of the descriptor variance kept by the PCA projection.
     max_dims : int
-        Upper bound of the projected dimension.
+        Upper bound of the projected dimension of the mode search.
+    boundary_dims : int
+        Principal components used by the final (tied-covariance) mixture that labels the
+        descriptors.
     min_class_fraction : float
         Modes holding fewer than this fraction of the fitted samples (and fewer than
         ``min_class_size``) are not classes of their own.
@@ -66,8 +81,8 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         Components of the BIC-selected density mixture.
     bic_ : dict
         BIC for every number of components tried.
-    modes_ : ndarray, shape (n_classes, n_dims)
-        The density modes, in the projected space, in class order.
+    modes_ : ndarray, shape (n_classes, n_label_dims)
+        Class means of the final mixture, in its principal-component space, in class order.
 
     Examples
     --------
@@ -82,6 +97,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         max_classes: int = 12,
         variance: float = 0.9,
         max_dims: int = 8,
+        boundary_dims: int = 16,
         min_class_fraction: float = 0.002,
         min_class_size: int = 5,
         max_fit_samples: int = 2500,
@@ -92,6 +108,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         self.max_classes = max_classes
         self.variance = variance
         self.max_dims = max_dims
+        self.boundary_dims = boundary_dims
         self.min_class_fraction = min_class_fraction
         self.min_class_size = min_class_size
         self.max_fit_samples = max_fit_samples
@@ -142,8 +159,9 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         )
         Xfit = X[fit_idx]
         n_dims = min(self.max_dims, X.shape[1], max(1, len(Xfit) - 1))
-        self.pca_ = PCA(n_components=n_dims, random_state=self.random_state).fit(Xfit)
-        cum = np.cumsum(self.pca_.explained_variance_ratio_)
+        n_pca = min(max(n_dims, self.boundary_dims), X.shape[1], max(1, len(Xfit) - 1))
+        self.pca_ = PCA(n_components=n_pca, random_state=self.random_state).fit(Xfit)
+        cum = np.cumsum(self.pca_.explained_variance_ratio_[:n_dims])
         self.n_dims_ = int(min(n_dims, np.searchsorted(cum, self.variance) + 1))
         Z = self.pca_.transform(Xfit)[:, : self.n_dims_]
         density = self._density(Z)
@@ -153,6 +171,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         part = _absorb_small(Z, part, min_size)
         k = int(part.max()) + 1
         if k == 1:
+            self.label_dims_ = self.n_dims_
             self.gmm_ = (
                 density
                 if density.n_components == 1
@@ -161,20 +180,23 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
                 ).fit(Z)
             )
         else:
-            resp = np.eye(k)[part]
-            weights = resp.mean(axis=0)
-            means = resp.T @ Z / resp.sum(axis=0)[:, None]
+            self.label_dims_ = self.pca_.n_components_
+            Zb = self.pca_.transform(Xfit)
+            means = np.array([Zb[part == j].mean(axis=0) for j in range(k)])
+            within = Zb - means[part]
+            reg = 1e-6 * float(np.var(Zb)) + 1e-12
+            pooled = within.T @ within / len(Zb) + reg * np.eye(Zb.shape[1])
             self.gmm_ = GaussianMixture(
                 n_components=k,
-                covariance_type="full",
-                reg_covar=1e-6 * float(np.var(Z)) + 1e-12,
-                weights_init=weights,
+                covariance_type="tied",
+                reg_covar=reg,
+                weights_init=np.bincount(part, minlength=k) / len(part),
                 means_init=means,
-                precisions_init=_group_precisions(Z, part, means, 1e-6 * float(np.var(Z))),
+                precisions_init=np.linalg.inv(pooled),
                 max_iter=20,
                 random_state=self.random_state,
-            ).fit(Z)
-        raw = self.gmm_.predict(self.pca_.transform(X)[:, : self.n_dims_])
+            ).fit(Zb)
+        raw = self.gmm_.predict(self.pca_.transform(X)[:, : self.label_dims_])
         # Order classes by size so that label 0 is the majority (perfect-lattice) motif.
         counts = np.bincount(raw, minlength=self.gmm_.n_components)
         order = np.argsort(-counts, kind="stable")
@@ -187,7 +209,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class of each descriptor (same numbering as ``labels_``)."""
-        Z = self.pca_.transform(np.asarray(X, dtype=np.float64))[:, : self.n_dims_]
+        Z = self.pca_.transform(np.asarray(X, dtype=np.float64))[:, : self.label_dims_]
         return self.remap_[self.gmm_.predict(Z)]
 
 
@@ -240,19 +262,6 @@ def _absorb_small(Z: np.ndarray, part: np.ndarray, min_size: float) -> np.ndarra
     if small.any():
         d = np.linalg.norm(Z[small, None, :] - means[None], axis=2)
         out[small] = d.argmin(axis=1)
-    return out
-
-
-def _group_precisions(Z: np.ndarray, part: np.ndarray, means: np.ndarray, reg: float):
-    """Precision matrices of the groups of a partition (initialisation of the final mixture)."""
-    d = Z.shape[1]
-    out = np.empty((len(means), d, d))
-    for k in range(len(means)):
-        D = Z[part == k] - means[k]
-        cov = D.T @ D / max(len(D) - 1, 1) + (reg + 1e-12) * np.eye(d)
-        if len(D) <= d:  # too few members for a full covariance: use the pooled one
-            cov = np.cov(Z.T).reshape(d, d) + (reg + 1e-12) * np.eye(d)
-        out[k] = np.linalg.inv(cov)
     return out
 
 
