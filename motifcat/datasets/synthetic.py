@@ -2,9 +2,9 @@
 
 Two generators feed the demo, the tests and the benchmarks:
 
-* :func:`tmd_image` -- a 2H transition-metal dichalcogenide monolayer (MoSe2 by default) seen
+* :func:`make_tmd` -- a 2H transition-metal dichalcogenide monolayer (MoSe2 by default) seen
   along c, with chalcogen single/double vacancies, metal vacancies and antisites;
-* :func:`cairo_image` -- a Cairo pentagonal tiling (type-4 monohedral, the Mo-V-Te-Nb oxide model
+* :func:`make_cairo` -- a Cairo pentagonal tiling (type-4 monohedral, the Mo-V-Te-Nb oxide model
   of Dan et al., Sci. Adv. 8, eabk1005, 2022, Fig. 2) whose pentagons are filled or empty with a
   spatially correlated pattern, so that larger motifs recur.
 
@@ -13,6 +13,13 @@ height is proportional to ``sum(Z**1.7)`` over its atoms, on a constant backgrou
 counts at relative dose 1*. :func:`poisson_dose` draws the counted image at any lower dose.
 Coordinates are (x, y) in pixels, x along axis 1 and y along axis 0, with pixel centres at integer
 coordinates; a column is *inside* the image when ``-0.5 <= x < W - 0.5`` and likewise for y.
+
+The ground truth is an **independent oracle** for the hierarchy: the faces and their keys in
+``truth`` come from this module's own half-edge walk over the *ideal* lattice bonds
+(:func:`_planar_faces`) and its own dihedral key (:func:`canonical_cycle_key`, plain
+``"A-B-C"`` cycles), not from :mod:`motifcat.ingest.hierarchy`, which builds its graph from
+*detected* columns and keys units as ``"n[a,b,...](c)"``. Reusing the hierarchy's face walk
+and keys here would make the tests that compare the two agree by construction, bugs included.
 """
 
 from __future__ import annotations
@@ -29,16 +36,16 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ..errors import MotifcatError
-from .model import Micrograph
+from ..ingest.model import Micrograph
 
 __all__ = [
     "SynthParameterError",
     "SyntheticImage",
-    "cairo_image",
     "canonical_cycle_key",
+    "make_cairo",
+    "make_tmd",
     "poisson_dose",
     "render_columns",
-    "tmd_image",
 ]
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
@@ -79,7 +86,7 @@ class SyntheticImage:
         Sublattice: 0 = metal site (TMD) or tiling vertex (Cairo), 1 = chalcogen site (TMD) or
         pentagon centre (Cairo).
     truth : dict
-        Generator-specific ground truth; see :func:`tmd_image` and :func:`cairo_image`.
+        Generator-specific ground truth; see :func:`make_tmd` and :func:`make_cairo`.
     material : str
         E.g. ``"MoSe2"`` or ``"MoVTeNbO-cairo"``.
     params : dict
@@ -119,7 +126,7 @@ class SyntheticImage:
 
         Examples
         --------
-        >>> s = tmd_image((64, 64), noise=False)
+        >>> s = make_tmd((64, 64), noise=False)
         >>> float(s.at_dose(0.1).image.mean()) < float(s.clean.mean())
         True
         """
@@ -145,7 +152,7 @@ class SyntheticImage:
 
         Examples
         --------
-        >>> m = tmd_image((64, 64)).micrograph()
+        >>> m = make_tmd((64, 64)).micrograph()
         >>> m.shape, len(m.sha256)
         ((64, 64), 64)
         """
@@ -153,11 +160,11 @@ class SyntheticImage:
             "signal_type": "synthetic HAADF-STEM",
             "original_format": "synthetic",
             "material": self.material,
-            "generator": "motifcat.ingest.synth",
+            "generator": "motifcat.datasets",
         }
         data = np.ascontiguousarray(self.image, dtype=np.float32)
         try:
-            from .io import micrograph_from_array
+            from ..ingest.io import micrograph_from_array
         except ImportError:
             micrograph_from_array = None
         if micrograph_from_array is not None:
@@ -532,7 +539,7 @@ def _independent_set(xy: np.ndarray, radius: float, rng: np.random.Generator) ->
 # --------------------------------------------------------------------------------------------
 
 
-def tmd_image(
+def make_tmd(
     shape: tuple[int, int] = (512, 512),
     *,
     pixel_size_A: float = 0.15,
@@ -636,7 +643,7 @@ def tmd_image(
 
     Examples
     --------
-    >>> s = tmd_image((128, 128), seed=1)
+    >>> s = make_tmd((128, 128), seed=1)
     >>> s.class_names
     ['M', 'X2', 'X1', 'antisite']
     >>> round(s.truth["nn_distance_px"], 2)
@@ -825,7 +832,7 @@ def tmd_image(
         "hierarchy": hierarchy,
     }
     params = {
-        "generator": "tmd_image", "shape": [h, w], "pixel_size_A": pixel_size_A, "a_A": a_A,
+        "generator": "make_tmd", "shape": [h, w], "pixel_size_A": pixel_size_A, "a_A": a_A,
         "metal": metal, "chalcogen": chalcogen, "defects": frac, "probe_fwhm_A": probe_fwhm_A,
         "background": background, "dose": dose, "z_exponent": z_exponent,
         "rotation_deg": rotation_deg, "min_defect_separation": min_defect_separation,
@@ -879,7 +886,7 @@ def _pattern_names(filled: np.ndarray) -> np.ndarray:
     return names.astype(str)
 
 
-def cairo_image(
+def make_cairo(
     shape: tuple[int, int] = (512, 512),
     *,
     pixel_size_A: float = 0.2,
@@ -972,7 +979,7 @@ def cairo_image(
 
     Examples
     --------
-    >>> s = cairo_image((128, 128), seed=1)
+    >>> s = make_cairo((128, 128), seed=1)
     >>> s.class_names
     ['vertex3', 'vertex4', 'centre']
     >>> bool(np.all(np.isin(s.truth["vertex_valence"][s.site == 0], [3, 4])))
@@ -1156,7 +1163,7 @@ def cairo_image(
         "sigma_px": float(sigma_px),
     }
     params = {
-        "generator": "cairo_image", "shape": [h, w], "pixel_size_A": pixel_size_A,
+        "generator": "make_cairo", "shape": [h, w], "pixel_size_A": pixel_size_A,
         "edge_A": edge_A, "fill_fraction": fill_fraction, "correlation": correlation,
         "dose": dose, "background": background, "probe_fwhm_A": probe_fwhm_A,
         "contrast": weights, "rotation_deg": rotation_deg, "noise": noise, "seed": seed,
