@@ -404,3 +404,12 @@ def test_tmd_position_jitter():
     # A bond length varies by the difference of two independent displacements along it.
     assert d.std() == pytest.approx(np.sqrt(2) * sigma, rel=0.15)
 
+
+def test_old_import_path_still_gives_the_same_images():
+    # motifcat.ingest.synth re-exports motifcat.datasets for one release, under the old names.
+    from motifcat.ingest import synth
+
+    old = synth.tmd_image((64, 64), seed=3)
+    new = make_tmd((64, 64), seed=3)
+    np.testing.assert_array_equal(old.image, new.image)
+    assert synth.cairo_image is make_cairo
