@@ -45,8 +45,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
-from ..errors import AnalysisError
-from .canonical import (
+from ...errors import AnalysisError
+from ..canonical import (
     candidate_order,
     check_names,
     code_text,
@@ -55,7 +55,7 @@ from .canonical import (
     dihedral_canonical,
     plane_graph_code,
 )
-from .model import Hierarchy, Level, MotifClass
+from ..model import Hierarchy, Level, MotifClass
 
 #: Kinds of level-3 composites (``HierarchyStructure``/``Level.instance_class`` order).
 STAR, NEIGHBOURHOOD, CLUSTER = 0, 1, 2
