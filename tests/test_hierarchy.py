@@ -439,7 +439,7 @@ def test_invalid_inputs_raise(kwargs, match):
 
 
 def _full(h, names):
-    from motifcat.ingest.hierarchy import _classify
+    from motifcat.ingest.hierarchy.classify import _classify
 
     return _classify(h.structure, list(names))
 
