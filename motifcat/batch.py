@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalog.store import GraphStore, open_catalog, parse_uri
+from .catalog.opener import open_catalog
+from .catalog.store import GraphStore
+from .catalog.uri import parse_uri
 from .catalog.writer import WriteReport, write_analysis
 from .errors import CatalogError, MotifcatError
 from .ingest.model import AnalysisParams

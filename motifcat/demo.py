@@ -14,7 +14,7 @@ import tifffile
 from rich.console import Console
 from rich.table import Table
 
-from .catalog.store import resolve_uri
+from .catalog import resolve_uri
 
 #: (sample, material, generator, seeds, pixel size Å). Two TMD samples so that motifs recur
 #: across samples; the Cairo oxide is a second material.

@@ -595,3 +595,20 @@ def test_batch_ingest_old_import_paths_still_work():
     assert expand_paths is batch.expand_paths and IngestSummary is batch.IngestSummary
     with pytest.raises(AttributeError):
         catalog.no_such_name  # noqa: B018
+
+
+def test_open_catalog_and_uri_old_import_paths_still_work():
+    # open_catalog / URI parsing left store.py (issue 16: no store <-> backend import circle)
+    import motifcat.catalog.opener as opener
+    import motifcat.catalog.uri as uri
+    from motifcat.catalog import store
+    from motifcat.catalog.store import DEFAULT_CATALOG, open_catalog, parse_uri, resolve_uri
+
+    assert open_catalog is opener.open_catalog
+    assert (parse_uri, resolve_uri, DEFAULT_CATALOG) == (
+        uri.parse_uri,
+        uri.resolve_uri,
+        uri.DEFAULT_CATALOG,
+    )
+    with pytest.raises(AttributeError):
+        store.no_such_name  # noqa: B018

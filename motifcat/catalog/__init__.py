@@ -17,17 +17,9 @@ Examples
 
 from __future__ import annotations
 
-from .store import (
-    DEFAULT_CATALOG,
-    BulkNodes,
-    BulkRels,
-    GraphStore,
-    Statement,
-    WriteOp,
-    open_catalog,
-    parse_uri,
-    resolve_uri,
-)
+from .opener import open_catalog
+from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
+from .uri import DEFAULT_CATALOG, parse_uri, resolve_uri
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
 from .writer import WriteReport, write_analysis
 
