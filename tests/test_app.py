@@ -22,11 +22,11 @@ from motifcat.app import MAIN_SCRIPT, launch_command
 from motifcat.app.data import catalog_uri
 from motifcat.catalog.store import open_catalog
 from motifcat.catalog.writer import write_analysis
+from motifcat.datasets import make_cairo, make_tmd
 from motifcat.errors import MotifcatError
 from motifcat.export import motif_to_atoms
 from motifcat.ingest.io import load_image
 from motifcat.ingest.pipeline import analyze
-from motifcat.ingest.synth import cairo_image, tmd_image
 from motifcat.query import (
     composition,
     composition_edges,
@@ -51,9 +51,9 @@ def build_catalog(folder: Path, size: int = 192) -> tuple[str, Path]:
     """
     folder.mkdir(parents=True, exist_ok=True)
     specs = [
-        ("MoSe2-A", "MoSe2", tmd_image((size, size), seed=1)),
-        ("MoSe2-B", "MoSe2", tmd_image((size, size), seed=2)),
-        ("Cairo-A", "MoVTeNbO", cairo_image((size, size), seed=3)),
+        ("MoSe2-A", "MoSe2", make_tmd((size, size), seed=1)),
+        ("MoSe2-B", "MoSe2", make_tmd((size, size), seed=2)),
+        ("Cairo-A", "MoVTeNbO", make_cairo((size, size), seed=3)),
     ]
     uri = str(folder / "catalog.lbug")
     # One BLAS thread: on a shared 2-core machine the GMM fits run ~10x faster than oversubscribed.

@@ -420,11 +420,11 @@ def test_catalog_file_size_is_reported(store):
 def real_analysis():
     from threadpoolctl import threadpool_limits
 
+    from motifcat.datasets import make_cairo
     from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import cairo_image
 
     with threadpool_limits(1):
-        return analyze(cairo_image((320, 320), seed=21).micrograph(path="cairo-21.npy"))
+        return analyze(make_cairo((320, 320), seed=21).micrograph(path="cairo-21.npy"))
 
 
 def test_real_analysis_every_label_and_type(store, real_analysis):
@@ -509,11 +509,11 @@ def test_real_analysis_every_label_and_type(store, real_analysis):
     # a second image of the same specimen reuses motifs; COMPOSED_OF is created once per pair
     from threadpoolctl import threadpool_limits
 
+    from motifcat.datasets import make_cairo
     from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import cairo_image
 
     with threadpool_limits(1):
-        b = analyze(cairo_image((320, 320), seed=21).at_dose(1.0, seed=5).micrograph())
+        b = analyze(make_cairo((320, 320), seed=21).at_dose(1.0, seed=5).micrograph())
     rep2 = write_analysis(store, b, sample="c2", material="MoVTeNbO")
     assert rep2.written and rep2.matched_motifs
     assert any(m.startswith("L2-") for m in rep2.matched_motifs)
@@ -529,11 +529,11 @@ def test_real_analysis_every_label_and_type(store, real_analysis):
 # -- ingest_files ----------------------------------------------------------------------------------
 def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path):
     from motifcat.batch import ingest_files
-    from motifcat.ingest.synth import tmd_image
+    from motifcat.datasets import make_tmd
 
     d = tmp_path / "imgs"
     d.mkdir()
-    syn = tmd_image((256, 256), seed=31)
+    syn = make_tmd((256, 256), seed=31)
     np.save(d / "a.npy", syn.image)
     np.save(d / "b.npy", syn.at_dose(0.5, seed=3).image)
     np.save(d / "a-copy.npy", syn.image)  # same pixels: one image

@@ -10,8 +10,8 @@ from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
 from motifcat.cli import app
+from motifcat.datasets import make_tmd
 from motifcat.demo import write_calibrated_tiff
-from motifcat.ingest.synth import tmd_image
 
 runner = CliRunner()
 
@@ -24,7 +24,7 @@ def catalog(tmp_path_factory):
     images.mkdir()
     for seed in (1, 2):
         write_calibrated_tiff(
-            images / f"tmd{seed}.tif", tmd_image((288, 288), seed=seed).image, 0.15
+            images / f"tmd{seed}.tif", make_tmd((288, 288), seed=seed).image, 0.15
         )
     (images / "broken.tif").write_bytes(b"II*\x00 not a tiff")
     cat = str(root / "catalog")

@@ -82,9 +82,9 @@ def test_class_centroids():
 
 
 def test_image_scale_is_dose_and_brightness_independent_and_keeps_contrast():
-    from motifcat.ingest.synth import poisson_dose, tmd_image
+    from motifcat.datasets import make_tmd, poisson_dose
 
-    syn = tmd_image((256, 256), seed=3)
+    syn = make_tmd((256, 256), seed=3)
     b1, s1 = image_intensity_scale(syn.clean, syn.xy, 1.6)
     # Brightness and gain: a*f + b moves background and scale the same way.
     b2, s2 = image_intensity_scale(3.0 * syn.clean + 50.0, syn.xy, 1.6)
@@ -121,11 +121,11 @@ def test_tmd_columns_by_type_at_full_and_low_dose():
     """Level-1 classes follow the column types (M, X2, X1) on a synthetic MoSe2 image."""
     from scipy.spatial import cKDTree
 
+    from motifcat.datasets import make_tmd
     from motifcat.ingest.model import AnalysisParams
     from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import tmd_image
 
-    syn = tmd_image((512, 512), seed=11)
+    syn = make_tmd((512, 512), seed=11)
     full = analyze(syn.micrograph(), AnalysisParams(hierarchy=False))
     d, idx = cKDTree(syn.xy).query(full.columns.xy)
     ok = (full.labels >= 0) & (d < 3)

@@ -250,12 +250,12 @@ def test_write_errors(catalog, tmp_path):
 def mose2(tmp_path_factory):
     """Two synthetic MoSe2 images analysed and written by the real pipeline and writer."""
     from motifcat.catalog.writer import write_analysis
+    from motifcat.datasets import make_tmd
     from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import tmd_image
 
     store = LadybugStore(tmp_path_factory.mktemp("mose2") / "catalog.lbug")
     for seed, sample in ((1, "A"), (2, "B")):
-        synth = tmd_image((256, 256), a_A=A_MOSE2, seed=seed)
+        synth = make_tmd((256, 256), a_A=A_MOSE2, seed=seed)
         write_analysis(store, analyze(synth.micrograph()), sample=sample, material="MoSe2")
     yield store
     store.close()

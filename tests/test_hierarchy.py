@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from motifcat.datasets import make_cairo, make_tmd
 from motifcat.errors import AnalysisError
 from motifcat.ingest.hierarchy import (
     build_hierarchy,
@@ -16,7 +17,6 @@ from motifcat.ingest.hierarchy import (
     planar_faces,
     relabel,
 )
-from motifcat.ingest.synth import cairo_image, tmd_image
 
 HEX = "6[A,B,A,B,A,B]"
 
@@ -56,7 +56,7 @@ def rigid(xy, theta, mirror, shift):
 
 @pytest.fixture(scope="module")
 def cairo():
-    return cairo_image((320, 320), fill_fraction=0.5, noise=False, seed=4)
+    return make_cairo((320, 320), fill_fraction=0.5, noise=False, seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +277,7 @@ def test_cairo_keys_invariant_under_rotation_and_mirror(cairo):
 
 
 def test_cairo_with_position_noise_still_finds_pentagons():
-    s = cairo_image((320, 320), noise=False, seed=7)
+    s = make_cairo((320, 320), noise=False, seed=7)
     xy = s.xy + np.random.default_rng(1).normal(0, 0.4, s.xy.shape)  # 2 % of an edge
     h = build_hierarchy(xy, s.column_class)
     found = units_as_sets(h)
@@ -342,7 +342,7 @@ def test_relabel_merges_units_and_composites():
 
 @pytest.fixture(scope="module")
 def tmd():
-    return tmd_image((256, 256), noise=False, seed=3,
+    return make_tmd((256, 256), noise=False, seed=3,
                      defects={"chalcogen_double": 0.01, "metal_vacancy": 0.01,
                               "chalcogen_single": 0.02})
 
@@ -439,7 +439,7 @@ def test_invalid_inputs_raise(kwargs, match):
 
 
 def _full(h, names):
-    from motifcat.ingest.hierarchy import _classify
+    from motifcat.ingest.hierarchy.classify import _classify
 
     return _classify(h.structure, list(names))
 

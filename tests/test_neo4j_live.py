@@ -66,11 +66,11 @@ def store():
 
 @pytest.fixture(scope="module")
 def analysis():
-    synth = pytest.importorskip("motifcat.ingest.synth")
+    synth = pytest.importorskip("motifcat.datasets")
     pipeline = pytest.importorskip("motifcat.ingest.pipeline")
     from motifcat.ingest.model import AnalysisParams
 
-    micrograph = synth.tmd_image((160, 160), seed=0).micrograph()
+    micrograph = synth.make_tmd((160, 160), seed=0).micrograph()
     return pipeline.analyze(micrograph, AnalysisParams(max_classes=4))
 
 

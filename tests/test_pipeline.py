@@ -10,19 +10,19 @@ from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
 from motifcat.cli import app
+from motifcat.datasets import make_tmd
 from motifcat.errors import AnalysisError, InvalidImageError
 from motifcat.ingest.io import micrograph_from_array
 from motifcat.ingest.model import AnalysisParams
 from motifcat.ingest.pipeline import analyze
 from motifcat.ingest.serialize import save_analysis
-from motifcat.ingest.synth import tmd_image
 
 FAST = AnalysisParams(hierarchy=False, max_classes=6)
 
 
 @pytest.fixture(scope="module")
 def tmd():
-    return tmd_image((320, 320), seed=4)
+    return make_tmd((320, 320), seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,8 @@ def test_class_mean_images_and_descriptors(tmd_result):
 
 def test_one_environment_in_two_orientations_is_one_class():
     """Two grains of the same lattice, rotated 37° apart: same sublattice, same class."""
-    g0 = tmd_image((288, 256), defects={}, seed=1)
-    g1 = tmd_image((288, 256), defects={}, rotation_deg=37.0, seed=2)
+    g0 = make_tmd((288, 256), defects={}, seed=1)
+    g1 = make_tmd((288, 256), defects={}, rotation_deg=37.0, seed=2)
     image = np.hstack([g0.image, g1.image])
     xy1 = g1.xy + [256, 0]
     truth_xy = np.vstack([g0.xy, xy1])
@@ -152,7 +152,7 @@ def test_bad_inputs_are_refused():
     with pytest.raises(InvalidImageError, match="tiny.npy"):
         analyze(tiny, AnalysisParams(period_px=19.0))
     with pytest.raises(AnalysisError, match="features"):
-        analyze(tmd_image((256, 256)).micrograph(), AnalysisParams(features="sift"))
+        analyze(make_tmd((256, 256)).micrograph(), AnalysisParams(features="sift"))
 
 
 def test_save_npz_and_json(tmp_path, tmd_result):

@@ -446,8 +446,8 @@ def test_every_query_passes_neo4js_parser():
 def real(tmp_path_factory):
     """Three synthetic images of two materials, analysed and written for real."""
     from motifcat.catalog.writer import write_analysis
+    from motifcat.datasets import make_tmd
     from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import tmd_image
 
     store = LadybugStore(tmp_path_factory.mktemp("real") / "catalog.lbug")
     reports = []
@@ -456,7 +456,7 @@ def real(tmp_path_factory):
         (2, "mose2-b", "MoSe2", {}),
         (3, "ws2-a", "WS2", {"metal": "W", "chalcogen": "S", "a_A": 3.153}),
     ):
-        mg = tmd_image((192, 192), seed=seed, **kw).micrograph()
+        mg = make_tmd((192, 192), seed=seed, **kw).micrograph()
         reports.append(write_analysis(store, analyze(mg), sample=sample, material=material))
     yield store, reports
     store.close()
@@ -523,12 +523,12 @@ def test_filled_pentagons_outline_their_ring_and_list_their_centre(tmp_path):
     """Cairo tiling through the real pipeline and writer: a filled pentagon is a 5-gon whose
     centre column is reported as interior, not a sixth vertex; old catalogs (no pos) agree."""
     from motifcat.catalog.writer import write_analysis
+    from motifcat.datasets import make_cairo
     from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import cairo_image
 
     store = LadybugStore(tmp_path / "cairo.lbug")
     try:
-        rep = write_analysis(store, analyze(cairo_image((256, 256), seed=3).micrograph()),
+        rep = write_analysis(store, analyze(make_cairo((256, 256), seed=3).micrograph()),
                              sample="cairo", material="Cairo")
         units = image_units(store, rep.image_id)
         assert len(units) > 10

@@ -19,11 +19,11 @@ from motifcat.catalog.vocabulary import (
     scaling_of,
 )
 from motifcat.catalog.writer import write_analysis
+from motifcat.datasets import make_cairo, make_tmd
 from motifcat.errors import CatalogError
 from motifcat.ingest.io import micrograph_from_array
 from motifcat.ingest.model import AnalysisParams, MotifClass
 from motifcat.ingest.pipeline import analyze
-from motifcat.ingest.synth import cairo_image, tmd_image
 
 SIZE = (384, 384)
 LEVEL1 = AnalysisParams(hierarchy=False)
@@ -38,12 +38,12 @@ def _one_blas_thread():
 
 @pytest.fixture(scope="module")
 def tmd():
-    return tmd_image(SIZE, seed=11)
+    return make_tmd(SIZE, seed=11)
 
 
 @pytest.fixture(scope="module")
 def cairo():
-    return cairo_image(SIZE, seed=11)
+    return make_cairo(SIZE, seed=11)
 
 
 def _analyses(syn):

@@ -344,9 +344,9 @@ def write_analysis(
     --------
     >>> import os, tempfile
     >>> from motifcat.catalog import open_catalog
-    >>> from motifcat.ingest.synth import tmd_image
+    >>> from motifcat.datasets import make_tmd
     >>> from motifcat.ingest.pipeline import analyze
-    >>> a = analyze(tmd_image((192, 192), seed=3).micrograph())
+    >>> a = analyze(make_tmd((192, 192), seed=3).micrograph())
     >>> with open_catalog(os.path.join(tempfile.mkdtemp(), "cat")) as store:
     ...     first = write_analysis(store, a, sample="s1", material="MoSe2")
     ...     again = write_analysis(store, a, sample="s1", material="MoSe2")

@@ -29,10 +29,10 @@ def analysis_arrays(analysis: Analysis) -> dict[str, np.ndarray]:
 
     Examples
     --------
-    >>> from motifcat.ingest.synth import tmd_image
+    >>> from motifcat.datasets import make_tmd
     >>> from motifcat.ingest.pipeline import analyze
     >>> from motifcat.ingest.model import AnalysisParams
-    >>> a = analyze(tmd_image((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
+    >>> a = analyze(make_tmd((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
     >>> sorted(analysis_arrays(a))[:3]
     ['columns_xy', 'features', 'has_patch']
     """
