@@ -111,7 +111,7 @@ def ingest(
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
 ) -> None:
     """Analyse images in parallel and write them to the catalog (one transaction per image)."""
-    from .catalog.ingest import ingest_files
+    from .batch import ingest_files
     from .ingest.model import AnalysisParams
 
     params = AnalysisParams(pixel_size_A=pixel_size, n_max=n_max)

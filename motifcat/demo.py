@@ -14,7 +14,7 @@ import tifffile
 from rich.console import Console
 from rich.table import Table
 
-from .catalog.store import resolve_uri
+from .catalog import resolve_uri
 
 #: (sample, material, generator, seeds, pixel size Å). Two TMD samples so that motifs recur
 #: across samples; the Cairo oxide is a second material.
@@ -60,8 +60,8 @@ def synthesize(out_dir: Path, size: int = 512) -> list[tuple[str, str, list[Path
 
 def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, console=None) -> None:
     """Run the whole demo and print what it does."""
+    from .batch import ingest_files
     from .catalog import open_catalog
-    from .catalog.ingest import ingest_files
     from .export import motif_to_atoms, write_motif
     from .query import list_materials, list_samples, persistent_motifs, recurring_motifs
     from .query import vocabulary as vocabulary_table

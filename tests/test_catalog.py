@@ -528,7 +528,7 @@ def test_real_analysis_every_label_and_type(store, real_analysis):
 
 # -- ingest_files ----------------------------------------------------------------------------------
 def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path):
-    from motifcat.catalog.ingest import ingest_files
+    from motifcat.batch import ingest_files
     from motifcat.datasets import make_tmd
 
     d = tmp_path / "imgs"
@@ -570,7 +570,7 @@ def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path):
 
 
 def test_ingest_files_without_pixel_size_fails_each_file(tmp_path):
-    from motifcat.catalog.ingest import ingest_files
+    from motifcat.batch import ingest_files
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((64, 64)))
     s = ingest_files(
@@ -583,3 +583,32 @@ def test_ingest_files_without_pixel_size_fails_each_file(tmp_path):
         ingest_files(
             [tmp_path / "x.npy"], sample="s", material="m", catalog="neo4j:/localhost:7687"
         )
+
+
+def test_batch_ingest_old_import_paths_still_work():
+    # moved to motifcat.batch (issue 16); the old names re-export it for one release
+    import motifcat.batch as batch
+    import motifcat.catalog as catalog
+    from motifcat.catalog.ingest import IngestSummary, expand_paths, ingest_files
+
+    assert ingest_files is batch.ingest_files is catalog.ingest_files
+    assert expand_paths is batch.expand_paths and IngestSummary is batch.IngestSummary
+    with pytest.raises(AttributeError):
+        catalog.no_such_name  # noqa: B018
+
+
+def test_open_catalog_and_uri_old_import_paths_still_work():
+    # open_catalog / URI parsing left store.py (issue 16: no store <-> backend import circle)
+    import motifcat.catalog.opener as opener
+    import motifcat.catalog.uri as uri
+    from motifcat.catalog import store
+    from motifcat.catalog.store import DEFAULT_CATALOG, open_catalog, parse_uri, resolve_uri
+
+    assert open_catalog is opener.open_catalog
+    assert (parse_uri, resolve_uri, DEFAULT_CATALOG) == (
+        uri.parse_uri,
+        uri.resolve_uri,
+        uri.DEFAULT_CATALOG,
+    )
+    with pytest.raises(AttributeError):
+        store.no_such_name  # noqa: B018

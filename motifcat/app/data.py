@@ -24,7 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from motifcat import export, query
-from motifcat.catalog.store import GraphStore, open_catalog, resolve_uri
+from motifcat.catalog import GraphStore, open_catalog, resolve_uri
 from motifcat.errors import CatalogError, MotifcatError
 
 #: Results are cached this long (s); "Reload catalog" in the sidebar clears them at once.

@@ -32,13 +32,13 @@ from neo4j.time import Duration
 
 from motifcat.catalog.schema import NODE_TABLES, REL_TABLES, neo4j_ddl, primary_key
 from motifcat.catalog.store import (
-    NEO4J_SCHEMES,
     BulkNodes,
     BulkRels,
     GraphStore,
     Statement,
     WriteOp,
 )
+from motifcat.catalog.uri import NEO4J_SCHEMES
 from motifcat.errors import CatalogError, MotifcatError, QueryError
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
     "write_plan",
 ]
 
-#: URI schemes of the Bolt protocol: :data:`motifcat.catalog.store.NEO4J_SCHEMES` (one definition).
+#: URI schemes of the Bolt protocol: :data:`motifcat.catalog.uri.NEO4J_SCHEMES` (one definition).
 SCHEMES = NEO4J_SCHEMES
 
 #: Rows per ``UNWIND`` batch: large enough to amortise round trips, small enough to keep one

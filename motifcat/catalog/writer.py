@@ -819,7 +819,7 @@ def write_analysis(
     Parameters
     ----------
     store : GraphStore
-        An open catalog (:func:`motifcat.catalog.store.open_catalog`).
+        An open catalog (:func:`motifcat.catalog.open_catalog`).
     analysis : Analysis
         From :func:`motifcat.ingest.pipeline.analyze`; needs a pixel size.
     sample : str
@@ -858,7 +858,7 @@ def write_analysis(
     Examples
     --------
     >>> import os, tempfile
-    >>> from motifcat.catalog.store import open_catalog
+    >>> from motifcat.catalog import open_catalog
     >>> from motifcat.datasets import make_tmd
     >>> from motifcat.ingest.pipeline import analyze
     >>> a = analyze(make_tmd((192, 192), seed=3).micrograph())
