@@ -337,7 +337,7 @@ def pixels(path: str | None, image_id: str) -> Pixels:
     -------
     Pixels
     """
-    from motifcat.ingest.io import load_image
+    from motifcat.ingest import load_image
 
     if not path or (isinstance(path, float) and np.isnan(path)):
         return Pixels(None, "The catalog does not record the image file.")

@@ -26,6 +26,7 @@ from .reading import (
 )
 
 __all__ = [
+    "level1_motifs_in_images_of",
     "Composition",
     "DEFAULT_SPACE",
     "MotifDetail",
@@ -413,3 +414,33 @@ def mean_images(store: GraphStore, motif_ids: Any) -> dict[str, np.ndarray | Non
     rows = _read(store, "mean_images", motif_ids=sorted(set(ids)))
     images = {r["motif_id"]: _mean_image(r["mean_image"]) for r in rows}
     return {m: images[m] for m in ids if m in images}
+
+
+def level1_motifs_in_images_of(store: GraphStore, motif_id: str) -> pd.DataFrame:
+    """The level-1 motifs of the images that hold a motif, with their mean images.
+
+    What the exporter measures to suggest the species of each column of a motif.
+
+    Parameters
+    ----------
+    store : GraphStore
+    motif_id : str
+        A motif of any level.
+
+    Returns
+    -------
+    DataFrame
+        ``motif_id`` (level-1 motif), ``mean_image`` (2-D float array or None) and ``count``
+        (its instances in those images), sorted by ``motif_id``. Empty when no image holds
+        ``motif_id`` (an unknown id included).
+
+    Examples
+    --------
+    >>> level1_motifs_in_images_of(store, "L1-0001").columns.tolist()  # doctest: +SKIP
+    ['motif_id', 'mean_image', 'count']
+    """
+    motif_id = _check_id(motif_id, "motif_id")
+    df = _frame(_read(store, "export_level1", motif_id=motif_id),
+                ["motif_id", "mean_image", "count"])
+    df["mean_image"] = [_mean_image(v) for v in df["mean_image"]]
+    return df
