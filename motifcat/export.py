@@ -213,7 +213,9 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str,
 
     Examples
     --------
-    >>> suggest_species(store, "L2-0001", "MoSe2")  # doctest: +SKIP
+    >>> from motifcat.query import image_units
+    >>> unit = image_units(store, image_id)["motif_id"].iloc[0]  # a hexagon of MoSe2
+    >>> suggest_species(store, unit, "MoSe2")
     {'L1-0001': 'Mo', 'L1-0002': 'Se2'}
     """
     kinds = _formula_columns(formula)
@@ -346,8 +348,10 @@ def motif_to_atoms(
 
     Examples
     --------
-    >>> atoms = motif_to_atoms(store, "L2-0001", formula="MoSe2")  # doctest: +SKIP
-    >>> atoms.get_chemical_formula()  # doctest: +SKIP
+    >>> from motifcat.query import image_units
+    >>> unit = image_units(store, image_id)["motif_id"].iloc[0]  # a hexagon of MoSe2
+    >>> atoms = motif_to_atoms(store, unit, formula="MoSe2")
+    >>> atoms.get_chemical_formula()
     'Mo3Se6'
     """
     detail = motif_detail(store, motif_id)

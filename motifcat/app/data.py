@@ -137,7 +137,7 @@ def catalog_status(uri: str) -> CatalogStatus:
 
     Examples
     --------
-    >>> catalog_status("/nonexistent/cat.lbug").state  # doctest: +SKIP
+    >>> catalog_status("/nonexistent/cat.lbug").state
     'empty'
     """
     path = _embedded_path(uri)
