@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from motifcat.cli import app
 from motifcat.datasets import make_tmd
-from motifcat.errors import AnalysisError, InvalidImageError
+from motifcat.errors import AnalysisError, InvalidImageError, MotifcatError
 from motifcat.ingest.io import micrograph_from_array
 from motifcat.ingest.model import AnalysisParams
 from motifcat.ingest.pipeline import analyze
-from motifcat.ingest.serialize import save_analysis
+from motifcat.ingest.serialize import load_analysis, save_analysis
 
 FAST = AnalysisParams(hierarchy=False, max_classes=6)
 
@@ -164,6 +164,28 @@ def test_save_npz_and_json(tmp_path, tmd_result):
     doc = json.loads(save_analysis(tmd_result, tmp_path / "a.json").read_text())
     assert doc["columns"]["labels"] == tmd_result.labels.tolist()
     assert doc["levels"][0]["classes"][0]["count"] == tmd_result.classes[0].count
+
+
+def test_load_gives_the_saved_analysis_back(tmp_path):
+    a = analyze(make_tmd((192, 192), seed=3).micrograph())
+    b = load_analysis(save_analysis(a, tmp_path / "a.npz"))
+    assert b.micrograph.sha256 == a.micrograph.sha256 and b.params == a.params
+    np.testing.assert_array_equal(b.micrograph.data, a.micrograph.data)
+    np.testing.assert_array_equal(b.columns.xy, a.columns.xy)
+    np.testing.assert_array_equal(b.labels, a.labels)
+    np.testing.assert_array_equal(b.features, a.features)
+    assert [(c.key, c.count) for c in b.classes] == [(c.key, c.count) for c in a.classes]
+    np.testing.assert_array_equal(b.classes[0].descriptor, a.classes[0].descriptor)
+    np.testing.assert_array_equal(b.classes[0].mean_image, a.classes[0].mean_image)
+    for la, lb in zip(a.hierarchy.levels, b.hierarchy.levels, strict=True):
+        assert [c.key for c in lb.classes] == [c.key for c in la.classes]
+        np.testing.assert_array_equal(lb.members_indices, la.members_indices)
+    assert b.hierarchy.structure is not None  # the catalog writer can relabel it
+    with pytest.raises(MotifcatError, match=r"a\.json: load_analysis reads the \.npz"):
+        load_analysis(save_analysis(a, tmp_path / "a.json"))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(MotifcatError, match="bad.npz: cannot read the analysis"):
+        load_analysis(tmp_path / "bad.npz")
 
 
 def test_cli_analyze_prints_classes_and_writes(tmp_path, tmd):
