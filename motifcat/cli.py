@@ -52,6 +52,15 @@ def _progress() -> Progress:
     )
 
 
+def _max_megapixels_option():
+    return typer.Option(
+        None,
+        "--max-megapixels",
+        help="Refuse larger images before loading them (default: what fits this machine's "
+        "memory for the worker count; 0 = no limit; also $MOTIFCAT_MAX_MEGAPIXELS).",
+    )
+
+
 @app.command()
 @handle_errors
 def analyze(
@@ -62,6 +71,7 @@ def analyze(
     frame: int | None = typer.Option(None, help="Frame of a 3-D stack."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the analysis (.npz/.json)."),
     no_hierarchy: bool = typer.Option(False, "--no-hierarchy", help="Level-1 classes only."),
+    max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
     """Find atom columns and motif classes of one image and print them."""
     from .ingest.io import load_image
@@ -69,7 +79,9 @@ def analyze(
     from .ingest.pipeline import analyze as run_analysis
     from .ingest.serialize import save_analysis
 
-    micrograph = load_image(image, frame=frame, pixel_size_A=pixel_size)
+    micrograph = load_image(
+        image, frame=frame, pixel_size_A=pixel_size, max_megapixels=max_megapixels
+    )
     params = AnalysisParams(
         pixel_size_A=pixel_size, n_max=n_max, features=features, hierarchy=not no_hierarchy
     )
@@ -109,6 +121,7 @@ def ingest(
     frame: int | None = typer.Option(None, help="Frame of 3-D stacks."),
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
+    max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
     """Analyse images in parallel and write them to the catalog (one transaction per image)."""
     from .batch import ingest_files
@@ -131,6 +144,7 @@ def ingest(
             params=params,
             workers=workers,
             progress=progress,
+            max_megapixels=max_megapixels,
         )
     print_ingest_summary(summary, catalog or "")
     if summary.failed:
