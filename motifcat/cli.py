@@ -281,6 +281,12 @@ def query_cypher(
     param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (JSON values)."),
     catalog: str | None = _catalog_option(),
     fmt: str = _FORMAT,
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="Stop the query after S seconds (default 30; 0 = no limit)."
+    ),
+    max_rows: int | None = typer.Option(
+        None, "--max-rows", help="Keep at most N rows (default 100000; 0 = all)."
+    ),
 ) -> None:
     """Run read-only Cypher (writes and file access are refused before anything runs)."""
     import json
@@ -297,7 +303,12 @@ def query_cypher(
         except json.JSONDecodeError:
             params[name] = value
     with _open(catalog) as store:
-        emit(run_readonly(store, cypher, params), fmt)
+        frame = run_readonly(store, cypher, params, timeout_s=timeout, max_rows=max_rows)
+    if "truncated_at" in frame.attrs:
+        err_console.print(
+            f"[yellow]only the first {frame.attrs['truncated_at']} rows are shown (--max-rows)[/]"
+        )
+    emit(frame, fmt)
 
 
 def _parse_species(items: list[str]) -> dict[str, str]:
