@@ -7,6 +7,9 @@ clear line and exit with status 1 (no traceback for user mistakes).
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import warnings
 from pathlib import Path
 
 import typer
@@ -104,9 +107,39 @@ def version() -> None:
     console.print(f"motifcat {__version__}")
 
 
+def _catalog_credentials(value: str | None) -> str | None:
+    """Credentials never come from argv: a password in the URI is refused (every process
+    list and shell history shows it); Neo4j's comes from ``$NEO4J_PASSWORD`` or a prompt."""
+    from .catalog import parse_uri
+    from .catalog.uri import redact_uri, uri_password
+
+    if value is None and not os.environ.get("MOTIFCAT_CATALOG"):
+        return value
+    if uri_password(value):
+        raise typer.BadParameter(
+            f"{redact_uri(value)}: do not put the password in the URI (process lists and shell "
+            "history show it); give the URI without it and set NEO4J_PASSWORD, or leave that "
+            "unset to be asked"
+        )
+    try:
+        backend, _ = parse_uri(value)
+    except MotifcatError:
+        return value  # the command reports the bad URI in its own words
+    if backend == "neo4j" and not os.environ.get("NEO4J_PASSWORD") and sys.stdin.isatty():
+        import getpass
+
+        os.environ["NEO4J_PASSWORD"] = getpass.getpass(f"Neo4j password for {value}: ")
+    return value
+
+
 def _catalog_option(default=None):
     return typer.Option(
-        default, "--catalog", "-c", help="Catalog URI: a path (embedded) or bolt://, neo4j://…"
+        default,
+        "--catalog",
+        "-c",
+        help="Catalog URI: a path (embedded) or bolt://, neo4j://… (password in "
+        "$NEO4J_PASSWORD or asked, never in the URI)",
+        callback=_catalog_credentials,
     )
 
 
@@ -387,12 +420,24 @@ def export(
 @handle_errors
 def run_app(
     catalog: str | None = _catalog_option(),
-    port: int = typer.Option(8501, "--port", help="Port of the web app on localhost."),
+    port: int = typer.Option(8501, "--port", help="Port of the web app."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address to serve on (default this machine only; 0.0.0.0 = every network).",
+    ),
 ) -> None:
-    """Browse the catalog in a web browser (Streamlit)."""
-    from .app import launch
+    """Browse the catalog in a web browser (Streamlit), on localhost unless --host is given."""
+    from .app import is_loopback, launch
 
-    raise typer.Exit(launch(catalog, port))
+    if not is_loopback(host):
+        err_console.print(
+            f"[bold yellow]warning:[/] serving on {host}:{port}: the app (and its Cypher "
+            "console) is reachable from the network"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said above, in the CLI's own words
+        raise typer.Exit(launch(catalog, port, host))
 
 
 @app.command()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .opener import open_catalog
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
-from .uri import DEFAULT_CATALOG, parse_uri, resolve_uri
+from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
 from .writer import WriteReport, write_analysis
 
@@ -35,6 +35,7 @@ __all__ = [
     "match_level1",
     "open_catalog",
     "parse_uri",
+    "redact_uri",
     "resolve_uri",
     "write_analysis",
 ]
