@@ -6,21 +6,17 @@ import dataclasses
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from motifcat.catalog.store import BulkNodes, BulkRels, Statement
 from motifcat.catalog.writer import CatalogState, motif_ids, plan_analysis
-from motifcat.datasets import make_tmd
 from motifcat.errors import CatalogError
-from motifcat.ingest.pipeline import analyze
 
 AT = "2026-01-01T00:00:00+00:00"
 
 
 @pytest.fixture(scope="module")
-def analysis():
-    with threadpool_limits(1):
-        return analyze(make_tmd((256, 256), seed=5).micrograph())
+def analysis(analysed):
+    return analysed("tmd", (192, 192), seed=3)  # as test_pipeline's save/load test
 
 
 @pytest.fixture(scope="module")
