@@ -77,6 +77,25 @@ $(BENCH_STAMP):
 	$(BENCH_PY) -c "import abtem, atomap.api, hyperspy.api, mtflearn; print('bench-venv: abtem', abtem.__version__, '| mtflearn', mtflearn.__version__)"
 	touch $(BENCH_STAMP)
 
+# Rebuild every benchmark set (abTEM in the benchmark venv; the Cairo set uses motifcat's own
+# generator in motifcat's venv). Slow (tens of minutes on 2 cores); the sets are committed, so
+# nobody needs to run this. Not part of `make test`.
+bench-data: bench-venv venv
+	nice $(BENCH_PY) bench/simulate_tmd.py
+	nice $(BENCH_PY) bench/simulate_perovskite.py --variant coarse
+	nice $(BENCH_PY) bench/simulate_perovskite.py --variant fine
+	PYTHONPATH=$(CURDIR) nice $(PY) bench/simulate_cairo.py
+
+# Real experimental images shipped inside a public package (temul-toolkit 0.1.9, GPL-3.0: the
+# Se-implanted MoS2 HAADF image of its example data), fetched by package name into
+# bench/data/real/ (git-ignored). Never fetched at run time or by the tests.
+REAL_DIR := bench/data/real
+REAL_PKG := temul-toolkit==0.1.9
+bench-real: bench-venv
+	mkdir -p $(BENCH_VENV)/cache $(REAL_DIR)
+	$(BENCH_PY) -m pip download -q --no-deps $(REAL_PKG) -d $(BENCH_VENV)/cache
+	$(BENCH_PY) bench/_real_extract.py $(BENCH_VENV)/cache $(REAL_DIR)
+
 app: venv
 	$(VENV)/bin/motifcat app
 
