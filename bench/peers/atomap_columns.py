@@ -8,7 +8,8 @@ separation fixed from the known lattice spacing of the bright sublattice (0.75 x
 nearest-neighbour distance: above the distance to the dim neighbours, below that to the bright
 ones, which is what ``get_feature_separation`` would be used to choose), then
 ``refine_atom_positions_using_center_of_mass`` and ``refine_atom_positions_using_2d_gaussian``;
-the bright sublattice is then subtracted from the image (``remove_atoms_from_image_using_2d_gaussian``, as Atomap's two-sublattice tutorial does)
+the bright sublattice is then subtracted from the image
+(``remove_atoms_from_image_using_2d_gaussian``, as Atomap's two-sublattice tutorial does)
 and a second peak search on that image, with 0.75 x the shortest site spacing, gives the dim
 sublattice, refined the same way. Second-search peaks within 0.5 x the shortest site spacing of
 a first-sublattice column are dropped (they are remains of the subtracted columns).
