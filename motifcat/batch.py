@@ -111,6 +111,7 @@ def _analyse_file(
     params: AnalysisParams,
     known: frozenset,
     frame: int | None = None,
+    max_megapixels: float | None = None,
 ):
     """Worker: load and analyse one file. Returns ("ok", analysis), ("duplicate", sha) or
     ("failed", reason); never raises, so one bad file cannot stop the pool."""
@@ -118,7 +119,9 @@ def _analyse_file(
         from .ingest.io import load_image
         from .ingest.pipeline import analyze
 
-        micrograph = load_image(path, frame=frame, pixel_size_A=pixel_size_A)
+        micrograph = load_image(
+            path, frame=frame, pixel_size_A=pixel_size_A, max_megapixels=max_megapixels
+        )
         if micrograph.sha256 in known:
             return "duplicate", micrograph.sha256
         if (params.pixel_size_A or micrograph.pixel_size_A) is None:
@@ -160,6 +163,7 @@ def ingest_files(
     workers: int = 2,
     progress: Progress | None = None,
     frame: int | None = None,
+    max_megapixels: float | None = None,
 ) -> IngestSummary:
     """Analyse micrograph files and write them into the catalog, one transaction per image.
 
@@ -182,6 +186,10 @@ def ingest_files(
         Worker processes for the analyses; 1 analyses in this process.
     progress : callable, optional
         ``progress(done, total, path)`` after each file, in the order of the files.
+    max_megapixels : float, optional
+        Refuse (as failed, from the file header, before loading it) any frame over this many
+        10^6 px; default :func:`~motifcat.ingest.limits.default_max_megapixels` of
+        ``workers``: the concurrent analyses together fit in this machine's memory.
     frame : int, optional
         Frame (0-based) to take from every file that is a stack of images (see
         :func:`~motifcat.ingest.io.load_image`); None for single images.
@@ -222,6 +230,12 @@ def ingest_files(
             raise CatalogError(f"pixel_size_A must be > 0 Å, got {pixel_size_A!r}")
         params = dataclasses.replace(params, pixel_size_A=float(pixel_size_A))
     files = expand_paths(paths)
+    if max_megapixels is None:
+        from .ingest.limits import default_max_megapixels
+
+        # Memory is shared by the analyses that run at once.
+        max_megapixels = default_max_megapixels(max(1, min(workers, len(files))))
+    limit = max_megapixels
     summary = IngestSummary()
     report = progress or (lambda done, total, path: None)
 
@@ -264,7 +278,7 @@ def ingest_files(
         done = 0
         if workers <= 1 or len(files) <= 1:
             for path in files:
-                handle(path, _analyse_file(path, pixel_size_A, params, known, frame))
+                handle(path, _analyse_file(path, pixel_size_A, params, known, frame, limit))
                 done += 1
                 report(done, len(files), path)
         else:
@@ -277,7 +291,7 @@ def ingest_files(
                 initargs=(os.getpid(),),
             ) as pool:
                 futures = [
-                    pool.submit(_analyse_file, path, pixel_size_A, params, known, frame)
+                    pool.submit(_analyse_file, path, pixel_size_A, params, known, frame, limit)
                     for path in files
                 ]
                 # In submission order: writes (and new motif ids) do not depend on which

@@ -18,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from threadpoolctl import threadpool_limits
 
-from motifcat.app import MAIN_SCRIPT, launch_command
+from motifcat.app import MAIN_SCRIPT, launch_command, launch_env
 from motifcat.app.data import catalog_uri
 from motifcat.catalog.store import open_catalog
 from motifcat.catalog.writer import write_analysis
@@ -392,8 +392,13 @@ def test_launch_command():
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert cmd[cmd.index("--server.headless") + 1] == "true"
     assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
-    assert cmd[-3:] == ["--", "--catalog", "/data/c.lbug"]
-    assert "--" not in launch_command(None, 8765)
+    # localhost unless told otherwise; the URI (maybe with a password) never on the command line
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert "/data/c.lbug" not in cmd and "--" not in cmd
+    assert launch_env("/data/c.lbug")["MOTIFCAT_CATALOG"] == "/data/c.lbug"
+    assert launch_command(None, 8765, host="0.0.0.0")[cmd.index("--server.address") + 1] == (
+        "0.0.0.0"
+    )
     for bad in (0, 70000, "80", True):
         with pytest.raises(MotifcatError, match="port"):
             launch_command(None, bad)

@@ -380,13 +380,25 @@ class LadybugStore(GraphStore):
         except RuntimeError as exc:
             raise QueryError(f"{self.location}: query failed: {exc}") from exc
 
-    def read_only(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict]:
+    def read_only(
+        self,
+        cypher: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+    ) -> list[dict]:
         """Run user-supplied Cypher on a read-only database handle: the engine refuses writes.
+
+        The handle's buffer pool (:data:`READ_BUFFER_POOL_BYTES`) bounds the query's memory;
+        ``timeout_s`` makes Ladybug interrupt it (``Connection.set_query_timeout``);
+        ``max_rows`` fetches at most that many rows plus one.
 
         Raises
         ------
         QueryError
-            If the query fails, including any attempt to write.
+            If the query fails, including any attempt to write, runs out of its memory, or
+            is stopped at ``timeout_s``.
         """
         self._check_open()
         import ladybug
@@ -398,10 +410,34 @@ class LadybugStore(GraphStore):
                 self._ro_db = _open_database(self.path, read_only=True)
                 self._ro_conn = ladybug.Connection(self._ro_db)
             conn = self._ro_conn
+        # 0 = no limit (Ladybug's own default); set on every call, the connection is shared.
+        conn.set_query_timeout(int(round(timeout_s * 1000)) if timeout_s else 0)
         try:
-            return _rows(conn.execute(cypher, dict(params or {})))
+            result = conn.execute(cypher, dict(params or {}))
+            if max_rows is None:
+                return _rows(result)
+            if isinstance(result, list):
+                result = result[-1]
+            names = result.get_column_names()
+            out = []
+            while result.has_next() and len(out) <= max_rows:
+                out.append(dict(zip(names, result.get_next(), strict=True)))
+            return out
         except RuntimeError as exc:
+            if timeout_s and str(exc).strip().rstrip(".").lower() == "interrupted":
+                raise QueryError(
+                    f"{self.location}: the query was stopped at its time limit of "
+                    f"{timeout_s:g} s"
+                ) from exc
+            if "buffer pool is full" in str(exc).lower():
+                raise QueryError(
+                    f"{self.location}: the query was stopped at its memory limit of "
+                    f"{READ_BUFFER_POOL_BYTES / 2**20:.0f} MB (MOTIFCAT_READ_BUFFER_POOL_MB "
+                    "sets it); narrow the query, e.g. bound variable-length paths"
+                ) from exc
             raise QueryError(f"{self.location}: query failed: {exc}") from exc
+        finally:
+            conn.set_query_timeout(0)
 
     # -- writes --------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> None:
