@@ -215,9 +215,9 @@ def ingest_files(
     --------
     >>> import os, tempfile
     >>> import numpy as np
-    >>> from motifcat.ingest.synth import tmd_image
+    >>> from motifcat.datasets import make_tmd
     >>> d = tempfile.mkdtemp()
-    >>> np.save(os.path.join(d, "a.npy"), tmd_image((192, 192), seed=4).image)
+    >>> np.save(os.path.join(d, "a.npy"), make_tmd((192, 192), seed=4).image)
     >>> s = ingest_files([d], sample="s1", material="MoSe2", pixel_size_A=0.15,
     ...                  catalog=os.path.join(d, "cat"), workers=1)
     >>> len(s.written), s.failed

@@ -77,10 +77,8 @@ def analyze(
     max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
     """Find atom columns and motif classes of one image and print them."""
-    from .ingest.io import load_image
-    from .ingest.model import AnalysisParams
-    from .ingest.pipeline import analyze as run_analysis
-    from .ingest.serialize import save_analysis
+    from .ingest import AnalysisParams, load_image, save_analysis
+    from .ingest import analyze as run_analysis
 
     micrograph = load_image(
         image, frame=frame, pixel_size_A=pixel_size, max_megapixels=max_megapixels
@@ -158,7 +156,7 @@ def ingest(
 ) -> None:
     """Analyse images in parallel and write them to the catalog (one transaction per image)."""
     from .batch import ingest_files
-    from .ingest.model import AnalysisParams
+    from .ingest import AnalysisParams
 
     params = AnalysisParams(pixel_size_A=pixel_size, n_max=n_max)
     with _progress() as bar:

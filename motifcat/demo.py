@@ -41,7 +41,7 @@ def write_calibrated_tiff(path: Path, image, pixel_size_A: float) -> Path:
 
 def synthesize(out_dir: Path, size: int = 512) -> list[tuple[str, str, list[Path]]]:
     """Write the demo micrographs; return (sample, material, files) triples."""
-    from .ingest.synth import cairo_image, tmd_image
+    from .datasets import make_cairo, make_tmd
 
     out_dir.mkdir(parents=True, exist_ok=True)
     made = []
@@ -49,9 +49,9 @@ def synthesize(out_dir: Path, size: int = 512) -> list[tuple[str, str, list[Path
         files = []
         for seed in seeds:
             if kind == "tmd":
-                syn = tmd_image((size, size), pixel_size_A=px, seed=seed)
+                syn = make_tmd((size, size), pixel_size_A=px, seed=seed)
             else:
-                syn = cairo_image((size, size), pixel_size_A=px, seed=seed)
+                syn = make_cairo((size, size), pixel_size_A=px, seed=seed)
             path = out_dir / f"{sample}_{seed}.tif"
             files.append(write_calibrated_tiff(path, syn.image, px))
         made.append((sample, material, files))

@@ -26,7 +26,6 @@ from motifcat.errors import MotifcatError
 from motifcat.export import motif_to_atoms
 from motifcat.ingest.io import load_image
 from motifcat.ingest.pipeline import analyze
-from motifcat.ingest.synth import cairo_image, tmd_image
 from motifcat.query import (
     composition,
     composition_edges,
@@ -44,16 +43,17 @@ PAGES = ["overview", "image", "motifs", "hierarchy", "cypher", "export"]
 TIMEOUT_S = 60
 
 
-def build_catalog(folder: Path, size: int = 192) -> tuple[str, Path]:
+def build_catalog(folder: Path, synthetic, size: int = 192) -> tuple[str, Path]:
     """A small real catalog: MoSe2 x 2 samples + a Cairo tiling; the Cairo file is then removed.
 
-    Returns the catalog URI and the removed image file (the Image page must say it is gone).
+    ``synthetic`` is the shared image factory (tests/conftest.py). Returns the catalog URI and
+    the removed image file (the Image page must say it is gone).
     """
     folder.mkdir(parents=True, exist_ok=True)
     specs = [
-        ("MoSe2-A", "MoSe2", tmd_image((size, size), seed=1)),
-        ("MoSe2-B", "MoSe2", tmd_image((size, size), seed=2)),
-        ("Cairo-A", "MoVTeNbO", cairo_image((size, size), seed=3)),
+        ("MoSe2-A", "MoSe2", synthetic("tmd", (size, size), seed=1)),
+        ("MoSe2-B", "MoSe2", synthetic("tmd", (size, size), seed=2)),
+        ("Cairo-A", "MoVTeNbO", synthetic("cairo", (size, size), seed=3)),
     ]
     uri = str(folder / "catalog.lbug")
     # One BLAS thread: on a shared 2-core machine the GMM fits run ~10x faster than oversubscribed.
@@ -79,8 +79,8 @@ def _restore_main_module():
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory) -> tuple[str, Path]:
-    return build_catalog(tmp_path_factory.mktemp("app") / "cat")
+def catalog(tmp_path_factory, synthetic) -> tuple[str, Path]:
+    return build_catalog(tmp_path_factory.mktemp("app") / "cat", synthetic)
 
 
 @pytest.fixture(scope="module")

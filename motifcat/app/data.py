@@ -137,7 +137,7 @@ def catalog_status(uri: str) -> CatalogStatus:
 
     Examples
     --------
-    >>> catalog_status("/nonexistent/cat.lbug").state  # doctest: +SKIP
+    >>> catalog_status("/nonexistent/cat.lbug").state
     'empty'
     """
     path = _embedded_path(uri)
@@ -348,7 +348,7 @@ def pixels(path: str | None, image_id: str) -> Pixels:
     -------
     Pixels
     """
-    from motifcat.ingest.io import load_image
+    from motifcat.ingest import load_image
 
     if not path or (isinstance(path, float) and np.isnan(path)):
         return Pixels(None, "The catalog does not record the image file.")

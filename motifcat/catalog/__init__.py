@@ -21,20 +21,24 @@ from .opener import open_catalog
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
 from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
-from .writer import WriteReport, write_analysis
+from .writer import CatalogState, WritePlan, WriteReport, motif_ids, plan_analysis, write_analysis
 
 __all__ = [
     "DEFAULT_CATALOG",
     "DEFAULT_THRESHOLD",
     "BulkNodes",
     "BulkRels",
+    "CatalogState",
     "GraphStore",
     "Statement",
     "WriteOp",
+    "WritePlan",
     "WriteReport",
     "match_level1",
+    "motif_ids",
     "open_catalog",
     "parse_uri",
+    "plan_analysis",
     "redact_uri",
     "resolve_uri",
     "write_analysis",
