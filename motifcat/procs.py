@@ -25,6 +25,11 @@ import threading
 _PR_SET_PDEATHSIG = 1
 
 
+def prctl_pdeathsig(sig: int) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent exits; False elsewhere."""
+    return _prctl_pdeathsig(sig)
+
+
 def _prctl_pdeathsig(sig: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
