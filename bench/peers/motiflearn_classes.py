@@ -10,7 +10,8 @@ num_iterations=100, num_negative_samples=5, force_params1=(0, 2, 1, 1),
 force_params2=(2, 5, 5, 1), divide=0.5)`` and ``seg_lbs`` island segmentation of the layout.
 The patch is two lattice periods wide (2 x the bright-sublattice spacing + 1 px, odd), as
 motifcat's patches, and at least n_max + 1 = 11 px (ZPs' own limit). Positions: the present
-true sites (default) or ``--positions`` (npz with ``xy`` (N, 2) px). Columns whose patch crosses the border get no label (-1), as KeyPoints drops
+true sites (default) or ``--positions`` (npz with ``xy`` (N, 2) px). Columns whose patch crosses
+the border get no label (-1), as KeyPoints drops
 them. Writes ``bench/results/peers/motiflearn_<set>.npz`` (labels (n_doses, N)) and ``.json``.
 """
 
