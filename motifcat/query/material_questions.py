@@ -1,0 +1,75 @@
+"""Questions about one material: its level-1 classes (for species suggestions, which must never
+mix materials) and its stored reference crystal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..catalog.store import GraphStore
+from ..errors import QueryError
+from .reading import _check_id, _frame, _mean_image, _read
+
+__all__ = ["material_level1", "material_reference", "parse_mean_image"]
+
+
+def parse_mean_image(value) -> np.ndarray | None:
+    """A stored ``Motif.mean_image`` (JSON text or nested list) as a 2-D array, or None.
+
+    Examples
+    --------
+    >>> parse_mean_image("[[0, 1], [1, 0]]").shape
+    (2, 2)
+    >>> parse_mean_image("") is None
+    True
+    """
+    return _mean_image(value)
+
+
+def material_level1(store: GraphStore, material: str) -> pd.DataFrame:
+    """The level-1 classes seen in the images of one material, with their counts there.
+
+    Parameters
+    ----------
+    store : GraphStore
+    material : str
+
+    Returns
+    -------
+    DataFrame
+        Columns ``motif_id, count, mean_image`` (2-D array or None) and ``cross_section``
+        (mean over the material's instances; NaN when the catalog stores no cross-sections).
+
+    Examples
+    --------
+    >>> material_level1(store, "MoSe2")  # doctest: +SKIP
+    """
+    material = _check_id(material, "material")
+    rows = _read(store, "material_level1", material=material)
+    df = _frame(rows, ["motif_id", "mean_image", "count"])
+    df["mean_image"] = [_mean_image(v) for v in df["mean_image"]]
+    df["cross_section"] = np.nan
+    try:
+        xs = _read(store, "material_cross_sections", material=material)
+    except QueryError:  # a catalog written before cross-sections were stored
+        xs = []
+    if xs:
+        got = {r["motif_id"]: r["cross_section"] for r in xs}
+        df["cross_section"] = [float(got[m]) if got.get(m) is not None else np.nan
+                               for m in df["motif_id"]]
+    return df[["motif_id", "count", "mean_image", "cross_section"]]
+
+
+def material_reference(store: GraphStore, material: str) -> str | None:
+    """The stored reference crystal of a material (JSON text), or None.
+
+    Examples
+    --------
+    >>> material_reference(store, "MoSe2")  # doctest: +SKIP
+    """
+    material = _check_id(material, "material")
+    try:
+        rows = _read(store, "material_reference", material=material)
+    except QueryError:  # a catalog opened read-only before the Reference table existed
+        return None
+    return rows[0]["structure"] if rows else None
