@@ -36,7 +36,23 @@ from ase.formula import Formula
 from . import __version__
 from .catalog.store import GraphStore
 from .errors import ExportError, MotifcatError, QueryError
-from .query.queries import _mean_image, _read, motif_detail
+from .query import material_level1, material_reference, motif_detail
+from .structure import (
+    LOW_INDEX_ZONES,
+    MIN_CELL_A,
+    Reference,
+    build_model,
+    check_overlaps,
+    choose_content,
+    default_reference,
+    load_reference,
+    minimum_distance,
+    parse_zone,
+    project,
+    reference_from_json,
+    register,
+)
+from .structure.registration import SCALE_TOLERANCE
 
 #: ``ase.build.mx2``'s default layer thickness (Å, chalcogen–chalcogen along c): its MoS2 value.
 ASE_MX2_THICKNESS_A: float = float(inspect.signature(mx2).parameters["thickness"].default)
@@ -66,7 +82,14 @@ FORMATS: dict[str, str] = {
     "poscar": "vasp",
     "lammps-data": "lammps-data",
     "lammps": "lammps-data",
+    "db": "db",
+    "ase-db": "db",
 }
+
+#: A registration whose RMS residual exceeds this (Å) is refused: the motif does not sit on the
+#: reference's columns (about a quarter of the shortest projected column spacing of MX2 and
+#: ABO3 crystals along [001], ~1.8-2.0 Å; chosen by hand, not on a benchmark).
+MAX_RMS_A = 0.5
 
 NOTE = "unrelaxed model from STEM motif"
 
@@ -175,31 +198,160 @@ def column_brightness(mean_image: np.ndarray) -> float:
     return float((centre - vals.mean()) / std) if std > 0 else 0.0
 
 
-def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str, str]:
-    """Suggest the column content of each level-1 motif a motif is made of, from a formula.
+def material_elements(material: str | None) -> set[str] | None:
+    """The elements of a material whose name is a chemical formula, else None.
 
-    How: the formula gives the column kinds of the perfect lattice (each element one kind
-    holding all its atoms of a formula unit: ``"MoSe2"`` -> ``Mo`` and ``Se2`` columns) and
-    their HAADF contrast ``sum(Z^1.7)``; their partial columns (``Se``) are candidates too.
-    Every level-1 motif found in the images where ``motif_id`` occurs is measured by
-    :func:`column_brightness` of its mean image. A linear map ``brightness = α·contrast + β``
-    is fitted by matching the most frequent motifs (by instances in those images), ranked by
-    brightness, to the perfect-lattice kinds ranked by contrast — the perfect lattice
-    dominates any real image. Each level-1 motif then gets the candidate whose predicted
-    brightness is nearest to its own.
+    Examples
+    --------
+    >>> sorted(material_elements("SrTiO3")), material_elements("sample-7")
+    (['O', 'Sr', 'Ti'], None)
+    """
+    if not material:
+        return None
+    try:
+        counts = Formula(material).count()
+    except Exception:
+        return None
+    if not counts or any(sym not in atomic_numbers for sym in counts):
+        return None
+    return set(counts)
 
-    The brightness is relative to the column's neighbourhood (the stored mean images are
-    normalised), so the ranking of the majority columns is reliable but a defect column may
-    be named after the perfect column it resembles; pass ``species`` explicitly to
-    :func:`motif_to_atoms` when it matters.
+
+def _material_of(detail, material: str | None) -> str | None:
+    """The one material an export draws on: given, or the motif's only material."""
+    if material is not None:
+        if material not in detail.materials:
+            found = ", ".join(detail.materials) or "no material"
+            raise ExportError(
+                f"motif {detail.motif_id}: not found in material {material!r} (found in {found})"
+            )
+        return material
+    if len(detail.materials) == 1:
+        return detail.materials[0]
+    if not detail.materials:
+        return None
+    raise ExportError(
+        f"motif {detail.motif_id} occurs in {len(detail.materials)} materials "
+        f"({', '.join(detail.materials)}); species are never taken across materials: choose "
+        "one (CLI: --material NAME)"
+    )
+
+
+def class_measures(store: GraphStore, material: str) -> tuple[dict[str, float], dict[str, float],
+                                                               str]:
+    """Per level-1 class of one material: its Z-contrast measure and its instance count there.
+
+    The measure is the class's mean column cross-section when the catalog stores
+    cross-sections for every class of the material, else :func:`column_brightness` of its mean
+    image (relative to its surroundings). Only the images of ``material`` are read.
+
+    Returns
+    -------
+    measure, count : dict
+        Level-1 motif id -> value (classes without a measure are left out of ``measure``).
+    kind : str
+        ``"cross-section"`` or ``"intensity"``.
+    """
+    df = material_level1(store, material)
+    count = {m: float(c) for m, c in zip(df["motif_id"], df["count"], strict=True)}
+    xs = df["cross_section"].to_numpy(dtype=float)
+    if len(xs) and np.isfinite(xs).all() and (xs > 0).all():
+        return dict(zip(df["motif_id"], xs.tolist(), strict=True)), count, "cross-section"
+    measure = {m: column_brightness(img) for m, img in zip(df["motif_id"], df["mean_image"],
+                                                            strict=True) if img is not None}
+    return measure, count, "intensity"
+
+
+def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
+                       kinds: np.ndarray, through_origin: bool = False,
+                       iterations: int = 8) -> dict[str, float]:
+    """Predicted HAADF contrast (``sum Z^1.7`` units) of each class from its measure.
+
+    A linear map ``measure = α·contrast (+ β)`` is fitted, weighted by instance counts, between
+    the classes and the perfect column kinds of the material's reference (``kinds``): start by
+    pairing the most frequent classes, ranked by measure, with the kinds ranked by contrast
+    (the perfect lattice dominates an image), then alternately assign every class to the kind
+    nearest under the map and refit. Rare (defect) classes weigh little, so they do not move
+    the map; their predicted contrast then says what they are.
+
+    Parameters
+    ----------
+    measure, count : mapping
+        Class id -> measure (cross-section or brightness) and -> instances.
+    kinds : ndarray
+        Contrast of the reference's perfect column kinds.
+    through_origin : bool
+        Cross-sections are proportional to the contrast (β = 0); brightness is not.
+
+    Returns
+    -------
+    dict
+        Class id -> predicted contrast (NaN when nothing can be calibrated).
+
+    Examples
+    --------
+    >>> kinds = np.array([column_contrast("Se2"), column_contrast("Mo")])
+    >>> m = {"a": 2 * 802.0, "b": 2 * 573.0, "c": 2 * 401.0}
+    >>> pred = calibrate_contrast(m, {"a": 100, "b": 50, "c": 2}, kinds, through_origin=True)
+    >>> {k: round(v) for k, v in pred.items()}
+    {'a': 802, 'b': 573, 'c': 401}
+    """
+    ids = [k for k in measure if np.isfinite(measure[k])]
+    kinds = np.sort(np.asarray(kinds, dtype=float))[::-1]
+    if not ids or not len(kinds):
+        return {k: float("nan") for k in measure}
+    m = np.array([measure[k] for k in ids], dtype=float)
+    w = np.array([max(float(count.get(k, 1.0)), 1e-9) for k in ids])
+    n = min(len(kinds), len(ids))
+    top = np.argsort(-w, kind="stable")[:n]
+    top = top[np.argsort(-m[top], kind="stable")]
+    x, y, ww = kinds[:n], m[top], w[top]
+
+    def fit(x, y, ww):
+        if through_origin or np.ptp(x) == 0:
+            alpha = float((ww * x * y).sum() / max((ww * x * x).sum(), 1e-12))
+            return alpha, 0.0
+        alpha, beta = np.polyfit(x, y, 1, w=np.sqrt(ww))
+        return float(alpha), float(beta)
+
+    if n < 2 and not through_origin:
+        return {k: float("nan") for k in measure}
+    alpha, beta = fit(x, y, ww)
+    for _ in range(iterations):
+        if not alpha > 0:
+            break
+        pred = (m - beta) / alpha
+        assign = np.argmin(np.abs(pred[:, None] - kinds[None, :]), axis=1)
+        new = fit(kinds[assign], m, w)
+        if not new[0] > 0 or np.allclose(new, (alpha, beta)):
+            break
+        alpha, beta = new
+    if not alpha > 0:
+        return {k: float("nan") for k in measure}
+    out = {k: float((measure[k] - beta) / alpha) for k in ids}
+    return {k: out.get(k, float("nan")) for k in measure}
+
+
+def suggest_species(store: GraphStore, motif_id: str, formula: str,
+                    material: str | None = None) -> dict[str, str]:
+    """Suggest the column content of every level-1 class of a motif's material, from a formula.
+
+    The formula gives the perfect column kinds (each element one kind holding all its atoms of
+    a formula unit: ``"MoSe2"`` -> ``Mo`` and ``Se2`` columns, as in a 2H TMD along c) and
+    their partial columns (``Se``). The classes' measures (:func:`class_measures`) **of that
+    material only** are calibrated against the kinds' contrast (:func:`calibrate_contrast`);
+    each class gets the candidate nearest to its predicted contrast.
 
     Parameters
     ----------
     store : GraphStore
     motif_id : str
-        The motif to export (any level).
+        The motif to export (any level): it sets the material.
     formula : str
-        Chemical formula of the material, e.g. ``"MoSe2"``.
+        Chemical formula, e.g. ``"MoSe2"``; when the material's name is a formula too, both
+        must have the same elements.
+    material : str, optional
+        Needed when the motif occurs in several materials.
 
     Returns
     -------
@@ -209,7 +361,7 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str,
     Raises
     ------
     ExportError
-        If the formula is not one, or a level-1 motif has no mean image to measure.
+        Not a formula, a formula of other elements than the material's, no measurable class.
 
     Examples
     --------
@@ -217,43 +369,35 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str,
     {'L1-0001': 'Mo', 'L1-0002': 'Se2'}
     """
     kinds = _formula_columns(formula)
-    rows = _read(store, "export_level1", motif_id=motif_id)
-    if not rows:
-        detail = motif_detail(store, motif_id)  # raises QueryError for an unknown motif
-        raise ExportError(f"motif {detail.motif_id}: no level-1 motif found in its images")
-    ids = [r["motif_id"] for r in rows]
-    counts = np.array([r["count"] for r in rows], dtype=float)
-    bright = np.empty(len(rows))
-    for i, r in enumerate(rows):
-        img = _mean_image(r["mean_image"])
-        if img is None:
-            raise ExportError(
-                f"level-1 motif {r['motif_id']}: no mean image to measure its brightness; "
-                "map the level-1 motifs to species explicitly"
-            )
-        bright[i] = column_brightness(img)
-    full = sorted((column_contrast(_column_spec(s, n)), _column_spec(s, n)) for s, n in kinds)
+    detail = motif_detail(store, motif_id)
+    mat = _material_of(detail, material)
+    if mat is None:
+        raise ExportError(f"motif {detail.motif_id}: the catalog records no material for it")
+    own = material_elements(mat)
+    if own is not None and own != {sym for sym, _ in kinds}:
+        raise ExportError(
+            f"formula {formula!r}: its elements are not those of material {mat!r} of motif "
+            f"{detail.motif_id}; species are never taken from another material"
+        )
+    measure, count, how = class_measures(store, mat)
+    if not measure:
+        raise ExportError(
+            f"material {mat}: no level-1 class with a mean image or cross-section to measure; "
+            "map the level-1 motifs to species explicitly"
+        )
+    full = np.array([column_contrast(_column_spec(sym, n)) for sym, n in kinds])
+    pred = calibrate_contrast(measure, count, full, through_origin=how == "cross-section")
     candidates = sorted(
-        {(column_contrast(_column_spec(s, k)), _column_spec(s, k)) for s, n in kinds
+        {(column_contrast(_column_spec(sym, k)), _column_spec(sym, k)) for sym, n in kinds
          for k in range(1, n + 1)}
     )
-    # Calibrate on the most frequent motifs (one per perfect-lattice kind).
-    n_ref = min(len(full), len(ids))
-    ref = np.argsort(-counts, kind="stable")[:n_ref]
-    ref = ref[np.argsort(bright[ref], kind="stable")]
-    x = np.array([c for c, _ in full[len(full) - n_ref :]])
-    y = bright[ref]
-    if n_ref >= 2 and np.ptp(x) > 0:
-        alpha, beta = np.polyfit(x, y, 1)
-    else:  # one kind only: every column is that element; nothing to calibrate
-        alpha, beta = 0.0, float(y.mean()) if len(y) else 0.0
     cand_c = np.array([c for c, _ in candidates])
-    cand_s = [s for _, s in candidates]
-    if alpha == 0.0:
-        best = np.full(len(ids), int(np.argmax(cand_c)))
-    else:
-        best = np.argmin(np.abs(bright[:, None] - (alpha * cand_c[None, :] + beta)), axis=1)
-    return {mid: cand_s[b] for mid, b in zip(ids, best, strict=True)}
+    out = {}
+    for mid in sorted(measure):
+        p = pred[mid]
+        out[mid] = (candidates[-1][1] if not np.isfinite(p)
+                    else candidates[int(np.argmin(np.abs(cand_c - p)))][1])
+    return out
 
 
 # ---------------------------------------------------------------------------- prototype
@@ -306,8 +450,333 @@ def motif_to_atoms(
     column_atoms: Mapping[str, int] | None = None,
     layer_thickness_A: float | None = None,
     vacuum_A: float = 10.0,
+    *,
+    material: str | None = None,
+    reference: Reference | str | bool | None = None,
+    zone: Any = None,
+    min_cell_A: float = MIN_CELL_A,
+    scale_tolerance: float = SCALE_TOLERANCE,
+    max_rms_A: float = MAX_RMS_A,
+    force: bool = False,
 ) -> Atoms:
-    """An atomic model of one motif from its prototype, for DFT/MD.
+    """A 3-D model of one motif for DFT/MD, registered to its material's reference crystal.
+
+    1. The material is the motif's own (``material`` when it occurs in several); species are
+       never taken from another material.
+    2. The reference crystal is ``reference`` (a :class:`~motifcat.structure.Reference` or its
+       spec text), else the one stored with the material at ingest, else motifcat's default for
+       a known formula (:func:`~motifcat.structure.default_reference`); ``reference=False``, or
+       no reference at all, falls back to :func:`flat_model`.
+    3. The reference is projected along the zone axis (``zone``, the reference's own, or the
+       best registration over :data:`~motifcat.structure.LOW_INDEX_ZONES`) and the motif's
+       columns are registered to its columns (:func:`~motifcat.structure.register`) using the
+       classes' predicted contrast (:func:`calibrate_contrast`, within the material).
+    4. Each column takes the atoms of its reference column; a column whose class is a defect
+       (its predicted contrast, or ``species``) has atoms removed or substituted; reference
+       sites inside the motif without a column (of a kind the motif does show) are emptied.
+    5. A perfect motif is the periodic oriented reference cell; a defect motif is embedded in a
+       supercell at least ``min_cell_A`` wide.
+    6. No two atoms may be closer than 0.75 × the sum of their covalent radii unless ``force``.
+
+    Parameters
+    ----------
+    store : GraphStore
+    motif_id : str
+    species : mapping, optional
+        Level-1 motif id -> column content (``"Se"``): overrides the suggestion for the columns
+        of that class (elements of the material only).
+    formula, column_atoms, layer_thickness_A, vacuum_A
+        Used by the flat fallback only (:func:`flat_model`); ``formula`` must have the
+        material's elements.
+    material : str, optional
+    reference : Reference, str, False or None
+    zone : str or sequence of 3 int, optional
+        Zone axis in the reference's cell, e.g. ``"001"``.
+    min_cell_A : float
+        Smallest width (Å) of a defect supercell.
+    scale_tolerance : float
+        Allowed |scale - 1| of the registration.
+    max_rms_A : float
+        Largest accepted registration residual (Å).
+    force : bool
+        Write a model with overlapping atoms anyway (the report still lists them).
+
+    Returns
+    -------
+    ase.Atoms
+        ``info`` has the provenance (``motif_id, key, level, samples, images, materials,
+        material, n_instances, software, note``) and the report (``model, formula,
+        min_distance_A, rms_A, scale, zone, reference, provenance, species, report``).
+
+    Raises
+    ------
+    ExportError
+        Ambiguous material, species of another material, bad reference, failed registration,
+        or overlapping atoms (naming them).
+    QueryError
+        If there is no such motif.
+
+    Examples
+    --------
+    >>> atoms = motif_to_atoms(store, "L2-0001")  # doctest: +SKIP
+    >>> atoms.info["report"]  # doctest: +SKIP
+    'L2-0001 MoSe2: formula MoSe2, min distance 2.54 Å (Mo0–Se1), cell 3.29 3.29 23.34 Å ...'
+    """
+    detail = motif_detail(store, motif_id)
+    mat = _material_of(detail, material)
+    own = material_elements(mat)
+    if formula is not None and own is not None:
+        f_elems = {sym for sym, _ in _formula_columns(formula)}
+        if f_elems != own:
+            raise ExportError(
+                f"formula {formula!r}: its elements are not those of material {mat!r} of motif "
+                f"{detail.motif_id}; species are never taken from another material"
+            )
+    ref = _resolve_reference(store, reference, mat, formula)
+    if ref is None:
+        atoms = flat_model(store, detail.motif_id, species=species, formula=formula,
+                           column_atoms=column_atoms, layer_thickness_A=layer_thickness_A,
+                           vacuum_A=vacuum_A, material=mat)
+    else:
+        if own is not None and not ref.elements <= own:
+            raise ExportError(
+                f"reference {ref.source}: elements {', '.join(sorted(ref.elements - own))} are "
+                f"not in material {mat!r} of motif {detail.motif_id}; species are never taken "
+                "from another material"
+            )
+        atoms = _registered_model(store, detail, mat, ref, species, zone, min_cell_A,
+                                  scale_tolerance, max_rms_A)
+    atoms.info["material"] = mat or ""
+    _finish(atoms, force)
+    return atoms
+
+
+def _resolve_reference(store, reference, material, formula) -> Reference | None:
+    if reference is False:
+        return None
+    if isinstance(reference, Reference):
+        return reference
+    if isinstance(reference, str):
+        return load_reference(reference)
+    if reference is not None:
+        raise ExportError(f"reference: expected a Reference, a spec text or False, got "
+                          f"{type(reference).__name__}")
+    if material:
+        text = material_reference(store, material)
+        if text:
+            return reference_from_json(text)
+    return default_reference(material if material_elements(material) else formula)
+
+
+def _registered_model(store, detail, material, ref: Reference, species, zone, min_cell_A,
+                      scale_tolerance, max_rms_A) -> Atoms:
+    if not (isinstance(min_cell_A, int | float) and np.isfinite(min_cell_A) and min_cell_A > 0):
+        raise ExportError(f"min_cell_A: expected a number > 0 Å, got {min_cell_A!r}")
+    xy, ids, _, _ = _prototype_columns(detail)
+    user = {}
+    if species is not None:
+        if not isinstance(species, Mapping):
+            raise ExportError("species: expected a mapping of level-1 motif id -> 'Se'-like text")
+        user = {str(k): tuple(sorted(parse_column(v))) for k, v in species.items()}
+        bad = {sym for c in user.values() for sym in c} - ref.elements
+        if bad:
+            raise ExportError(
+                f"species: {', '.join(sorted(bad))} not in the reference of material "
+                f"{material!r} ({ref.formula}); species are never taken from another material"
+            )
+    given = parse_zone(zone) or ref.zone
+    zones = [given] if given else list(LOW_INDEX_ZONES)
+    trials = []
+    errors = []
+    measure, count, how = class_measures(store, material) if material else ({}, {}, "none")
+    for z in zones:
+        try:
+            pc = project(ref.atoms, z)
+        except ExportError as exc:
+            errors.append(str(exc))
+            continue
+        kinds = np.unique(pc.contrast)
+        pred = calibrate_contrast(measure, count, kinds, through_origin=how == "cross-section")
+        con = np.array([pred.get(m, np.nan) for m in ids])
+        try:
+            reg = register(xy, pc, con, scale_tolerance=scale_tolerance)
+        except ExportError as exc:
+            errors.append(f"zone {''.join(map(str, z))}: {exc}")
+            continue
+        trials.append((reg, pc, z, pred))
+    if not trials:
+        raise ExportError(f"motif {detail.motif_id}: cannot register to reference {ref.source}: "
+                          + "; ".join(errors))
+    reg, pc, z, pred = min(trials, key=lambda t: (round(t[0].rms_A, 2),
+                                                  -np.nan_to_num(t[0].chemistry)))
+    if reg.rms_A > max_rms_A:
+        raise ExportError(
+            f"motif {detail.motif_id}: its columns do not sit on the columns of reference "
+            f"{ref.source} along {''.join(map(str, z))} (registration residual "
+            f"{reg.rms_A:.2f} Å > {max_rms_A} Å); give the right reference or --zone"
+        )
+    if len(ids) == 1:
+        reg = _single_site(reg, pc, pred.get(ids[0], np.nan), ref.elements)
+    contents: list[tuple[str, ...] | None] = []
+    for mid, j in zip(ids, reg.column, strict=True):
+        perfect = tuple(pc.symbols[j])
+        if mid in user:
+            contents.append(user[mid])
+        else:
+            contents.append(choose_content(pred.get(mid, np.nan), perfect, ref.elements))
+    empty = _empty_sites(pc, reg)
+    atoms, perfect = build_model(pc, reg.column, reg.shift, contents, empty, min_cell_A)
+    used = {}
+    for mid, c in zip(ids, contents, strict=True):
+        used.setdefault(mid, "".join(c) if c else "empty")
+    atoms.info.update(
+        _provenance(detail),
+        model="periodic reference cell" if perfect else "defect in reference supercell",
+        reference=ref.source,
+        provenance=ref.provenance,
+        zone="".join(str(v) for v in z),
+        rms_A=round(float(reg.rms_A), 4),
+        scale=round(float(reg.scale), 4),
+        mirrored=bool(reg.mirrored),
+        measure=how,
+        species=used,
+        empty_sites=len(empty),
+    )
+    return atoms
+
+
+def _single_site(reg, pc, predicted: float, elements):
+    """The site of a lone column (a level-1 motif): the reference column whose best content
+    (:func:`~motifcat.structure.choose_content`) is nearest the predicted contrast; at equal
+    distance a vacancy (atoms removed) beats a substitution, which is rarer."""
+    if not np.isfinite(predicted):
+        return reg
+    best = None
+    for j in range(len(pc.xy)):
+        perfect = tuple(pc.symbols[j])
+        c = choose_content(predicted, perfect, elements)
+        dist = abs(predicted - column_contrast(''.join(c))) if c else abs(predicted)
+        substituted = bool(set(c) - set(perfect)) or any(c.count(e) > perfect.count(e)
+                                                         for e in set(c))
+        key = (round(dist / max(abs(predicted), 1e-9), 2), substituted)
+        if best is None or key < best[0]:
+            best = (key, j)
+    j = best[1]
+    return type(reg)(reg.rotation, reg.scale, pc.xy[j] - reg.mapped_xy[0] + reg.translation,
+                     np.array([j]), np.zeros((1, 2), int), pc.xy[[j]], pc.xy[[j]], 0.0,
+                     reg.chemistry)
+
+
+def _empty_sites(pc, reg) -> list[tuple[int, tuple[int, int]]]:
+    """Reference sites surrounded by the motif's columns but holding none: every nearest-
+    neighbour site of theirs (within 1.15 × the shortest column spacing) is a motif column, and
+    they are of a kind the motif shows elsewhere (a kind never seen — e.g. faint O columns left
+    undetected — is kept)."""
+    from scipy.spatial import cKDTree
+
+    if len(reg.site_xy) < 3:
+        return []
+    lo, hi = reg.shift.min(0) - 1, reg.shift.max(0) + 1
+    r = [np.arange(lo[i], hi[i] + 1) for i in range(2)]
+    shifts = np.stack(np.meshgrid(*r, indexing="ij"), -1).reshape(-1, 2)
+    xy = (pc.xy[None] + (shifts @ pc.cell2)[:, None]).reshape(-1, 2)
+    col = np.tile(np.arange(len(pc.xy)), len(shifts))
+    sh = np.repeat(shifts, len(pc.xy), axis=0)
+    tree = cKDTree(xy)
+    d, _ = tree.query(xy, k=2)
+    nn = float(d[:, 1].min())
+    taken = {(int(j), int(a), int(b)) for j, (a, b) in zip(reg.column, reg.shift, strict=True)}
+    is_taken = np.array([(int(j), int(a), int(b)) in taken
+                         for j, (a, b) in zip(col, sh, strict=True)])
+    shown = np.isin(pc.kind[col], np.unique(pc.kind[reg.column]))
+    neighbours = tree.query_ball_point(xy, 1.15 * nn)
+    out = []
+    for i in np.flatnonzero(~is_taken & shown):
+        others = [n for n in neighbours[i] if n != i]
+        if len(others) >= 3 and is_taken[others].all():
+            out.append((int(col[i]), (int(sh[i, 0]), int(sh[i, 1]))))
+    return out
+
+
+def _provenance(detail) -> dict[str, Any]:
+    return dict(
+        motif_id=detail.motif_id,
+        key=detail.key,
+        level=detail.level,
+        samples=list(detail.samples),
+        images=list(detail.images),
+        materials=list(detail.materials),
+        n_instances=int(detail.n_instances),
+        software=f"motifcat {__version__}",
+        note=NOTE,
+    )
+
+
+def report_line(atoms: Atoms) -> str:
+    """The one-line report of an export: formula, minimum distance, cell, registration
+    residual and the reference's provenance.
+
+    Examples
+    --------
+    >>> from ase.build import mx2
+    >>> a = mx2("MoS2", vacuum=5.0)
+    >>> a.info.update(motif_id="L2-x", material="MoS2", min_distance_A=2.41, rms_A=0.03,
+    ...               scale=1.01, zone="001", reference="proto:mx2", provenance="ase.build.mx2")
+    >>> report_line(a).split(":")[0]
+    'L2-x MoS2'
+    """
+    info = atoms.info
+    cell = atoms.cell.cellpar()
+    pbc = "".join("T" if p else "F" for p in atoms.pbc)
+    d = info.get("min_distance_A", float("nan"))
+    pair = info.get("min_pair", "")
+    rms = info.get("rms_A")
+    reg = ("no registration" if rms is None else
+           f"registration rms {rms:.3f} Å, scale {info.get('scale', 1.0):.3f}, "
+           f"zone {info.get('zone', '?')}")
+    return (
+        f"{info.get('motif_id', '?')} {info.get('material', '')}: formula "
+        f"{atoms.get_chemical_formula()}, {len(atoms)} atoms, min distance {d:.2f} Å {pair}, "
+        f"cell {cell[0]:.2f} {cell[1]:.2f} {cell[2]:.2f} Å {cell[3]:.0f} {cell[4]:.0f} "
+        f"{cell[5]:.0f}° pbc {pbc}, {reg}, reference {info.get('reference', 'none')} "
+        f"({info.get('provenance', '')})"
+    )
+
+
+def _finish(atoms: Atoms, force: bool) -> None:
+    """Sanity (overlaps, minimum distance) and the report, into ``atoms.info``."""
+    d, (i, j) = minimum_distance(atoms)
+    syms = atoms.get_chemical_symbols()
+    atoms.info["formula"] = atoms.get_chemical_formula()
+    atoms.info["min_distance_A"] = round(d, 4) if np.isfinite(d) else float("inf")
+    atoms.info["min_pair"] = f"({syms[i]}{i}–{syms[j]}{j})" if i >= 0 else ""
+    overlaps = check_overlaps(atoms)
+    atoms.info["overlaps"] = len(overlaps)
+    atoms.info["report"] = report_line(atoms)
+    if overlaps and not force:
+        shown = "; ".join(str(o) for o in overlaps[:5])
+        more = f" and {len(overlaps) - 5} more" if len(overlaps) > 5 else ""
+        raise ExportError(
+            f"motif {atoms.info.get('motif_id', '?')}: atoms closer than 0.75 × the sum of "
+            f"their covalent radii: {shown}{more}; nothing written (force to write anyway)"
+        )
+
+
+def flat_model(
+    store: GraphStore,
+    motif_id: str,
+    species: Mapping[str, str] | None = None,
+    formula: str | None = None,
+    column_atoms: Mapping[str, int] | None = None,
+    layer_thickness_A: float | None = None,
+    vacuum_A: float = 10.0,
+    material: str | None = None,
+) -> Atoms:
+    """The model used when a material has no reference crystal: columns from the prototype,
+    species from ``species``/``formula``, multi-atom columns spread over a layer thickness.
+
+    Prefer :func:`motif_to_atoms`, which registers the motif to a reference crystal; this model
+    knows nothing of the material's real heights (a perovskite comes out flat).
 
     Parameters
     ----------
@@ -347,7 +816,7 @@ def motif_to_atoms(
 
     Examples
     --------
-    >>> atoms = motif_to_atoms(store, "L2-0001", formula="MoSe2")  # doctest: +SKIP
+    >>> atoms = flat_model(store, "L2-0001", formula="MoSe2")  # doctest: +SKIP
     >>> atoms.get_chemical_formula()  # doctest: +SKIP
     'Mo3Se6'
     """
@@ -372,7 +841,7 @@ def motif_to_atoms(
     xy, ids, periodic, cell2 = _prototype_columns(detail)
     mapping: dict[str, str] = {}
     if formula is not None:
-        mapping.update(suggest_species(store, detail.motif_id, formula))
+        mapping.update(suggest_species(store, detail.motif_id, formula, material=material))
     if species is not None:
         if not isinstance(species, Mapping):
             raise ExportError("species: expected a mapping of level-1 motif id -> 'Se2'-like text")
@@ -431,6 +900,9 @@ def motif_to_atoms(
         note=NOTE,
         layer_thickness_A=float(thickness),
         species={mid: mapping[mid] for mid in sorted(set(ids))},
+        model="flat (no reference crystal)",
+        reference="none",
+        provenance="layer thickness of motifcat.export.LAYER_THICKNESS_A",
     )
     return atoms
 
@@ -444,11 +916,12 @@ def write_motif(atoms: Atoms, path: str | os.PathLike, format: str = "extxyz") -
         From :func:`motif_to_atoms`.
     path : str or path-like
         Output file (its folder must exist).
-    format : {"extxyz", "cif", "vasp", "lammps-data"}
+    format : {"extxyz", "cif", "vasp" (or "poscar"), "lammps-data", "db"}
         ``"vasp"`` writes a POSCAR (Cartesian, species line sorted); ``"lammps-data"`` writes
         ``atom_style atomic`` with a ``Masses`` section and atom types numbered in
         alphabetical order of the symbols (``specorder``), so that ``ase.io.read`` recovers
-        the elements from the masses. The metadata of ``atoms.info`` is kept in extxyz (as
+        the elements from the masses; ``"db"`` appends a row to an ASE database (metadata as
+        key-value pairs and data). The metadata of ``atoms.info`` is kept in extxyz (as
         key=value pairs; lists become comma-separated text); CIF, POSCAR and LAMMPS data
         cannot hold it.
 
@@ -482,6 +955,8 @@ def write_motif(atoms: Atoms, path: str | os.PathLike, format: str = "extxyz") -
     out = atoms.copy()
     # extxyz stores info as key=value pairs: lists and dicts become plain strings.
     out.info = {k: _info_value(v) for k, v in atoms.info.items()}
+    if fmt == "db":
+        return _write_db(atoms, path)
     kwargs: dict[str, Any] = {}
     if fmt == "lammps-data":
         kwargs = {"specorder": sorted(set(out.get_chemical_symbols())), "atom_style": "atomic",
@@ -492,6 +967,30 @@ def write_motif(atoms: Atoms, path: str | os.PathLike, format: str = "extxyz") -
         ase.io.write(path, out, format=fmt, **kwargs)
     except (OSError, ValueError, TypeError, MotifcatError) as exc:
         raise ExportError(f"{path}: cannot write {fmt}: {exc}") from exc
+    return path
+
+
+def _write_db(atoms: Atoms, path: Path) -> Path:
+    """One row per export in an ASE database (SQLite ``.db``), appended: scalar metadata as
+    key-value pairs (searchable: ``ase db FILE motif_id=L2-…``), the rest under ``data``."""
+    import ase.db
+
+    pairs, data = {}, {}
+    for k, v in atoms.info.items():
+        key = re.sub(r"\W", "_", str(k))
+        if isinstance(v, bool | int | float | np.integer | np.floating) and np.isfinite(v):
+            pairs[key] = v.item() if isinstance(v, np.generic) else v
+        elif isinstance(v, str) and key not in ("report", "provenance", "note"):
+            pairs[key] = v
+        else:
+            data[key] = v if not isinstance(v, Mapping) else dict(v)
+    out = atoms.copy()
+    out.info = {}
+    try:
+        with ase.db.connect(path, type="db") as db:
+            db.write(out, key_value_pairs=pairs, data=data)
+    except Exception as exc:  # sqlite / ase.db errors: name the file
+        raise ExportError(f"{path}: cannot write an ASE database: {exc}") from exc
     return path
 
 
@@ -508,11 +1007,17 @@ __all__ = [
     "FORMATS",
     "LAYER_THICKNESS_A",
     "NOTE",
+    "MAX_RMS_A",
+    "calibrate_contrast",
+    "class_measures",
     "column_brightness",
     "column_contrast",
     "default_layer_thickness",
+    "flat_model",
+    "material_elements",
     "motif_to_atoms",
     "parse_column",
+    "report_line",
     "suggest_species",
     "write_motif",
 ]

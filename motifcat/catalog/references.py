@@ -25,7 +25,7 @@ def store_reference(store: GraphStore, material: str, reference_json: str, sourc
 
     Examples
     --------
-    >>> store_reference(store, "MoS2", text, "proto:mx2:formula=MoS2", "ase.build.mx2 …")  # doctest: +SKIP
+    >>> store_reference(store, "MoS2", text, "proto:mx2", "ase.build.mx2")  # doctest: +SKIP
     """
     if not isinstance(material, str) or not material:
         raise CatalogError(f"material: expected a non-empty name, got {material!r}")

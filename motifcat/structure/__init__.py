@@ -8,12 +8,14 @@ columns, and each column takes its atoms (species and heights) from the referenc
 matches, with atoms removed or substituted where the column's class says it is a defect.
 """
 
-from .projection import ProjectedCrystal, column_contrast_of, project
+from .build import MIN_CELL_A, build_model, choose_content, column_candidates, fill_column
+from .projection import LOW_INDEX_ZONES, ProjectedCrystal, column_contrast_of, project
 from .reference import (
     DEFAULT_LATTICE_A,
     Reference,
     default_reference,
     load_reference,
+    parse_zone,
     reference_from_json,
     reference_to_json,
 )
@@ -22,15 +24,22 @@ from .sanity import Overlap, check_overlaps, minimum_distance
 
 __all__ = [
     "DEFAULT_LATTICE_A",
+    "LOW_INDEX_ZONES",
+    "MIN_CELL_A",
     "Overlap",
     "ProjectedCrystal",
     "Reference",
     "Registration",
+    "build_model",
     "check_overlaps",
+    "choose_content",
+    "column_candidates",
     "column_contrast_of",
     "default_reference",
+    "fill_column",
     "load_reference",
     "minimum_distance",
+    "parse_zone",
     "project",
     "reference_from_json",
     "reference_to_json",

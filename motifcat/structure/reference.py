@@ -24,8 +24,8 @@ from typing import Any
 import ase
 import numpy as np
 from ase import Atoms
-from ase.io import read as ase_read
 from ase.formula import Formula
+from ase.io import read as ase_read
 
 from ..errors import ExportError
 

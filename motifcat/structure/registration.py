@@ -191,8 +191,9 @@ def register(
                 results.append((rms, unique, full, s, t, idx, q))
     valid = [res for res in results if res[1]]
     if not valid:
-        raise ExportError("registration: no placement matches every motif column to its own "
-                          "reference column (wrong reference or zone axis?)")
+        raise ExportError("registration: no placement puts every motif column on its own "
+                          "reference column (wrong reference or zone axis, or a prototype "
+                          "whose mean positions are not a lattice fragment)")
     best = min(res[0] for res in valid)
     near = [res for res in valid if res[0] <= best + max(0.05, 0.3 * best)]
     scored = [(chemistry(tcol[res[5]]), res) for res in near]
