@@ -262,17 +262,26 @@ def class_measures(store: GraphStore, material: str) -> tuple[dict[str, float], 
     return measure, count, "intensity"
 
 
+#: The most frequent classes covering this share of a material's instances are its perfect
+#: lattice columns; the rest are defect (or near-defect) classes. Chosen by hand.
+PERFECT_SHARE = 0.9
+
+
 def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
-                       kinds: np.ndarray, through_origin: bool = False,
-                       iterations: int = 8) -> dict[str, float]:
+                       kinds: np.ndarray, fractions: np.ndarray | None = None,
+                       through_origin: bool = False) -> dict[str, float]:
     """Predicted HAADF contrast (``sum Z^1.7`` units) of each class from its measure.
 
-    A linear map ``measure = α·contrast (+ β)`` is fitted, weighted by instance counts, between
-    the classes and the perfect column kinds of the material's reference (``kinds``): start by
-    pairing the most frequent classes, ranked by measure, with the kinds ranked by contrast
-    (the perfect lattice dominates an image), then alternately assign every class to the kind
-    nearest under the map and refit. Rare (defect) classes weigh little, so they do not move
-    the map; their predicted contrast then says what they are.
+    The perfect lattice dominates an image: the most frequent classes (covering
+    :data:`PERFECT_SHARE` of the instances) are matched to the perfect column kinds by rank
+    and abundance — classes sorted by measure fill the kinds sorted by contrast in proportion
+    to each kind's share of the projected cell (``fractions``), so two O classes of a
+    perovskite both become O. Faint kinds may go undetected: with fewer perfect classes than
+    kinds, only the brightest kinds are used. A perfect class's prediction is its kind's
+    contrast; any other class is interpolated (piecewise linearly in the measure, extrapolated
+    from the end segments; through the origin for a cross-section) between the perfect
+    classes. Only rank and monotonicity are assumed, which holds for the relative brightness
+    of normalised mean images as for cross-sections.
 
     Parameters
     ----------
@@ -280,8 +289,10 @@ def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
         Class id -> measure (cross-section or brightness) and -> instances.
     kinds : ndarray
         Contrast of the reference's perfect column kinds.
+    fractions : ndarray, optional
+        Share of each kind among the projected cell's columns (default equal).
     through_origin : bool
-        Cross-sections are proportional to the contrast (β = 0); brightness is not.
+        Cross-sections are proportional to the contrast (an empty column measures 0).
 
     Returns
     -------
@@ -291,44 +302,52 @@ def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
     Examples
     --------
     >>> kinds = np.array([column_contrast("Se2"), column_contrast("Mo")])
-    >>> m = {"a": 2 * 802.0, "b": 2 * 573.0, "c": 2 * 401.0}
-    >>> pred = calibrate_contrast(m, {"a": 100, "b": 50, "c": 2}, kinds, through_origin=True)
-    >>> {k: round(v) for k, v in pred.items()}
-    {'a': 802, 'b': 573, 'c': 401}
+    >>> m = {"a": 2 * kinds[0], "b": 2 * kinds[1], "c": kinds[0]}  # Se2, Mo, and Se
+    >>> pred = calibrate_contrast(m, {"a": 100, "b": 100, "c": 2}, kinds, through_origin=True)
+    >>> {k: round(v / column_contrast("Se"), 2) for k, v in pred.items()}
+    {'a': 2.0, 'b': 1.43, 'c': 1.0}
     """
     ids = [k for k in measure if np.isfinite(measure[k])]
-    kinds = np.sort(np.asarray(kinds, dtype=float))[::-1]
+    kinds = np.asarray(kinds, dtype=float)
+    frac = (np.ones(len(kinds)) if fractions is None else np.asarray(fractions, float))
+    order = np.argsort(-kinds, kind="stable")
+    kinds, frac = kinds[order], frac[order]
+    nan = {k: float("nan") for k in measure}
     if not ids or not len(kinds):
-        return {k: float("nan") for k in measure}
+        return nan
     m = np.array([measure[k] for k in ids], dtype=float)
     w = np.array([max(float(count.get(k, 1.0)), 1e-9) for k in ids])
-    n = min(len(kinds), len(ids))
-    top = np.argsort(-w, kind="stable")[:n]
-    top = top[np.argsort(-m[top], kind="stable")]
-    x, y, ww = kinds[:n], m[top], w[top]
-
-    def fit(x, y, ww):
-        if through_origin or np.ptp(x) == 0:
-            alpha = float((ww * x * y).sum() / max((ww * x * x).sum(), 1e-12))
-            return alpha, 0.0
-        alpha, beta = np.polyfit(x, y, 1, w=np.sqrt(ww))
-        return float(alpha), float(beta)
-
-    if n < 2 and not through_origin:
-        return {k: float("nan") for k in measure}
-    alpha, beta = fit(x, y, ww)
-    for _ in range(iterations):
-        if not alpha > 0:
-            break
-        pred = (m - beta) / alpha
-        assign = np.argmin(np.abs(pred[:, None] - kinds[None, :]), axis=1)
-        new = fit(kinds[assign], m, w)
-        if not new[0] > 0 or np.allclose(new, (alpha, beta)):
-            break
-        alpha, beta = new
-    if not alpha > 0:
-        return {k: float("nan") for k in measure}
-    out = {k: float((measure[k] - beta) / alpha) for k in ids}
+    by_count = np.argsort(-w, kind="stable")
+    cover = np.cumsum(w[by_count]) / w.sum()
+    perfect = by_count[: int(np.searchsorted(cover, PERFECT_SHARE - 1e-9)) + 1]
+    perfect = perfect[np.argsort(-m[perfect], kind="stable")]
+    share = np.cumsum(w[perfect]) - w[perfect] / 2
+    share /= w[perfect].sum()
+    # Faint kinds may go undetected: with fewer perfect classes than kinds, the brightest kinds.
+    n = min(len(kinds), len(perfect))
+    edges = np.cumsum(frac[:n]) / frac[:n].sum()
+    assign = np.minimum(np.searchsorted(edges, share), n - 1)
+    pts_m = np.array([np.average(m[perfect][assign == u], weights=w[perfect][assign == u])
+                      for u in np.unique(assign)])
+    pts_c = kinds[np.unique(assign)]
+    if through_origin:
+        pts_m, pts_c = np.append(pts_m, 0.0), np.append(pts_c, 0.0)
+    srt = np.argsort(pts_m)
+    pts_m, pts_c = pts_m[srt], pts_c[srt]
+    out = {}
+    for k, mk in zip(ids, m, strict=True):
+        if len(pts_m) == 1:
+            out[k] = float(pts_c[0] * mk / pts_m[0]) if pts_m[0] else float("nan")
+        elif mk < pts_m[0]:
+            slope = (pts_c[1] - pts_c[0]) / max(pts_m[1] - pts_m[0], 1e-12)
+            out[k] = float(pts_c[0] + slope * (mk - pts_m[0]))
+        elif mk > pts_m[-1]:
+            slope = (pts_c[-1] - pts_c[-2]) / max(pts_m[-1] - pts_m[-2], 1e-12)
+            out[k] = float(pts_c[-1] + slope * (mk - pts_m[-1]))
+        else:
+            out[k] = float(np.interp(mk, pts_m, pts_c))
+    for pos, u in zip(perfect, assign, strict=True):  # a perfect class is its kind exactly
+        out[ids[pos]] = float(kinds[u])
     return {k: out.get(k, float("nan")) for k in measure}
 
 
@@ -595,8 +614,9 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
         except ExportError as exc:
             errors.append(str(exc))
             continue
-        kinds = np.unique(pc.contrast)
-        pred = calibrate_contrast(measure, count, kinds, through_origin=how == "cross-section")
+        kinds, n_kind = np.unique(pc.contrast, return_counts=True)
+        pred = calibrate_contrast(measure, count, kinds, n_kind,
+                                  through_origin=how == "cross-section")
         con = np.array([pred.get(m, np.nan) for m in ids])
         try:
             reg = register(xy, pc, con, scale_tolerance=scale_tolerance)
@@ -627,8 +647,11 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
     empty = _empty_sites(pc, reg)
     atoms, perfect = build_model(pc, reg.column, reg.shift, contents, empty, min_cell_A)
     used = {}
-    for mid, c in zip(ids, contents, strict=True):
+    columns = []
+    for mid, c, j in zip(ids, contents, reg.column, strict=True):
         used.setdefault(mid, "".join(c) if c else "empty")
+        columns.append(f"{mid}@{''.join(pc.symbols[j])}={''.join(c) if c else 'empty'}")
+    columns += [f"empty@{''.join(pc.symbols[j])}=empty" for j, _ in empty]
     atoms.info.update(
         _provenance(detail),
         model="periodic reference cell" if perfect else "defect in reference supercell",
@@ -640,6 +663,7 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
         mirrored=bool(reg.mirrored),
         measure=how,
         species=used,
+        columns=columns,
         empty_sites=len(empty),
     )
     return atoms
