@@ -237,29 +237,68 @@ def _material_of(detail, material: str | None) -> str | None:
     )
 
 
-def class_measures(store: GraphStore, material: str) -> tuple[dict[str, float], dict[str, float],
-                                                               str]:
-    """Per level-1 class of one material: its Z-contrast measure and its instance count there.
+def class_measures(store: GraphStore, material: str
+                   ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], str]:
+    """Per image of one material, per level-1 class: its Z-contrast measure and its count.
 
-    The measure is the class's mean column cross-section when the catalog stores
-    cross-sections for every class of the material, else :func:`column_brightness` of its mean
-    image (relative to its surroundings). Only the images of ``material`` are read.
+    The measure is the class's mean column cross-section in that image when the catalog
+    stores cross-sections for every class of the material, else :func:`column_brightness` of
+    the class's mean image (relative to its surroundings). Only the images of ``material`` are
+    read. Images are kept apart because an image is where the perfect lattice dominates (one
+    image's classes are one set of column kinds; cross-sections scale with each image's dose).
 
     Returns
     -------
     measure, count : dict
-        Level-1 motif id -> value (classes without a measure are left out of ``measure``).
+        Image id -> {level-1 motif id -> value} (classes without a measure left out).
     kind : str
         ``"cross-section"`` or ``"intensity"``.
     """
     df = material_level1(store, material)
-    count = {m: float(c) for m, c in zip(df["motif_id"], df["count"], strict=True)}
     xs = df["cross_section"].to_numpy(dtype=float)
-    if len(xs) and np.isfinite(xs).all() and (xs > 0).all():
-        return dict(zip(df["motif_id"], xs.tolist(), strict=True)), count, "cross-section"
-    measure = {m: column_brightness(img) for m, img in zip(df["motif_id"], df["mean_image"],
-                                                            strict=True) if img is not None}
-    return measure, count, "intensity"
+    use_xs = bool(len(xs)) and bool(np.isfinite(xs).all()) and bool((xs > 0).all())
+    bright: dict[str, float] = {}
+    measure: dict[str, dict[str, float]] = {}
+    count: dict[str, dict[str, float]] = {}
+    for img, mid, n, mean, x in zip(df["image_id"], df["motif_id"], df["count"],
+                                    df["mean_image"], xs, strict=True):
+        count.setdefault(img, {})[mid] = float(n)
+        if use_xs:
+            measure.setdefault(img, {})[mid] = float(x)
+        elif mean is not None:
+            if mid not in bright:
+                bright[mid] = column_brightness(mean)
+            measure.setdefault(img, {})[mid] = bright[mid]
+    return measure, count, "cross-section" if use_xs else "intensity"
+
+
+def material_contrast(measure: Mapping[str, Mapping[str, float]],
+                      count: Mapping[str, Mapping[str, float]], kinds: np.ndarray,
+                      fractions: np.ndarray | None = None,
+                      through_origin: bool = False) -> dict[str, float]:
+    """:func:`calibrate_contrast` in every image of a material, combined per class (mean over
+    images weighted by the class's count in each).
+
+    Examples
+    --------
+    >>> kinds = np.array([column_contrast("Se2"), column_contrast("Mo")])
+    >>> meas = {"img1": {"a": 2.0, "b": 1.0}, "img2": {"c": 3.0, "d": 2.5}}
+    >>> cnt = {"img1": {"a": 50, "b": 50}, "img2": {"c": 40, "d": 40}}
+    >>> pred = material_contrast(meas, cnt, kinds)
+    >>> bool(pred["a"] == pred["c"] == kinds[0]), bool(pred["b"] == pred["d"] == kinds[1])
+    (True, True)
+    """
+    total: dict[str, float] = {}
+    weight: dict[str, float] = {}
+    for img, meas in measure.items():
+        pred = calibrate_contrast(meas, count.get(img, {}), kinds, fractions, through_origin)
+        for mid, v in pred.items():
+            if np.isfinite(v):
+                w = float(count.get(img, {}).get(mid, 1.0))
+                total[mid] = total.get(mid, 0.0) + w * v
+                weight[mid] = weight.get(mid, 0.0) + w
+    ids = {m for meas in measure.values() for m in meas}
+    return {m: total[m] / weight[m] if weight.get(m) else float("nan") for m in sorted(ids)}
 
 
 #: The most frequent classes covering this share of a material's instances are its perfect
@@ -405,14 +444,14 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str,
             "map the level-1 motifs to species explicitly"
         )
     full = np.array([column_contrast(_column_spec(sym, n)) for sym, n in kinds])
-    pred = calibrate_contrast(measure, count, full, through_origin=how == "cross-section")
+    pred = material_contrast(measure, count, full, through_origin=how == "cross-section")
     candidates = sorted(
         {(column_contrast(_column_spec(sym, k)), _column_spec(sym, k)) for sym, n in kinds
          for k in range(1, n + 1)}
     )
     cand_c = np.array([c for c, _ in candidates])
     out = {}
-    for mid in sorted(measure):
+    for mid in sorted(pred):
         p = pred[mid]
         out[mid] = (candidates[-1][1] if not np.isfinite(p)
                     else candidates[int(np.argmin(np.abs(cand_c - p)))][1])
@@ -615,8 +654,8 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
             errors.append(str(exc))
             continue
         kinds, n_kind = np.unique(pc.contrast, return_counts=True)
-        pred = calibrate_contrast(measure, count, kinds, n_kind,
-                                  through_origin=how == "cross-section")
+        pred = material_contrast(measure, count, kinds, n_kind,
+                                 through_origin=how == "cross-section")
         con = np.array([pred.get(m, np.nan) for m in ids])
         try:
             reg = register(xy, pc, con, scale_tolerance=scale_tolerance)
@@ -682,7 +721,9 @@ def _single_site(reg, pc, predicted: float, elements):
         dist = abs(predicted - column_contrast(''.join(c))) if c else abs(predicted)
         substituted = bool(set(c) - set(perfect)) or any(c.count(e) > perfect.count(e)
                                                          for e in set(c))
-        key = (round(dist / max(abs(predicted), 1e-9), 2), substituted)
+        changed = len(set(range(len(perfect))) ^ set(range(len(c)))) + substituted
+        key = (round(dist / max(abs(predicted), 1e-9), 2), substituted,
+               c != tuple(sorted(perfect)), changed)
         if best is None or key < best[0]:
             best = (key, j)
     j = best[1]
@@ -1034,6 +1075,7 @@ __all__ = [
     "MAX_RMS_A",
     "calibrate_contrast",
     "class_measures",
+    "material_contrast",
     "column_brightness",
     "column_contrast",
     "default_layer_thickness",

@@ -217,8 +217,8 @@ CYPHER: dict[str, str] = {
         "MATCH (s:Sample)-[:OF_MATERIAL]->(mat) "
         "MATCH (img:Image)-[:OF_SAMPLE]->(s) "
         "MATCH (img)-[c:CONTAINS]->(l:Motif) WHERE l.level = 1 "
-        "RETURN l.id AS motif_id, l.mean_image AS mean_image, sum(c.count) AS count "
-        "ORDER BY motif_id"
+        "RETURN img.id AS image_id, l.id AS motif_id, l.mean_image AS mean_image, "
+        "c.count AS count ORDER BY image_id, motif_id"
     ),
     # Mean column cross-section per level-1 class within one material (catalogs that store
     # Instance.cross_section; older ones fail this query and the caller falls back).
@@ -228,8 +228,8 @@ CYPHER: dict[str, str] = {
         "MATCH (img:Image)-[:OF_SAMPLE]->(s) "
         "MATCH (i:Instance)-[:IN_IMAGE]->(img) WHERE i.level = 1 "
         "MATCH (i)-[:INSTANCE_OF]->(l:Motif) "
-        "RETURN l.id AS motif_id, avg(i.cross_section) AS cross_section, count(i) AS n "
-        "ORDER BY motif_id"
+        "RETURN img.id AS image_id, l.id AS motif_id, avg(i.cross_section) AS cross_section, "
+        "count(i) AS n ORDER BY image_id, motif_id"
     ),
     "material_reference": (
         "MATCH (mat:Material)-[:HAS_REFERENCE]->(r:Reference) WHERE mat.name = $material "

@@ -27,7 +27,7 @@ def parse_mean_image(value) -> np.ndarray | None:
 
 
 def material_level1(store: GraphStore, material: str) -> pd.DataFrame:
-    """The level-1 classes seen in the images of one material, with their counts there.
+    """The level-1 classes seen in each image of one material, with their counts there.
 
     Parameters
     ----------
@@ -37,8 +37,9 @@ def material_level1(store: GraphStore, material: str) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``motif_id, count, mean_image`` (2-D array or None) and ``cross_section``
-        (mean over the material's instances; NaN when the catalog stores no cross-sections).
+        One row per (image, class): ``image_id, motif_id, count, mean_image`` (2-D array or
+        None) and ``cross_section`` (mean over the class's instances in that image; NaN when the
+        catalog stores no cross-sections).
 
     Examples
     --------
@@ -46,7 +47,7 @@ def material_level1(store: GraphStore, material: str) -> pd.DataFrame:
     """
     material = _check_id(material, "material")
     rows = _read(store, "material_level1", material=material)
-    df = _frame(rows, ["motif_id", "mean_image", "count"])
+    df = _frame(rows, ["image_id", "motif_id", "mean_image", "count"])
     df["mean_image"] = [_mean_image(v) for v in df["mean_image"]]
     df["cross_section"] = np.nan
     try:
@@ -54,10 +55,12 @@ def material_level1(store: GraphStore, material: str) -> pd.DataFrame:
     except QueryError:  # a catalog written before cross-sections were stored
         xs = []
     if xs:
-        got = {r["motif_id"]: r["cross_section"] for r in xs}
-        df["cross_section"] = [float(got[m]) if got.get(m) is not None else np.nan
-                               for m in df["motif_id"]]
-    return df[["motif_id", "count", "mean_image", "cross_section"]]
+        got = {(r["image_id"], r["motif_id"]): r["cross_section"] for r in xs}
+        df["cross_section"] = [
+            float(v) if (v := got.get((i, m))) is not None else np.nan
+            for i, m in zip(df["image_id"], df["motif_id"], strict=True)
+        ]
+    return df[["image_id", "motif_id", "count", "mean_image", "cross_section"]]
 
 
 def material_reference(store: GraphStore, material: str) -> str | None:
