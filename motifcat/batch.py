@@ -9,7 +9,7 @@ so only the analysis is parallel. Images are written in the order of the input l
 order the analyses finish in, so that the numbering of new level-1 motifs (``L1-NNNN``) is the
 same on every run. Each file succeeds or fails alone: a file that cannot be read, analysed or
 written is reported with its reason and the others are still written. A new embedded catalog
-file is created only when there is a first image to write.
+file that receives no image is removed again.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def _analyse_file(
     params: AnalysisParams,
     known: frozenset,
     frame: int | None = None,
+    max_megapixels: float | None = None,
 ):
     """Worker: load and analyse one file. Returns ("ok", analysis), ("duplicate", sha) or
     ("failed", reason); never raises, so one bad file cannot stop the pool."""
@@ -118,7 +119,9 @@ def _analyse_file(
         from .ingest.io import load_image
         from .ingest.pipeline import analyze
 
-        micrograph = load_image(path, frame=frame, pixel_size_A=pixel_size_A)
+        micrograph = load_image(
+            path, frame=frame, pixel_size_A=pixel_size_A, max_megapixels=max_megapixels
+        )
         if micrograph.sha256 in known:
             return "duplicate", micrograph.sha256
         if (params.pixel_size_A or micrograph.pixel_size_A) is None:
@@ -133,7 +136,12 @@ def _analyse_file(
         return "failed", f"{Path(path).name}: {type(exc).__name__}: {exc}"
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int | None = None) -> None:
+    # A worker must not outlive a killed ingest (it holds hundreds of MB): see motifcat.procs.
+    if parent_pid is not None:
+        from .procs import die_with_parent
+
+        die_with_parent(parent_pid)
     # Parallelism is across processes: one BLAS thread each, or small linear algebra (GMM)
     # runs an order of magnitude slower from oversubscription.
     try:
@@ -155,6 +163,7 @@ def ingest_files(
     workers: int = 2,
     progress: Progress | None = None,
     frame: int | None = None,
+    max_megapixels: float | None = None,
 ) -> IngestSummary:
     """Analyse micrograph files and write them into the catalog, one transaction per image.
 
@@ -166,8 +175,9 @@ def ingest_files(
         Sample name and its material (see :func:`~motifcat.catalog.writer.write_analysis`).
     catalog : str, path-like or GraphStore, optional
         Catalog URI (default ``$MOTIFCAT_CATALOG`` or ``./motifcat-catalog``) or an open store
-        (left open). A new embedded catalog file is created only once a first image is ready
-        to be written: an ingest in which every file fails leaves no file behind.
+        (left open). It is opened, and so locked for writing, before any analysis starts; a
+        new embedded catalog file that receives no image is removed at the end: an ingest in
+        which every file fails leaves no file behind.
     pixel_size_A : float, optional
         Å per pixel, overriding the files' calibration; required for files that carry none.
     params : AnalysisParams, optional
@@ -176,6 +186,10 @@ def ingest_files(
         Worker processes for the analyses; 1 analyses in this process.
     progress : callable, optional
         ``progress(done, total, path)`` after each file, in the order of the files.
+    max_megapixels : float, optional
+        Refuse (as failed, from the file header, before loading it) any frame over this many
+        10^6 px; default :func:`~motifcat.ingest.limits.default_max_megapixels` of
+        ``workers``: the concurrent analyses together fit in this machine's memory.
     frame : int, optional
         Frame (0-based) to take from every file that is a stack of images (see
         :func:`~motifcat.ingest.io.load_image`); None for single images.
@@ -216,18 +230,25 @@ def ingest_files(
             raise CatalogError(f"pixel_size_A must be > 0 Å, got {pixel_size_A!r}")
         params = dataclasses.replace(params, pixel_size_A=float(pixel_size_A))
     files = expand_paths(paths)
+    if max_megapixels is None:
+        from .ingest.limits import default_max_megapixels
+
+        # Memory is shared by the analyses that run at once.
+        max_megapixels = default_max_megapixels(max(1, min(workers, len(files))))
+    limit = max_megapixels
     summary = IngestSummary()
     report = progress or (lambda done, total, path: None)
 
     own = not isinstance(catalog, GraphStore)
     store: GraphStore | None = None
-    uri = None
+    created: Path | None = None  # a new embedded catalog file, removed if nothing is written
     if own:
         backend, location = parse_uri(catalog)  # a bad URI fails before any analysis
-        uri = catalog
-        if backend != "ladybug" or Path(location).expanduser().exists():
-            store = open_catalog(uri)
-        # else: no catalog file yet; it is created when the first image is ready (below).
+        if backend == "ladybug" and not Path(location).expanduser().exists():
+            created = Path(location).expanduser()
+        # Open (and so take the embedded store's write lock) before any analysis: a second
+        # concurrent ingest fails at once with "in use" instead of after minutes of work.
+        store = open_catalog(catalog)
     else:
         store = catalog
     try:
@@ -245,8 +266,6 @@ def ingest_files(
             elif kind == "failed":
                 summary.failed.append((path, str(value)))
             else:
-                if store is None:
-                    store = open_catalog(uri)  # first image to write: create the catalog
                 try:
                     rep = write_analysis(store, value, sample=sample, material=material, path=path)
                 except MotifcatError as exc:
@@ -259,17 +278,20 @@ def ingest_files(
         done = 0
         if workers <= 1 or len(files) <= 1:
             for path in files:
-                handle(path, _analyse_file(path, pixel_size_A, params, known, frame))
+                handle(path, _analyse_file(path, pixel_size_A, params, known, frame, limit))
                 done += 1
                 report(done, len(files), path)
         else:
             # spawn: never fork a process that holds an open database and its threads.
             ctx = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(
-                max_workers=min(workers, len(files)), mp_context=ctx, initializer=_init_worker
+                max_workers=min(workers, len(files)),
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
             ) as pool:
                 futures = [
-                    pool.submit(_analyse_file, path, pixel_size_A, params, known, frame)
+                    pool.submit(_analyse_file, path, pixel_size_A, params, known, frame, limit)
                     for path in files
                 ]
                 # In submission order: writes (and new motif ids) do not depend on which
@@ -285,5 +307,9 @@ def ingest_files(
     finally:
         if own and store is not None:
             store.close()
+        if created is not None and not summary.written:
+            # This ingest created the catalog and wrote nothing into it: leave no file behind.
+            for suffix in ("", ".wal", ".shadow", ".wal.checkpoint", ".writing"):
+                created.with_name(created.name + suffix).unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -34,12 +34,13 @@ from ase.data import atomic_numbers
 from ase.formula import Formula
 
 from . import __version__
-from .catalog.store import GraphStore
+from .catalog import GraphStore
 from .errors import ExportError, MotifcatError, QueryError
 from .query import material_level1, material_reference, motif_detail
 from .structure import (
     LOW_INDEX_ZONES,
     MIN_CELL_A,
+    SCALE_TOLERANCE,
     Reference,
     build_model,
     check_overlaps,
@@ -52,7 +53,6 @@ from .structure import (
     reference_from_json,
     register,
 )
-from .structure.registration import SCALE_TOLERANCE
 
 #: ``ase.build.mx2``'s default layer thickness (Å, chalcogen–chalcogen along c): its MoS2 value.
 ASE_MX2_THICKNESS_A: float = float(inspect.signature(mx2).parameters["thickness"].default)
@@ -423,7 +423,9 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str,
 
     Examples
     --------
-    >>> suggest_species(store, "L2-0001", "MoSe2")  # doctest: +SKIP
+    >>> from motifcat.query import image_units
+    >>> unit = image_units(store, image_id)["motif_id"].iloc[0]  # a hexagon of MoSe2
+    >>> suggest_species(store, unit, "MoSe2")
     {'L1-0001': 'Mo', 'L1-0002': 'Se2'}
     """
     kinds = _formula_columns(formula)
@@ -881,8 +883,10 @@ def flat_model(
 
     Examples
     --------
-    >>> atoms = flat_model(store, "L2-0001", formula="MoSe2")  # doctest: +SKIP
-    >>> atoms.get_chemical_formula()  # doctest: +SKIP
+    >>> from motifcat.query import image_units
+    >>> unit = image_units(store, image_id)["motif_id"].iloc[0]  # a hexagon of MoSe2
+    >>> atoms = flat_model(store, unit, formula="MoSe2")
+    >>> atoms.get_chemical_formula()
     'Mo3Se6'
     """
     detail = motif_detail(store, motif_id)

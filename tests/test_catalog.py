@@ -417,17 +417,11 @@ def test_catalog_file_size_is_reported(store):
 
 # -- the real pipeline, with its hierarchy ------------------------------------------------------
 @pytest.fixture(scope="module")
-def real_analysis():
-    from threadpoolctl import threadpool_limits
-
-    from motifcat.datasets import make_cairo
-    from motifcat.ingest.pipeline import analyze
-
-    with threadpool_limits(1):
-        return analyze(make_cairo((320, 320), seed=21).micrograph(path="cairo-21.npy"))
+def real_analysis(analysed):
+    return analysed("cairo", (320, 320), seed=21, path="cairo-21.npy")
 
 
-def test_real_analysis_every_label_and_type(store, real_analysis):
+def test_real_analysis_every_label_and_type(store, real_analysis, analysed):
     a = real_analysis
     h = a.hierarchy
     assert h is not None and len(h.levels) == 2 and len(h.levels[0]) > 0
@@ -507,13 +501,7 @@ def test_real_analysis_every_label_and_type(store, real_analysis):
     assert d == pytest.approx(np.median(h.neighbour_dist_px) * a.pixel_size_A, rel=0.3)
 
     # a second image of the same specimen reuses motifs; COMPOSED_OF is created once per pair
-    from threadpoolctl import threadpool_limits
-
-    from motifcat.datasets import make_cairo
-    from motifcat.ingest.pipeline import analyze
-
-    with threadpool_limits(1):
-        b = analyze(make_cairo((320, 320), seed=21).at_dose(1.0, seed=5).micrograph())
+    b = analysed("cairo", (320, 320), seed=21, dose=1.0, dose_seed=5)
     rep2 = write_analysis(store, b, sample="c2", material="MoVTeNbO")
     assert rep2.written and rep2.matched_motifs
     assert any(m.startswith("L2-") for m in rep2.matched_motifs)
@@ -527,13 +515,12 @@ def test_real_analysis_every_label_and_type(store, real_analysis):
 
 
 # -- ingest_files ----------------------------------------------------------------------------------
-def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path):
+def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path, synthetic):
     from motifcat.batch import ingest_files
-    from motifcat.datasets import make_tmd
 
     d = tmp_path / "imgs"
     d.mkdir()
-    syn = make_tmd((256, 256), seed=31)
+    syn = synthetic("tmd", (256, 256), seed=31)
     np.save(d / "a.npy", syn.image)
     np.save(d / "b.npy", syn.at_dose(0.5, seed=3).image)
     np.save(d / "a-copy.npy", syn.image)  # same pixels: one image

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motifcat.datasets import make_cairo, make_tmd
 from motifcat.errors import AnalysisError
 from motifcat.ingest.hierarchy import (
     build_hierarchy,
@@ -55,8 +54,8 @@ def rigid(xy, theta, mirror, shift):
 
 
 @pytest.fixture(scope="module")
-def cairo():
-    return make_cairo((320, 320), fill_fraction=0.5, noise=False, seed=4)
+def cairo(synthetic):
+    return synthetic("cairo", (320, 320), fill_fraction=0.5, noise=False, seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -276,8 +275,8 @@ def test_cairo_keys_invariant_under_rotation_and_mirror(cairo):
     assert level_counts(h.levels[1]) == level_counts(ref.levels[1])
 
 
-def test_cairo_with_position_noise_still_finds_pentagons():
-    s = make_cairo((320, 320), noise=False, seed=7)
+def test_cairo_with_position_noise_still_finds_pentagons(synthetic):
+    s = synthetic("cairo", (320, 320), noise=False, seed=7)
     xy = s.xy + np.random.default_rng(1).normal(0, 0.4, s.xy.shape)  # 2 % of an edge
     h = build_hierarchy(xy, s.column_class)
     found = units_as_sets(h)
@@ -341,8 +340,8 @@ def test_relabel_merges_units_and_composites():
 
 
 @pytest.fixture(scope="module")
-def tmd():
-    return make_tmd((256, 256), noise=False, seed=3,
+def tmd(synthetic):
+    return synthetic("tmd", (256, 256), noise=False, seed=3,
                      defects={"chalcogen_double": 0.01, "metal_vacancy": 0.01,
                               "chalcogen_single": 0.02})
 

@@ -21,9 +21,10 @@ from motifcat.ingest.model import Micrograph
 
 
 @pytest.fixture(scope="module")
-def tmd() -> SyntheticImage:
+def tmd(synthetic) -> SyntheticImage:
     # A larger frame with generous defect fractions so that every kind is well represented.
-    return make_tmd(
+    return synthetic(
+        "tmd",
         (768, 768),
         defects={"chalcogen_single": 0.04, "chalcogen_double": 0.02, "metal_vacancy": 0.01,
                  "antisite": 0.01},
@@ -253,8 +254,8 @@ def test_canonical_cycle_key():
 
 
 @pytest.fixture(scope="module")
-def cairo() -> SyntheticImage:
-    return make_cairo((640, 640), rotation_deg=-20.0, seed=11)
+def cairo(synthetic) -> SyntheticImage:
+    return synthetic("cairo", (640, 640), rotation_deg=-20.0, seed=11)
 
 
 def test_cairo_pentagons_are_equilateral_convex_and_distinct(cairo):

@@ -18,24 +18,31 @@ Examples
 from __future__ import annotations
 
 from .opener import open_catalog
+from .references import store_reference
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
-from .uri import DEFAULT_CATALOG, parse_uri, resolve_uri
+from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
-from .writer import WriteReport, write_analysis
+from .writer import CatalogState, WritePlan, WriteReport, motif_ids, plan_analysis, write_analysis
 
 __all__ = [
     "DEFAULT_CATALOG",
     "DEFAULT_THRESHOLD",
     "BulkNodes",
     "BulkRels",
+    "CatalogState",
     "GraphStore",
     "Statement",
     "WriteOp",
+    "WritePlan",
     "WriteReport",
     "match_level1",
+    "motif_ids",
     "open_catalog",
     "parse_uri",
+    "plan_analysis",
+    "redact_uri",
     "resolve_uri",
+    "store_reference",
     "write_analysis",
 ]
 

@@ -90,8 +90,19 @@ class GraphStore(ABC):
         """Apply ``ops`` in order inside one transaction; on any error, roll back and raise."""
 
     @abstractmethod
-    def read_only(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict]:
-        """Run user-supplied Cypher with no possibility of writing (the console's path)."""
+    def read_only(
+        self,
+        cypher: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+    ) -> list[dict]:
+        """Run user-supplied Cypher with no possibility of writing (the console's path).
+
+        ``timeout_s`` stops the query (QueryError) after that many seconds; ``max_rows``
+        returns at most that many rows plus one (so that the caller can tell it was cut).
+        """
 
     @abstractmethod
     def close(self) -> None:

@@ -70,7 +70,7 @@ def parse_uri(uri: str | os.PathLike | None = None) -> tuple[str, str]:
         scheme = text.split("://", 1)[0].lower()
         if scheme in NEO4J_SCHEMES:
             return "neo4j", text
-        raise CatalogError(f"{text}: unknown catalog scheme {scheme!r}; {choices}")
+        raise CatalogError(f"{redact_uri(text)}: unknown catalog scheme {scheme!r}; {choices}")
     prefix = _PREFIX.match(text)
     if prefix:
         if prefix.group(1).lower() != "ladybug":
@@ -82,3 +82,30 @@ def parse_uri(uri: str | os.PathLike | None = None) -> tuple[str, str]:
         if not text:
             raise CatalogError("ladybug: catalog URI has no path")
     return "ladybug", text
+
+
+def redact_uri(uri: str | os.PathLike | None) -> str:
+    """``uri`` with any password (the ``user:password@`` of a URI) replaced by ``***``.
+
+    For every display and message: the app's sidebar, the CLI's output, errors.
+
+    Examples
+    --------
+    >>> redact_uri("bolt://neo4j:s3cret@db.example:7687")
+    'bolt://neo4j:***@db.example:7687'
+    >>> redact_uri("/data/cat.lbug")
+    '/data/cat.lbug'
+    """
+    text = "" if uri is None else os.fspath(uri)
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*):[^/@]*@", r"\1:***@", text)
+
+
+def uri_password(uri: str | os.PathLike | None) -> bool:
+    """True when ``uri`` carries a password (which then shows in process lists and logs).
+
+    Examples
+    --------
+    >>> uri_password("neo4j://u:pw@host"), uri_password("neo4j://host")
+    (True, False)
+    """
+    return redact_uri(uri) != ("" if uri is None else os.fspath(uri))

@@ -112,9 +112,10 @@ def list_materials(store: GraphStore) -> pd.DataFrame:
 
     Examples
     --------
-    >>> list_materials(store)  # doctest: +SKIP
+    >>> list_materials(store)
       material  n_samples  n_images
-    0    MoSe2          2         4
+    0    MoSe2          2         2
+    1      WS2          1         1
     """
     return _frame(_read(store, "materials"), ["material", "n_samples", "n_images"])
 
@@ -134,7 +135,11 @@ def list_samples(store: GraphStore) -> pd.DataFrame:
 
     Examples
     --------
-    >>> list_samples(store)  # doctest: +SKIP
+    >>> list_samples(store)[["sample", "material", "n_images"]]
+        sample material  n_images
+    0  mose2-a    MoSe2         1
+    1  mose2-b    MoSe2         1
+    2    ws2-a      WS2         1
     """
     df = _frame(_read(store, "samples"), ["sample", "material", "n_images", "n_instances"])
     df["n_instances"] = df["n_instances"].fillna(0).astype("int64")
@@ -158,7 +163,9 @@ def list_images(store: GraphStore, sample: str | None = None) -> pd.DataFrame:
 
     Examples
     --------
-    >>> list_images(store, sample="MoSe2-A")  # doctest: +SKIP
+    >>> list_images(store, sample="mose2-a")[["sample", "width", "height", "pixel_size_A"]]
+        sample  width  height  pixel_size_A
+    0  mose2-a    192     192          0.15
     """
     cols = ["image_id", "path", "sample", "material", "width", "height", "pixel_size_A",
             "n_columns", "ingested_at"]
@@ -183,7 +190,9 @@ def vocabulary(store: GraphStore, level: int | None = None) -> pd.DataFrame:
 
     Examples
     --------
-    >>> vocabulary(store, level=2)  # doctest: +SKIP
+    >>> voc = vocabulary(store, level=2)
+    >>> voc.columns.tolist(), voc["level"].unique().tolist()
+    (['motif_id', 'level', 'key', 'n_instances', 'n_images'], [2])
     """
     level = _check_level(level)
     cols = ["motif_id", "level", "key", "n_instances", "n_images"]
@@ -203,7 +212,9 @@ def composition_edges(store: GraphStore) -> pd.DataFrame:
 
     Examples
     --------
-    >>> composition_edges(store)  # doctest: +SKIP
+    >>> edges = composition_edges(store)
+    >>> edges.columns.tolist(), bool(edges["parent"].str.startswith("L2-").any())
+    (['parent', 'child', 'count'], True)
     """
     return _frame(_read(store, "composition_edges"), ["parent", "child", "count"])
 
@@ -230,8 +241,9 @@ def sample_summary(store: GraphStore, sample: str, top: int = 5) -> SampleSummar
 
     Examples
     --------
-    >>> s = sample_summary(store, "MoSe2-A")  # doctest: +SKIP
-    >>> s.levels  # doctest: +SKIP
+    >>> s = sample_summary(store, "mose2-a")
+    >>> s.material, s.n_images, s.levels["level"].tolist()
+    ('MoSe2', 1, [1, 2, 3])
     """
     sample = _require_sample(store, sample)
     top = _check_count(top, "top", minimum=1)
@@ -289,7 +301,10 @@ def recurring_motifs(
 
     Examples
     --------
-    >>> recurring_motifs(store, min_materials=2, level=2)  # doctest: +SKIP
+    The level-1 motifs seen in both MoSe2 samples of the example catalog:
+
+    >>> recurring_motifs(store, min_materials=1, min_samples=2, level=1)["n_samples"].tolist()
+    [2, 2]
     """
     min_materials = _check_count(min_materials, "min_materials")
     min_samples = _check_count(min_samples, "min_samples")
@@ -356,7 +371,9 @@ def persistent_motifs(
 
     Examples
     --------
-    >>> persistent_motifs(store, min_images=2, min_instances=10).head(1)  # doctest: +SKIP
+    >>> top = persistent_motifs(store, min_images=2, min_instances=10)
+    >>> top[["level", "n_images"]].head(2).to_dict("list")  # the metal and chalcogen columns
+    {'level': [1, 1], 'n_images': [2, 2]}
     """
     min_images = _check_count(min_images, "min_images")
     min_instances = _check_count(min_instances, "min_instances")

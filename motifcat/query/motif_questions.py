@@ -26,6 +26,7 @@ from .reading import (
 )
 
 __all__ = [
+    "level1_motifs_in_images_of",
     "Composition",
     "DEFAULT_SPACE",
     "MotifDetail",
@@ -179,7 +180,10 @@ def composition(store: GraphStore, motif_id: str) -> Composition:
 
     Examples
     --------
-    >>> composition(store, "L2-0001").parts  # doctest: +SKIP
+    >>> from motifcat.query import vocabulary
+    >>> unit = vocabulary(store, level=2)["motif_id"].iloc[0]
+    >>> composition(store, unit).parts["level"].unique().tolist()  # a unit is made of columns
+    [1]
     """
     row = _motif_row(store, motif_id)
     cols = ["motif_id", "level", "key", "count"]
@@ -221,7 +225,9 @@ def spatial_context(store: GraphStore, motif_id: str) -> pd.DataFrame:
 
     Examples
     --------
-    >>> spatial_context(store, "L1-0001")  # doctest: +SKIP
+    >>> ctx = spatial_context(store, "L1-0001")
+    >>> ctx.columns.tolist(), round(float(ctx["share"].sum()), 6)
+    (['motif_id', 'level', 'count', 'share'], 1.0)
     """
     row = _motif_row(store, motif_id)
     name = {1: "context_near", 2: "context_shared_2", 3: "context_shared_3"}[int(row["level"])]
@@ -279,8 +285,12 @@ def similar_motifs(
 
     Examples
     --------
-    >>> similar_motifs(store, "L1-0001", k=3)  # doctest: +SKIP
-    >>> similar_motifs(store, descriptor=d, space="zernike-n10-image-w0.5")  # doctest: +SKIP
+    >>> sim = similar_motifs(store, "L1-0001", k=3)
+    >>> "L1-0001" in sim["motif_id"].tolist(), bool(sim["distance"].is_monotonic_increasing)
+    (False, True)
+    >>> d = motif_detail(store, "L1-0001").descriptor
+    >>> similar_motifs(store, descriptor=d, space="zernike-n10-image-w0.5")["motif_id"].iloc[0]
+    'L1-0001'
     """
     k = _check_count(k, "k", minimum=1)
     cols = ["motif_id", "level", "key", "distance"]
@@ -359,8 +369,9 @@ def motif_detail(store: GraphStore, motif_id: str) -> MotifDetail:
 
     Examples
     --------
-    >>> d = motif_detail(store, "L1-0001")  # doctest: +SKIP
-    >>> d.level, d.samples  # doctest: +SKIP
+    >>> d = motif_detail(store, "L1-0001")
+    >>> d.level, d.samples
+    (1, ['mose2-a', 'mose2-b'])
     """
     row = _motif_row(store, motif_id)
     per_image = _frame(
@@ -402,8 +413,8 @@ def mean_images(store: GraphStore, motif_ids: Any) -> dict[str, np.ndarray | Non
 
     Examples
     --------
-    >>> mean_images(store, ["L1-0001", "L2-0001"])  # doctest: +SKIP
-    {'L1-0001': array([[...]]), 'L2-0001': None}
+    >>> {k: v.ndim for k, v in mean_images(store, ["L1-0001", "L1-0002"]).items()}
+    {'L1-0001': 2, 'L1-0002': 2}
     """
     if isinstance(motif_ids, str):
         raise QueryError("motif_ids: expected a sequence of ids, got one string")
@@ -413,3 +424,33 @@ def mean_images(store: GraphStore, motif_ids: Any) -> dict[str, np.ndarray | Non
     rows = _read(store, "mean_images", motif_ids=sorted(set(ids)))
     images = {r["motif_id"]: _mean_image(r["mean_image"]) for r in rows}
     return {m: images[m] for m in ids if m in images}
+
+
+def level1_motifs_in_images_of(store: GraphStore, motif_id: str) -> pd.DataFrame:
+    """The level-1 motifs of the images that hold a motif, with their mean images.
+
+    What the exporter measures to suggest the species of each column of a motif.
+
+    Parameters
+    ----------
+    store : GraphStore
+    motif_id : str
+        A motif of any level.
+
+    Returns
+    -------
+    DataFrame
+        ``motif_id`` (level-1 motif), ``mean_image`` (2-D float array or None) and ``count``
+        (its instances in those images), sorted by ``motif_id``. Empty when no image holds
+        ``motif_id`` (an unknown id included).
+
+    Examples
+    --------
+    >>> level1_motifs_in_images_of(store, "L1-0001").columns.tolist()
+    ['motif_id', 'mean_image', 'count']
+    """
+    motif_id = _check_id(motif_id, "motif_id")
+    df = _frame(_read(store, "export_level1", motif_id=motif_id),
+                ["motif_id", "mean_image", "count"])
+    df["mean_image"] = [_mean_image(v) for v in df["mean_image"]]
+    return df

@@ -40,7 +40,9 @@ def image_instances(store: GraphStore, image_id: str, level: int = 1) -> pd.Data
 
     Examples
     --------
-    >>> image_instances(store, image_id)  # doctest: +SKIP
+    >>> cols = image_instances(store, image_id)
+    >>> cols.columns.tolist(), bool(cols["motif_id"].str.startswith("L1-").all())
+    (['instance_id', 'x_A', 'y_A', 'motif_id'], True)
     """
     level = _check_level(level, allow_none=False)
     image_id = _require_image(store, image_id)
@@ -85,10 +87,12 @@ def image_units(
 
     Examples
     --------
-    >>> image_units(store, image_id).polygon[0]  # doctest: +SKIP
-    [(3.1, 2.0), (4.2, 3.9), (2.0, 4.0)]
-    >>> image_units(store, image_id, level=3, outline=False).units[0]  # doctest: +SKIP
-    ['<image>-2-17', '<image>-2-18']
+    >>> units = image_units(store, image_id)
+    >>> units.columns.tolist(), min(len(p) for p in units["polygon"])  # hexagons of MoSe2
+    (['instance_id', 'motif_id', 'x_A', 'y_A', 'polygon', 'interior'], 6)
+    >>> comp = image_units(store, image_id, level=3, outline=False)
+    >>> bool(comp["polygon"].isna().all()), comp["units"].iloc[0][0].startswith(image_id[:16])
+    (True, True)
     """
     level = _check_level(level, allow_none=False)
     if level == 1:

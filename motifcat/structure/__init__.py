@@ -19,7 +19,7 @@ from .reference import (
     reference_from_json,
     reference_to_json,
 )
-from .registration import Registration, register
+from .registration import SCALE_TOLERANCE, Registration, register
 from .sanity import Overlap, check_overlaps, minimum_distance
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "LOW_INDEX_ZONES",
     "MIN_CELL_A",
     "Overlap",
+    "SCALE_TOLERANCE",
     "ProjectedCrystal",
     "Reference",
     "Registration",
