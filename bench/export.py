@@ -42,8 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from motifcat.catalog import open_catalog  # noqa: E402
 from motifcat.catalog.writer import write_analysis  # noqa: E402
-from motifcat.datasets import make_tmd  # noqa: E402
-from motifcat.datasets.synthetic import poisson_dose, render_columns  # noqa: E402
+from motifcat.datasets import make_projected, make_tmd  # noqa: E402
 from motifcat.errors import MotifcatError  # noqa: E402
 from motifcat.export import material_elements, motif_to_atoms  # noqa: E402
 from motifcat.ingest.io import micrograph_from_array  # noqa: E402
@@ -59,25 +58,10 @@ TMD_CONTENT = {"M": ("Mo",), "X2": ("Se", "Se"), "X1": ("Se",), "antisite": ("Mo
 
 
 def perovskite_image(shape=(384, 384), pixel_size_A=0.15, seed=0, vacancy=0.01):
-    """SrTiO3 [001] image from the projected reference cell; returns image, xy px, contents."""
-    rng = np.random.default_rng(seed)
+    """SrTiO3 [001] from the projected reference cell, a few Sr columns empty."""
     pc = project(default_reference("SrTiO3").atoms, (0, 0, 1))
-    c2 = pc.cell2 / pixel_size_A
-    n = int(max(shape) / np.linalg.norm(c2[0])) + 4
-    r = np.arange(-n, n + 1)
-    sh = np.stack(np.meshgrid(r, r, indexing="ij"), -1).reshape(-1, 2)
-    ang = rng.uniform(0, np.pi / 2)
-    rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
-    xy = ((pc.xy / pixel_size_A)[None] + (sh @ c2)[:, None]).reshape(-1, 2) @ rot.T
-    xy += np.array(shape[::-1]) / 2 + rng.uniform(0, 5, 2)
-    col = np.tile(np.arange(len(pc.xy)), len(sh))
-    amp = pc.contrast[col] / pc.contrast.max()
-    inside = np.all((xy > 0) & (xy < np.array(shape[::-1])), axis=1)
-    sr = np.flatnonzero(inside & (pc.kind[col] == 0))
-    gone = rng.choice(sr, max(1, int(vacancy * len(sr))), replace=False)
-    amp[gone] = 0.0
-    clean = render_columns(shape, xy, 300 * amp, 0.9 / 2.3548 / pixel_size_A, background=30.0)
-    return poisson_dose(clean, 1.0, rng=seed).astype(np.float32), xy, col
+    return make_projected(pc, shape, pixel_size_A=pixel_size_A, empty_fraction={0: vacancy},
+                          seed=seed)
 
 
 def load_sets(quick: bool):
@@ -96,8 +80,8 @@ def load_sets(quick: bool):
         truth = (syn.xy, [syn.class_names[c] for c in syn.column_class])
         out.append(("MoSe2", f"MoSe2-{seed}", syn.image, syn.pixel_size_A, truth))
     for seed in (0, 1):
-        img, _, _ = perovskite_image(shape, seed=seed)
-        out.append(("SrTiO3", f"SrTiO3-{seed}", img, 0.15, None))
+        img = perovskite_image(shape, seed=seed)
+        out.append(("SrTiO3", f"SrTiO3-{seed}", img.image, 0.15, None))
     return out, "synthetic (ase-projected references; bench data not found)"
 
 

@@ -592,6 +592,13 @@ def motif_to_atoms(
                 f"formula {formula!r}: its elements are not those of material {mat!r} of motif "
                 f"{detail.motif_id}; species are never taken from another material"
             )
+    if species is not None and own is not None and isinstance(species, Mapping):
+        foreign = {sym for v in species.values() for sym in parse_column(v)} - own
+        if foreign:
+            raise ExportError(
+                f"species: {', '.join(sorted(foreign))} not in material {mat!r} of motif "
+                f"{detail.motif_id}; species are never taken from another material"
+            )
     ref = _resolve_reference(store, reference, mat, formula)
     if ref is None:
         atoms = flat_model(store, detail.motif_id, species=species, formula=formula,

@@ -13,6 +13,7 @@ Examples
 (64, 64)
 """
 
+from .projected import ProjectedImage, make_projected
 from .synthetic import (
     SyntheticImage,
     SynthParameterError,
@@ -24,10 +25,12 @@ from .synthetic import (
 )
 
 __all__ = [
+    "ProjectedImage",
     "SynthParameterError",
     "SyntheticImage",
     "canonical_cycle_key",
     "make_cairo",
+    "make_projected",
     "make_tmd",
     "poisson_dose",
     "render_columns",

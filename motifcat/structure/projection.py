@@ -186,6 +186,8 @@ def _orient(atoms: Atoms, zone: tuple[int, int, int]) -> tuple[Atoms, bool]:
     atoms.set_cell(cell, scale_atoms=False)
     atoms.pbc = (True, True, periodic_z)
     atoms.wrap()
+    if not periodic_z:  # a slab sits in the middle of its vacuum, inside the cell
+        atoms.center(axis=2)
     return atoms, periodic_z
 
 
