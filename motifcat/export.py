@@ -705,7 +705,7 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
         model="periodic reference cell" if perfect else "defect in reference supercell",
         reference=ref.source,
         provenance=ref.provenance,
-        zone="".join(str(v) for v in z),
+        zone="[" + "".join(str(v) for v in z) + "]",
         rms_A=round(float(reg.rms_A), 4),
         scale=round(float(reg.scale), 4),
         mirrored=bool(reg.mirrored),
@@ -1051,10 +1051,14 @@ def _write_db(atoms: Atoms, path: Path) -> Path:
     key-value pairs (searchable: ``ase db FILE motif_id=L2-…``), the rest under ``data``."""
     import ase.db
 
+    from ase.db.core import reserved_keys
+
     pairs, data = {}, {}
     for k, v in atoms.info.items():
         key = re.sub(r"\W", "_", str(k))
-        if isinstance(v, bool | int | float | np.integer | np.floating) and np.isfinite(v):
+        if key in reserved_keys:  # e.g. "formula": ASE computes it from the atoms
+            data[key] = v
+        elif isinstance(v, bool | int | float | np.integer | np.floating) and np.isfinite(v):
             pairs[key] = v.item() if isinstance(v, np.generic) else v
         elif isinstance(v, str) and key not in ("report", "provenance", "note"):
             pairs[key] = v

@@ -36,7 +36,8 @@ class ProjectedImage:
 
 def make_projected(crystal, shape=(256, 256), *, pixel_size_A: float = 0.15,
                    probe_fwhm_A: float = 0.9, dose: float = 300.0, background: float = 30.0,
-                   empty_fraction: dict[int, float] | None = None, rotation_deg: float | None = None,
+                   empty_fraction: dict[int, float] | None = None,
+                   rotation_deg: float | None = None,
                    seed: int = 0) -> ProjectedImage:
     """An image of ``crystal`` (a :class:`~motifcat.structure.ProjectedCrystal`).
 
