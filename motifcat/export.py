@@ -1050,7 +1050,6 @@ def _write_db(atoms: Atoms, path: Path) -> Path:
     """One row per export in an ASE database (SQLite ``.db``), appended: scalar metadata as
     key-value pairs (searchable: ``ase db FILE motif_id=L2-…``), the rest under ``data``."""
     import ase.db
-
     from ase.db.core import reserved_keys
 
     pairs, data = {}, {}
