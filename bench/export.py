@@ -53,8 +53,10 @@ from motifcat.structure import check_overlaps, default_reference, project  # noq
 RESULTS = Path(__file__).resolve().parent / "results" / "export.md"
 DATA_DIRS = [Path(__file__).resolve().parent / "data", Path("/work/wt/bench/bench/data")]
 
-#: True TMD column type -> content (make_tmd's class names).
-TMD_CONTENT = {"M": ("Mo",), "X2": ("Se", "Se"), "X1": ("Se",), "antisite": ("Mo",)}
+#: True column class -> content: make_tmd's class names (MoSe2) and the multislice MoS2 set's.
+TMD_CONTENT = {"M": ("Mo",), "X2": ("Se", "Se"), "X1": ("Se",), "antisite": ("Mo",),
+               "Mo": ("Mo",), "S2": ("S", "S"), "S1": ("S",), "Mo_S": ("Mo",),
+               "SeS": ("S", "Se")}
 
 
 def perovskite_image(shape=(384, 384), pixel_size_A=0.15, seed=0, vacancy=0.01):
@@ -70,10 +72,15 @@ def load_sets(quick: bool):
     out = []
     for d in DATA_DIRS:
         if (d / "tmd.npz").exists() and (d / "perovskite.npz").exists():
-            for name, mat in (("tmd", "MoSe2"), ("perovskite", "SrTiO3")):
+            for name, mat in (("tmd", "MoS2"), ("perovskite", "SrTiO3")):
                 z = np.load(d / f"{name}.npz", allow_pickle=False)
+                truth = None
+                if name == "tmd":
+                    names = [str(n) for n in z["class_names"]]
+                    keep = z["present"]
+                    truth = (z["xy"][keep], [names[c] for c in z["cls"][keep]])
                 out.append((mat, f"{name}-multislice", z["image"][0], float(z["pixel_size_A"]),
-                            None))
+                            truth))
             return out, f"multislice sets in {d}"
     for seed in (0, 1):
         syn = make_tmd(shape, seed=seed)
@@ -153,9 +160,9 @@ def main(argv=None) -> int:
                     dev = max(abs(got.get(k, np.inf) / v - 1) for k, v in want.items())
                     row.update(bond_dev=dev, formula_ok=Formula(row["formula"]).reduce()[0]
                                == Formula(ref.formula).reduce()[0])
-                elif mat == "MoSe2" and truth:
+                elif mat in ("MoSe2", "MoS2") and truth:
                     area = abs(np.linalg.det(project(ref.atoms).cell2))
-                    row["delta_ok"] = _delta_ok(atoms, truth, area)
+                    row["delta_ok"] = _delta_ok(atoms, truth, area, ref)
                 rows.append(row)
         t_export = time.perf_counter() - t1
     report = _report(rows, source, t_ingest, t_export, len(ranked))
@@ -165,12 +172,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def _delta_ok(atoms, truth, ref_cell_area):
+def _delta_ok(atoms, truth, ref_cell_area, ref):
     """A TMD defect export's formula against the one its columns' true types give: the perfect
     supercell, plus for every motif column (true content - its site's perfect content), minus
     the empty sites' perfect content. None when a column's class has no truth."""
     n_cells = round(abs(np.linalg.det(atoms.cell[:2, :2])) / ref_cell_area)
-    want = Counter({"Mo": n_cells, "Se": 2 * n_cells})
+    want = Counter({k: n_cells * v for k, v in Formula(ref.formula).count().items()})
     for item in atoms.info["columns"]:
         mid, rest = item.split("@")
         site, _ = rest.split("=")
@@ -178,7 +185,7 @@ def _delta_ok(atoms, truth, ref_cell_area):
         if mid == "empty":
             want.subtract(perfect)
             continue
-        if mid not in truth:
+        if mid not in truth or truth[mid] not in TMD_CONTENT:
             return None
         want.update(Counter(TMD_CONTENT[truth[mid]]))
         want.subtract(perfect)
