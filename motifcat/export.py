@@ -578,9 +578,14 @@ def motif_to_atoms(
 
     Examples
     --------
-    >>> atoms = motif_to_atoms(store, "L2-0001")  # doctest: +SKIP
-    >>> atoms.info["report"]  # doctest: +SKIP
-    'L2-0001 MoSe2: formula MoSe2, min distance 2.54 Å (Mo0–Se1), cell 3.29 3.29 23.34 Å ...'
+    >>> from motifcat.query import persistent_motifs
+    >>> ranked = persistent_motifs(store, min_images=1, level=2)
+    >>> unit = ranked[[list(m) == ["MoSe2"] for m in ranked["materials"]]]["motif_id"].iloc[0]
+    >>> atoms = motif_to_atoms(store, unit)  # MoSe2's default reference: ase.build.mx2
+    >>> atoms.get_chemical_formula(), atoms.info["model"], atoms.info["zone"]
+    ('MoSe2', 'periodic reference cell', '[001]')
+    >>> atoms.info["report"].split(", ")[2]
+    'min distance 2.53 Å (Mo0–Se1)'
     """
     detail = motif_detail(store, motif_id)
     mat = _material_of(detail, material)
