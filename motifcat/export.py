@@ -1,21 +1,25 @@
-"""Motif → :class:`ase.Atoms` → extxyz / CIF / POSCAR / LAMMPS data: starting structures.
+"""Motif → :class:`ase.Atoms` → extxyz / CIF / POSCAR / LAMMPS data / ASE db: starting
+structures for DFT/MD that a user can trust.
 
-A motif's prototype (stored with the ``Motif`` node) gives the mean positions of its atom
-columns in Å, relative to the motif's centre, and the level-1 motif (column environment) of
-each. A STEM image is a projection along the beam, so a column becomes one or several atoms
-stacked along z:
+A STEM image is a projection along the beam, so the heights of the atoms come from a
+**reference crystal** of the motif's material (:mod:`motifcat.structure`): given at export, stored
+with the material at ingest, or motifcat's default for a known formula. :func:`motif_to_atoms`
 
-* each level-1 motif is mapped to a column content such as ``"Mo"`` (one atom) or ``"Se2"``
-  (two Se atoms along the beam), given by the user or suggested by :func:`suggest_species`
-  from a formula;
-* a column of one atom sits at z = 0 (the metal plane of a 2H TMD); a column of n > 1 atoms is
-  spread evenly over the layer thickness, so a chalcogen pair sits at ±thickness/2 exactly as
-  in :func:`ase.build.mx2`;
-* the model is padded with vacuum and given a cell; a motif that is a lattice cell gets its
-  in-plane cell vectors and periodic boundary conditions in x and y.
+* takes the motif's own material (never species of another one);
+* projects the reference along the zone axis (given, or the best low-index axis) into columns
+  and registers the motif's prototype columns to them (rotation or mirror, translation, scale
+  within a few %; the RMS residual is reported);
+* gives each column the atoms of the reference column it sits on, with atoms removed or
+  substituted where its class's predicted contrast (cross-section or intensity, calibrated per
+  image within the material, ``sum Z^1.7``) says it is a defect;
+* writes a perfect motif as the periodic reference cell, a defect motif embedded in a supercell
+  at least ``min_cell_A`` wide;
+* refuses a model with two atoms closer than 0.75 × the sum of their covalent radii (naming
+  them) unless forced, and puts a one-line report in ``atoms.info["report"]``.
 
-The result is an *unrelaxed* model from a projection: relax it (DFT/MD) before trusting
-z coordinates or bond lengths; ``atoms.info["note"]`` says so in every file written.
+Without any reference, :func:`flat_model` stacks each column's atoms evenly over a layer
+thickness (the old model, still checked for overlaps). The result is *unrelaxed*: relax it
+before trusting bond lengths; ``atoms.info["note"]`` says so in every file written.
 """
 
 from __future__ import annotations
