@@ -18,7 +18,7 @@ from .catalog_questions import (
 )
 from .console import check_readonly, run_readonly
 from .cypher import CYPHER
-from .material_questions import material_level1, material_reference, parse_mean_image
+from .material_questions import material_level1, material_reference
 from .motif_questions import (
     DEFAULT_SPACE,
     Composition,
@@ -53,7 +53,6 @@ __all__ = [
     "material_reference",
     "mean_images",
     "motif_detail",
-    "parse_mean_image",
     "persistence_score",
     "persistent_motifs",
     "recurring_motifs",

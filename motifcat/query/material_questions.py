@@ -10,20 +10,7 @@ from ..catalog.store import GraphStore
 from ..errors import QueryError
 from .reading import _check_id, _frame, _mean_image, _read
 
-__all__ = ["material_level1", "material_reference", "parse_mean_image"]
-
-
-def parse_mean_image(value) -> np.ndarray | None:
-    """A stored ``Motif.mean_image`` (JSON text or nested list) as a 2-D array, or None.
-
-    Examples
-    --------
-    >>> parse_mean_image("[[0, 1], [1, 0]]").shape
-    (2, 2)
-    >>> parse_mean_image("") is None
-    True
-    """
-    return _mean_image(value)
+__all__ = ["material_level1", "material_reference"]
 
 
 def material_level1(store: GraphStore, material: str) -> pd.DataFrame:
