@@ -2,10 +2,11 @@
 images.
 
 Run ``python bench/export.py`` (``--quick`` for a smaller trial). Prints its tables and writes
-``bench/results/export.md``.
+``bench/results/export.md``; ``--synthetic`` uses the synthetic sets only and writes
+``bench/results/export-synthetic.md``.
 
-Data: the multislice sets of helper "bench" (``bench/data/tmd.npz``, ``perovskite.npz``, read
-from this tree or from ``/work/wt/bench/bench/data``) when present; otherwise synthetic images
+Data: each multislice set of helper "bench" (``bench/data/tmd.npz`` MoS2, ``perovskite.npz``
+SrTiO3, read from this tree or from ``/work/wt/bench/bench/data``) that exists; otherwise images
 whose columns are the ``ase.build``-projected reference crystals themselves: MoSe2 from
 ``motifcat.datasets.make_tmd`` (with its point defects) and SrTiO3 [001] from the projected
 ``ase.spacegroup.crystal`` cell (Sr, TiO and O columns at Z^1.7 contrast, a few Sr vacancies).
@@ -71,30 +72,34 @@ def perovskite_image(shape=(384, 384), pixel_size_A=0.15, seed=0, vacancy=0.01):
                           seed=seed)
 
 
-def load_sets(quick: bool):
-    """[(material, sample, image, pixel size, truth-or-None)] from bench data or generators."""
+def load_sets(quick: bool, synthetic: bool = False):
+    """[(material, sample, image, pixel size, truth-or-None)]: each multislice set of helper
+    "bench" that exists (dose-1 image), else the synthetic stand-in for that material."""
     shape = (256, 256) if quick else (384, 384)
-    out = []
-    for d in DATA_DIRS:
-        if (d / "tmd.npz").exists() and (d / "perovskite.npz").exists():
-            for name, mat in (("tmd", "MoS2"), ("perovskite", "SrTiO3")):
-                z = np.load(d / f"{name}.npz", allow_pickle=False)
-                truth = None
-                if name == "tmd":
-                    names = [str(n) for n in z["class_names"]]
-                    keep = z["present"]
-                    truth = (z["xy"][keep], [names[c] for c in z["cls"][keep]])
-                out.append((mat, f"{name}-multislice", z["image"][0], float(z["pixel_size_A"]),
-                            truth))
-            return out, f"multislice sets in {d}"
-    for seed in (0, 1):
-        syn = make_tmd(shape, seed=seed)
-        truth = (syn.xy, [syn.class_names[c] for c in syn.column_class])
-        out.append(("MoSe2", f"MoSe2-{seed}", syn.image, syn.pixel_size_A, truth))
-    for seed in (0, 1):
-        img = perovskite_image(shape, seed=seed)
-        out.append(("SrTiO3", f"SrTiO3-{seed}", img.image, 0.15, None))
-    return out, "synthetic (ase-projected references; bench data not found)"
+    out, used = [], []
+    for name, mat in (("tmd", "MoS2"), ("perovskite", "SrTiO3")):
+        path = None if synthetic else next(
+            (d / f"{name}.npz" for d in DATA_DIRS if (d / f"{name}.npz").exists()), None)
+        if path is not None:
+            z = np.load(path, allow_pickle=False)
+            names = [str(n) for n in z["class_names"]]
+            keep = z["present"]
+            truth = (z["xy"][keep], [names[c] for c in z["cls"][keep]])
+            out.append((mat, f"{name}-multislice", z["image"][0], float(z["pixel_size_A"]),
+                        truth if name == "tmd" else None))
+            used.append(f"{name}: multislice {path}")
+        elif name == "tmd":
+            for seed in (0, 1):
+                syn = make_tmd(shape, seed=seed)
+                truth = (syn.xy, [syn.class_names[c] for c in syn.column_class])
+                out.append(("MoSe2", f"MoSe2-{seed}", syn.image, syn.pixel_size_A, truth))
+            used.append("tmd: synthetic MoSe2 (make_tmd, 2 images)")
+        else:
+            for seed in (0, 1):
+                img = perovskite_image(shape, seed=seed)
+                out.append(("SrTiO3", f"SrTiO3-{seed}", img.image, 0.15, None))
+            used.append("perovskite: synthetic SrTiO3 [001] (ase-projected, 2 images)")
+    return out, "; ".join(used)
 
 
 def nn_bonds(atoms, cutoff=3.6):
@@ -129,8 +134,10 @@ def class_truth(store, sets):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="synthetic sets only; writes bench/results/export-synthetic.md")
     args = ap.parse_args(argv)
-    sets, source = load_sets(args.quick)
+    sets, source = load_sets(args.quick, args.synthetic)
     t0 = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="motifcat-export-bench-")
     rows = []
@@ -185,8 +192,9 @@ def main(argv=None) -> int:
         t_export = time.perf_counter() - t1
     report = _report(rows, source, t_ingest, t_export, len(ranked))
     print(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(report, encoding="utf-8")
+    out = RESULTS.with_name("export-synthetic.md") if args.synthetic else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report, encoding="utf-8")
     return 0
 
 

@@ -276,10 +276,50 @@ def class_measures(store: GraphStore, material: str
     return measure, count, "cross-section" if use_xs else "intensity"
 
 
+def detected_kinds(store: GraphStore, images, crystal) -> dict[str, int]:
+    """How many of a reference's brightest column kinds each image shows, from geometry: the
+    median nearest-neighbour spacing of the image's columns against the shortest projected
+    spacing of the brightest 1, 2, … kinds (faint columns — S2 beside Mo at 37 %, O in a
+    perovskite — may go undetected, and then the brighter kinds must not be split among them).
+
+    Parameters
+    ----------
+    store : GraphStore
+    images : iterable of str
+        Image ids.
+    crystal : ProjectedCrystal
+
+    Returns
+    -------
+    dict
+        Image id -> number of kinds (images with fewer than 3 columns are left out).
+    """
+    from scipy.spatial import cKDTree
+
+    from .query import image_instances
+
+    contrasts = np.unique(crystal.contrast)[::-1]
+    tiles, col, _ = crystal.tiled(12.0)
+    spacing = []
+    for m in range(1, len(contrasts) + 1):
+        t = tiles[np.isin(crystal.contrast[col], contrasts[:m])]
+        spacing.append(float(cKDTree(t).query(t, k=2)[0][:, 1].min()))
+    out = {}
+    for img in images:
+        inst = image_instances(store, img, level=1)
+        if len(inst) < 3:
+            continue
+        xy = inst[["x_A", "y_A"]].to_numpy(dtype=float)
+        observed = float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]))
+        out[img] = 1 + int(np.argmin(np.abs(np.log(observed / np.array(spacing)))))
+    return out
+
+
 def material_contrast(measure: Mapping[str, Mapping[str, float]],
                       count: Mapping[str, Mapping[str, float]], kinds: np.ndarray,
                       fractions: np.ndarray | None = None,
-                      through_origin: bool = False) -> dict[str, float]:
+                      through_origin: bool = False,
+                      n_kinds: Mapping[str, int] | None = None) -> dict[str, float]:
     """:func:`calibrate_contrast` in every image of a material, combined per class (mean over
     images weighted by the class's count in each).
 
@@ -295,7 +335,8 @@ def material_contrast(measure: Mapping[str, Mapping[str, float]],
     total: dict[str, float] = {}
     weight: dict[str, float] = {}
     for img, meas in measure.items():
-        pred = calibrate_contrast(meas, count.get(img, {}), kinds, fractions, through_origin)
+        pred = calibrate_contrast(meas, count.get(img, {}), kinds, fractions, through_origin,
+                                  (n_kinds or {}).get(img))
         for mid, v in pred.items():
             if np.isfinite(v):
                 w = float(count.get(img, {}).get(mid, 1.0))
@@ -312,7 +353,8 @@ PERFECT_SHARE = 0.9
 
 def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
                        kinds: np.ndarray, fractions: np.ndarray | None = None,
-                       through_origin: bool = False) -> dict[str, float]:
+                       through_origin: bool = False,
+                       max_kinds: int | None = None) -> dict[str, float]:
     """Predicted HAADF contrast (``sum Z^1.7`` units) of each class from its measure.
 
     The perfect lattice dominates an image: the most frequent classes (covering
@@ -336,6 +378,8 @@ def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
         Share of each kind among the projected cell's columns (default equal).
     through_origin : bool
         Cross-sections are proportional to the contrast (an empty column measures 0).
+    max_kinds : int, optional
+        How many of the brightest kinds the image shows (:func:`detected_kinds`).
 
     Returns
     -------
@@ -367,7 +411,7 @@ def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
     share = np.cumsum(w[perfect]) - w[perfect] / 2
     share /= w[perfect].sum()
     # Faint kinds may go undetected: with fewer perfect classes than kinds, the brightest kinds.
-    n = min(len(kinds), len(perfect))
+    n = min(len(kinds), len(perfect), max_kinds or len(kinds))
     edges = np.cumsum(frac[:n]) / frac[:n].sum()
     assign = np.minimum(np.searchsorted(edges, share), n - 1)
     pts_m = np.array([np.average(m[perfect][assign == u], weights=w[perfect][assign == u])
@@ -672,20 +716,24 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
             errors.append(str(exc))
             continue
         kinds, n_kind = np.unique(pc.contrast, return_counts=True)
+        shown = detected_kinds(store, measure, pc)
         pred = material_contrast(measure, count, kinds, n_kind,
-                                 through_origin=how == "cross-section")
+                                 through_origin=how == "cross-section", n_kinds=shown)
+        # Kinds the material's images show at all: only those can have empty sites.
+        m_shown = max(shown.values(), default=len(kinds))
+        visible = np.sort(kinds)[::-1][:m_shown]
         con = np.array([pred.get(m, np.nan) for m in ids])
         try:
             reg = register(xy, pc, con, scale_tolerance=scale_tolerance)
         except ExportError as exc:
             errors.append(f"zone {''.join(map(str, z))}: {exc}")
             continue
-        trials.append((reg, pc, z, pred))
+        trials.append((reg, pc, z, pred, visible))
     if not trials:
         raise ExportError(f"motif {detail.motif_id}: cannot register to reference {ref.source}: "
                           + "; ".join(errors))
-    reg, pc, z, pred = min(trials, key=lambda t: (round(t[0].rms_A, 2),
-                                                  -np.nan_to_num(t[0].chemistry)))
+    reg, pc, z, pred, visible = min(trials, key=lambda t: (round(t[0].rms_A, 2),
+                                                           -np.nan_to_num(t[0].chemistry)))
     if reg.rms_A > max_rms_A:
         raise ExportError(
             f"motif {detail.motif_id}: its columns do not sit on the columns of reference "
@@ -701,7 +749,7 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
             contents.append(user[mid])
         else:
             contents.append(choose_content(pred.get(mid, np.nan), perfect, ref.elements))
-    empty = _empty_sites(pc, reg)
+    empty = _empty_sites(pc, reg, visible)
     atoms, perfect = build_model(pc, reg.column, reg.shift, contents, empty, min_cell_A)
     used = {}
     columns = []
@@ -750,11 +798,12 @@ def _single_site(reg, pc, predicted: float, elements):
                      reg.chemistry)
 
 
-def _empty_sites(pc, reg) -> list[tuple[int, tuple[int, int]]]:
+def _empty_sites(pc, reg, visible=None) -> list[tuple[int, tuple[int, int]]]:
     """Reference sites surrounded by the motif's columns but holding none: every nearest-
     neighbour site of theirs (within 1.15 × the shortest column spacing) is a motif column, and
-    they are of a kind the motif shows elsewhere (a kind never seen — e.g. faint O columns left
-    undetected — is kept)."""
+    they are of a kind the motif shows elsewhere and the material's images detect at all
+    (``visible`` contrasts, :func:`detected_kinds`: faint O or S2 columns left undetected are
+    kept, even where a brighter defect column on that sublattice was seen)."""
     from scipy.spatial import cKDTree
 
     if len(reg.site_xy) < 3:
@@ -772,6 +821,8 @@ def _empty_sites(pc, reg) -> list[tuple[int, tuple[int, int]]]:
     is_taken = np.array([(int(j), int(a), int(b)) in taken
                          for j, (a, b) in zip(col, sh, strict=True)])
     shown = np.isin(pc.kind[col], np.unique(pc.kind[reg.column]))
+    if visible is not None:
+        shown &= np.isin(pc.contrast[col], np.asarray(visible))
     neighbours = tree.query_ball_point(xy, 1.15 * nn)
     out = []
     for i in np.flatnonzero(~is_taken & shown):
@@ -1102,6 +1153,7 @@ __all__ = [
     "column_brightness",
     "column_contrast",
     "default_layer_thickness",
+    "detected_kinds",
     "flat_model",
     "material_elements",
     "motif_to_atoms",
