@@ -13,22 +13,9 @@ Examples
 (64, 64)
 """
 
-from .synthetic import (
-    SyntheticImage,
-    SynthParameterError,
-    canonical_cycle_key,
-    make_cairo,
-    make_tmd,
-    poisson_dose,
-    render_columns,
-)
+from . import synthetic
+from .projected import ProjectedImage as ProjectedImage
+from .projected import make_projected as make_projected
+from .synthetic import *  # noqa: F403
 
-__all__ = [
-    "SynthParameterError",
-    "SyntheticImage",
-    "canonical_cycle_key",
-    "make_cairo",
-    "make_tmd",
-    "poisson_dose",
-    "render_columns",
-]
+__all__ = sorted([*synthetic.__all__, "ProjectedImage", "make_projected"])
