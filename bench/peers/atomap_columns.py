@@ -79,7 +79,8 @@ def find_columns(image: np.ndarray, sep1: int, sep2: int, drop_px: float):
         xy_b = np.column_stack([sub_b.x_position, sub_b.y_position])
     xy = np.concatenate([xy_a, xy_b])
     sub = np.concatenate([np.zeros(len(xy_a), int), np.ones(len(xy_b), int)])
-    return xy, sub, t_gauss
+    ok = np.isfinite(xy).all(axis=1)  # Atomap can return NaN positions at coarse sampling
+    return xy[ok], sub[ok], t_gauss
 
 
 def main(argv=None):
