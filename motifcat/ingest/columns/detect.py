@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import ndimage
 
-from ..errors import AnalysisError
-from .model import Columns
+from ...errors import AnalysisError
+from ..model import Columns
 
 
 def filter_in_bands(filt, image: np.ndarray, halo: int, **kwargs) -> np.ndarray:
