@@ -59,12 +59,19 @@ class GaussianFit:
     sigma_err, height_err, cross_section_err : ndarray, shape (N,)
     residual_var : ndarray, shape (N,)
         Residual variance per pixel in the column's window (the local noise estimate).
+    significance : ndarray, shape (N,)
+        Chi-square gain of the column's Gaussian with its fitted shape held fixed,
+        ``(h sum G^2)^2 / sum G^2 V`` (the squared matched-filter signal-to-noise ratio).
     n_pixels : ndarray of int, shape (N,)
         Pixels of the window inside the image.
     radius : int
         Window radius (px).
     model : ndarray of float32, shape (H, W) or None
         Sum of the fitted Gaussians (no background), each truncated to its window.
+    background_grid : ndarray or None
+        The smooth background map on a grid of ``background_block`` px (see
+        :func:`background_rows`).
+    background_block : int
     """
 
     xy: np.ndarray
@@ -77,9 +84,12 @@ class GaussianFit:
     height_err: np.ndarray
     cross_section_err: np.ndarray
     residual_var: np.ndarray
+    significance: np.ndarray
     n_pixels: np.ndarray
     radius: int
     model: np.ndarray | None = None
+    background_grid: np.ndarray | None = None
+    background_block: int = 1
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -401,7 +411,15 @@ def fit_gaussian_columns(
         n_iter = 6 if n < 2 or _median_spacing(xy) >= 4.0 * sigma_px else 14
     off = np.arange(-radius, radius + 1, dtype=np.float64)
     off_int = off.astype(np.int64)
-    flat_img = np.append(img.ravel(), np.float32(0.0))
+    img_flat = img.ravel()  # a view: no copy of the image
+
+    class _Take:
+        # Pixels outside the image (the sink index) read the last pixel; their residuals
+        # are masked out everywhere they are used.
+        def __getitem__(self, flat):
+            return img_flat[np.minimum(flat, h * w - 1)]
+
+    flat_img = _Take()
     centres = np.rint(xy).astype(np.int64)
     centres[:, 0] = np.clip(centres[:, 0], 0, w - 1)
     centres[:, 1] = np.clip(centres[:, 1], 0, h - 1)
@@ -441,6 +459,7 @@ def fit_gaussian_columns(
     s2 = np.full(n, np.nan)
     cov = np.zeros((n, N_PARAMS + 1, N_PARAMS + 1))
     npix = np.zeros(n, dtype=np.int64)
+    snr2 = np.zeros(n)
     bg_at = np.zeros(n)
     for it in range(n_iter + 1):
         last = it == n_iter
@@ -468,9 +487,12 @@ def fit_gaussian_columns(
                 var = np.maximum(
                     noise_a + noise_b * (model[win.flat] + bg), 1e-12 * (1.0 + np.abs(bg))
                 ) * win.valid
-                cov[idx] = _posterior_covariance(
-                    jtj, _sandwich(q, gx, gy, u, v, var), local_s2, sigma_px, width_prior
-                )
+                meat = _sandwich(q, gx, gy, u, v, var)
+                cov[idx] = _posterior_covariance(jtj, meat, local_s2, sigma_px, width_prior)
+                # Matched-filter significance of the height with the shape held fixed:
+                # (h sum G^2)^2 / sum G^2 V.
+                hh = jtj[:, _H, _H]
+                snr2[idx] = (q[:, _H] * hh) ** 2 / np.maximum(meat[:, _H, _H], 1e-300)
                 continue
             jtr = _gradient(q, gx, gy, u, v, resid)
             if width_prior > 0:
@@ -519,10 +541,33 @@ def fit_gaussian_columns(
         height_err=err[:, _H],
         cross_section_err=np.sqrt(np.maximum(cs_var, 0.0)),
         residual_var=s2,
+        significance=snr2,
         n_pixels=npix,
         radius=radius,
         model=model[:-1].reshape(h, w) if return_model else None,
+        background_grid=background.map,
+        background_block=background.block,
     )
+
+
+def background_rows(fit: GaussianFit, rows: slice, width: int) -> np.ndarray:
+    """The fitted background map at full resolution for a band of image rows (float32).
+
+    Examples
+    --------
+    >>> from motifcat.ingest.synth import render_columns
+    >>> xy = np.array([[10.0, 10.0], [30.0, 30.0]])
+    >>> img = render_columns((40, 40), xy, np.array([50.0, 50.0]), 1.5, background=7.0)
+    >>> fit = fit_gaussian_columns(img, xy, 1.5)
+    >>> round(float(background_rows(fit, slice(0, 40), 40).mean()), 1)
+    7.0
+    """
+    b = fit.background_block
+    r = np.arange(rows.start, rows.stop, dtype=np.float64)
+    c = np.arange(width, dtype=np.float64)
+    coords = np.meshgrid((r + 0.5) / b - 0.5, (c + 0.5) / b - 0.5, indexing="ij")
+    grid = fit.background_grid
+    return ndimage.map_coordinates(grid, coords, order=1, mode="nearest").astype(np.float32)
 
 
 def _median_spacing(xy: np.ndarray) -> float:
