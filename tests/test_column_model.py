@@ -120,3 +120,85 @@ def test_com_stays_available_and_has_no_model_fields():
     syn = tmd_image((256, 256), seed=2)
     cols = detect_columns(syn.image, 10.0, refine="com")
     assert cols.cross_section is None and len(cols) > 50
+
+
+def match(found, truth, tol):
+    from scipy.spatial import cKDTree
+
+    d_truth, _ = cKDTree(found).query(truth)
+    d_found, _ = cKDTree(truth).query(found)
+    return d_truth < tol, d_found < tol, d_truth
+
+
+def interior(xy, shape, margin):
+    return (xy[:, 0] > margin) & (xy[:, 1] > margin) & (xy[:, 0] < shape[1] - 1 - margin) & (
+        xy[:, 1] < shape[0] - 1 - margin
+    )
+
+
+def test_dim_sublattice_next_to_bright_one_on_a_gradient():
+    # MoS2-like: S2 columns at 40 % of Mo, 1.8 A apart at 0.12 A/px (15 px), on a background
+    # that doubles across the frame; Poisson noise at ~100 counts per column peak.
+    shape = (384, 384)
+    xy, cls = honeycomb(shape, 15.0)
+    amp = np.where(cls == 0, 100.0, 40.0)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    clean = render_columns(shape, xy, amp, 3.0, background=20.0) + 20.0 * xx / shape[1]
+    img = np.random.default_rng(5).poisson(clean).astype(np.float32)
+    cols = detect_columns(img, 15.0 * 1.5)
+    found, real, d = match(cols.xy, xy, 3.0)
+    inner = interior(xy, shape, 4)
+    for k in (0, 1):
+        assert found[inner & (cls == k)].mean() == 1.0
+    assert real.mean() == 1.0
+    for k in (0, 1):
+        m = inner & (cls == k)
+        assert np.sqrt(np.mean(d[m] ** 2)) < 0.3
+    # Cross-sections separate the two sublattices and recover their ratio.
+    _, idx = __import__("scipy.spatial", fromlist=["cKDTree"]).cKDTree(cols.xy).query(xy)
+    cs = cols.cross_section[idx]
+    ratio = np.median(cs[inner & (cls == 1)]) / np.median(cs[inner & (cls == 0)])
+    assert ratio == pytest.approx(0.4, abs=0.02)
+
+
+def test_columns_2p5_px_apart_are_all_found():
+    shape = (128, 128)
+    xy, cls = honeycomb(shape, 2.5, margin=1.5)
+    amp = np.where(cls == 0, 300.0, 120.0)
+    clean = render_columns(shape, xy, amp, 0.6, background=30.0)
+    img = np.random.default_rng(2).poisson(clean).astype(np.float32)
+    cols = detect_columns(img, 2.5 * 1.5)
+    found, real, d = match(cols.xy, xy, 1.0)
+    inner = interior(xy, shape, 2)
+    assert found[inner].mean() >= 0.99
+    assert real.mean() >= 0.99
+    assert np.sqrt(np.mean(d[inner & found] ** 2)) < 0.15
+
+
+def test_residual_search_adds_a_hidden_column_and_nothing_on_an_empty_site():
+    shape = (160, 160)
+    xy, cls = honeycomb(shape, 12.0)
+    inner = interior(xy, shape, 20)
+    rng = np.random.default_rng(4)
+    # An empty site: one dim column removed from the interior.
+    empty = np.flatnonzero(inner & (cls == 1))[3]
+    present = np.ones(len(xy), bool)
+    present[empty] = False
+    # A hidden column: a dim column 6 px from a bright one (1.8 sigma of the smoothed image,
+    # but farther than the minimum distance 0.3 x period = 5.4 px), so that it is a shoulder,
+    # not a local maximum of the smoothed image.
+    bright = np.flatnonzero(inner & (cls == 0))[5]
+    hidden = xy[bright] + np.array([6.0, 0.0])
+    pos = np.vstack([xy[present], hidden])
+    amp = np.r_[np.where(cls[present] == 0, 200.0, 80.0), 80.0]
+    clean = render_columns(shape, pos, amp, 2.0, background=20.0)
+    img = rng.poisson(clean).astype(np.float32)
+    without = detect_columns(img, 18.0, residual_search=False)
+    with_search = detect_columns(img, 18.0)
+    d_without = np.hypot(*(without.xy - hidden).T).min()
+    d_with = np.hypot(*(with_search.xy - hidden).T).min()
+    assert d_without > 1.0 and d_with < 0.5
+    # The empty site stays empty, and every real column is found once.
+    assert np.hypot(*(with_search.xy - xy[empty]).T).min() > 3.0
+    found, real, _ = match(with_search.xy, pos, 1.0)
+    assert found[interior(pos, shape, 3)].all() and real.all()
