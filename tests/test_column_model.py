@@ -202,3 +202,18 @@ def test_residual_search_adds_a_hidden_column_and_nothing_on_an_empty_site():
     assert np.hypot(*(with_search.xy - xy[empty]).T).min() > 3.0
     found, real, _ = match(with_search.xy, pos, 1.0)
     assert found[interior(pos, shape, 3)].all() and real.all()
+
+
+def test_analyze_with_defaults_completes_at_coarse_sampling():
+    # Columns 2.5-3 px apart: 2 * period + 1 is a 7 px patch, too small for n_max = 10;
+    # the patch is resampled instead of failing.
+    from motifcat.ingest.model import Micrograph
+    from motifcat.ingest.synth import cairo_image
+
+    syn = cairo_image((160, 160), pixel_size_A=1.0, seed=3)
+    a = analyze(Micrograph(data=syn.image, pixel_size_A=1.0, path="coarse.tif"))
+    found, real, _ = match(a.columns.xy, syn.xy, 1.0)
+    assert found[interior(syn.xy, (160, 160), 1.5)].mean() >= 0.97
+    assert real.mean() >= 0.97
+    assert a.has_patch.sum() > 0.5 * len(a.columns)
+    assert a.params.patch_size is None and len(a.classes) >= 1

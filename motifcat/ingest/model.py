@@ -75,7 +75,10 @@ class AnalysisParams:
         need; at > 10k columns/s it costs less than the descriptors. ``"com"`` (centre of
         mass of the smoothed image) is the fast option.
     patch_size : int or None
-        Side of the square patch (odd); default ``2 * period + 1``.
+        Side of the square patch (odd); default ``2 * period + 1``. When that is too few
+        pixels to resolve the Zernike order ``n_max`` (coarse sampling, a few px per period),
+        the default patch keeps its extent and is resampled (bilinear) to the smallest size
+        that resolves it, so a valid image never fails for lack of pixels.
     n_max : int
         Highest Zernike order (66 moments and 36 invariants for n_max = 10).
     features : {"zernike", "pca"}
