@@ -217,3 +217,27 @@ def test_analyze_with_defaults_completes_at_coarse_sampling():
     assert real.mean() >= 0.97
     assert a.has_patch.sum() > 0.5 * len(a.columns)
     assert a.params.patch_size is None and len(a.classes) >= 1
+
+
+def test_cli_reaches_the_column_parameters(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from motifcat.cli import app
+
+    syn = tmd_image((256, 256), seed=2)
+    path = tmp_path / "tmd.npy"
+    np.save(path, syn.image)
+    out = tmp_path / "a.json"
+    args = ["analyze", str(path), "--pixel-size", "0.2", "--no-hierarchy", "--out", str(out)]
+    args += ["--smoothing", "0.12", "--threshold", "6", "--min-distance", "0.25"]
+    args += ["--refine", "com", "--no-residual-search"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    params = json.loads(out.read_text())["params"]
+    assert params["smoothing"] == 0.12 and params["threshold_sigma"] == 6.0
+    assert params["min_distance_factor"] == 0.25 and params["refine"] == "com"
+    assert params["residual_search"] is False
+    bad = CliRunner().invoke(app, [*args[:4], "--refine", "nope"])
+    assert bad.exit_code != 0 and "refine" in bad.output

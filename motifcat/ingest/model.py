@@ -74,6 +74,15 @@ class AnalysisParams:
         the only one that measures each column's cross-section, which the level-1 classes
         need; at > 10k columns/s it costs less than the descriptors. ``"com"`` (centre of
         mass of the smoothed image) is the fast option.
+    min_distance_factor : float
+        Two columns are at least this fraction of the period apart (non-maximum suppression
+        of the peak test; 0.3 keeps both sublattices of a TMD, 2/3 period apart).
+    min_relative_prominence : float
+        A peak must also rise by this fraction of the median column prominence (a guard for
+        nearly noise-free images; see ``ingest.columns.detect_columns``).
+    residual_search : bool
+        With ``refine="model"``: add columns found in the residual of the fit, each kept
+        only if the model-selection criterion (BIC) says so.
     patch_size : int or None
         Side of the square patch (odd); default ``2 * period + 1``. When that is too few
         pixels to resolve the Zernike order ``n_max`` (coarse sampling, a few px per period),
@@ -119,6 +128,9 @@ class AnalysisParams:
     smoothing: float = 0.15
     threshold_sigma: float = 8.0
     refine: str = "model"
+    min_distance_factor: float = 0.3
+    min_relative_prominence: float = 0.1
+    residual_search: bool = True
     patch_size: int | None = None
     n_max: int = 10
     features: str = "zernike"
@@ -164,6 +176,16 @@ class AnalysisParams:
         if self.threshold_sigma < 0:
             raise AnalysisError(
                 f"AnalysisParams.threshold_sigma must be >= 0, got {self.threshold_sigma}"
+            )
+        if not 0 < self.min_distance_factor < 1:
+            raise AnalysisError(
+                f"AnalysisParams.min_distance_factor must be in (0, 1), got "
+                f"{self.min_distance_factor}"
+            )
+        if not 0 <= self.min_relative_prominence < 1:
+            raise AnalysisError(
+                f"AnalysisParams.min_relative_prominence must be in [0, 1), got "
+                f"{self.min_relative_prominence}"
             )
         if not self.max_edge_factor > 1:
             raise AnalysisError(

@@ -299,7 +299,10 @@ def _analyze(
             period,
             smoothing=params.smoothing,
             threshold_sigma=params.threshold_sigma,
+            min_relative_prominence=params.min_relative_prominence,
+            min_distance_factor=params.min_distance_factor,
             refine=params.refine,
+            residual_search=params.residual_search,
             smoothed=smoothed,
         )
     if len(columns) < _MIN_COLUMNS:
