@@ -208,6 +208,33 @@ def disk_footprint(radius: float) -> np.ndarray:
     return (off[:, None] ** 2 + off[None, :] ** 2) <= radius**2 + 1e-9
 
 
+def disk_minimum(image: np.ndarray, radius: float) -> np.ndarray:
+    """Minimum over (nearly) a disk of ``radius`` px around every pixel, fast.
+
+    A rank filter over a disk footprint costs its area per pixel (1800 operations for a
+    period of 21 px); the minimum over a union of rectangles is the minimum of the
+    rectangles' minima, and a rectangle's minimum is separable (two 1-D passes). Four
+    rectangles inscribed in the disk (corners on the circle at 15, 37, 53 and 75 degrees)
+    cover 94 % of it and, like the disk, never reach beyond ``radius``.
+
+    Examples
+    --------
+    >>> img = np.ones((41, 41)); img[20, 20 + 9] = 0.0; img[20 + 7, 20 + 7] = -1.0
+    >>> float(disk_minimum(img, 9.5)[20, 20])   # (9, 0) is inside, (7, 7) at 9.9 px is not
+    0.0
+    """
+    img = np.asarray(image)
+    if radius < 3:
+        return ndimage.minimum_filter(img, footprint=disk_footprint(radius), mode="reflect")
+    out = None
+    for deg in (15.0, 37.0, 53.0, 75.0):
+        a = int(np.floor(radius * np.cos(np.radians(deg))))
+        b = int(np.floor(radius * np.sin(np.radians(deg))))
+        m = ndimage.minimum_filter(img, size=(2 * b + 1, 2 * a + 1), mode="reflect")
+        out = m if out is None else np.minimum(out, m, out=out)
+    return out
+
+
 def flat_noise(image: np.ndarray, smooth: np.ndarray | None = None) -> float:
     """Pixel noise (std) measured where the image is flattest.
 
@@ -314,7 +341,7 @@ def find_peaks(
         rr, cc = np.nonzero(is_max)
         if len(rr) == 0:
             continue
-        base = ndimage.minimum_filter(smooth, footprint=foot, mode="reflect")
+        base = disk_minimum(smooth, background_radius_px)
         out_rc.append(np.column_stack([rr + lo, cc]))
         out_v.append(smooth[rr, cc].astype(np.float64))
         out_p.append((smooth[rr, cc] - base[rr, cc]).astype(np.float64))
