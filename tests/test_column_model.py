@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from motifcat.datasets import make_cairo, make_tmd, render_columns
 from motifcat.ingest.columns import detect_columns
 from motifcat.ingest.columns.fit import colour_groups, estimate_column_width, fit_gaussian_columns
 from motifcat.ingest.model import AnalysisParams
 from motifcat.ingest.pipeline import analyze
 from motifcat.ingest.serialize import load_columns, save_analysis
-from motifcat.ingest.synth import render_columns, tmd_image
 
 
 def honeycomb(shape, d, theta=0.13, margin=3.0):
@@ -101,7 +101,7 @@ def test_width_estimate():
 
 
 def test_model_fields_reach_the_analysis_and_round_trip(tmp_path):
-    syn = tmd_image((256, 256), seed=2)
+    syn = make_tmd((256, 256), seed=2)
     a = analyze(syn.micrograph(), AnalysisParams(hierarchy=False))
     cols = a.columns
     assert cols.cross_section is not None and cols.xy_err.shape == (len(cols), 2)
@@ -117,7 +117,7 @@ def test_model_fields_reach_the_analysis_and_round_trip(tmp_path):
 
 
 def test_com_stays_available_and_has_no_model_fields():
-    syn = tmd_image((256, 256), seed=2)
+    syn = make_tmd((256, 256), seed=2)
     cols = detect_columns(syn.image, 10.0, refine="com")
     assert cols.cross_section is None and len(cols) > 50
 
@@ -208,9 +208,8 @@ def test_analyze_with_defaults_completes_at_coarse_sampling():
     # Columns 2.5-3 px apart: 2 * period + 1 is a 7 px patch, too small for n_max = 10;
     # the patch is resampled instead of failing.
     from motifcat.ingest.model import Micrograph
-    from motifcat.ingest.synth import cairo_image
 
-    syn = cairo_image((160, 160), pixel_size_A=1.0, seed=3)
+    syn = make_cairo((160, 160), pixel_size_A=1.0, seed=3)
     a = analyze(Micrograph(data=syn.image, pixel_size_A=1.0, path="coarse.tif"))
     found, real, _ = match(a.columns.xy, syn.xy, 1.0)
     assert found[interior(syn.xy, (160, 160), 1.5)].mean() >= 0.97
@@ -226,7 +225,7 @@ def test_cli_reaches_the_column_parameters(tmp_path):
 
     from motifcat.cli import app
 
-    syn = tmd_image((256, 256), seed=2)
+    syn = make_tmd((256, 256), seed=2)
     path = tmp_path / "tmd.npy"
     np.save(path, syn.image)
     out = tmp_path / "a.json"

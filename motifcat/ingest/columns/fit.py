@@ -389,7 +389,7 @@ def fit_gaussian_columns(
 
     Examples
     --------
-    >>> from motifcat.ingest.synth import render_columns
+    >>> from motifcat.datasets import render_columns
     >>> truth = np.array([[20.3, 20.6], [25.1, 20.2]])
     >>> img = render_columns((40, 48), truth, np.array([100.0, 40.0]), 1.5, background=10.0)
     >>> fit = fit_gaussian_columns(img, np.rint(truth), 1.8)
@@ -561,7 +561,7 @@ def background_rows(fit: GaussianFit, rows: slice, width: int) -> np.ndarray:
 
     Examples
     --------
-    >>> from motifcat.ingest.synth import render_columns
+    >>> from motifcat.datasets import render_columns
     >>> xy = np.array([[10.0, 10.0], [30.0, 30.0]])
     >>> img = render_columns((40, 40), xy, np.array([50.0, 50.0]), 1.5, background=7.0)
     >>> fit = fit_gaussian_columns(img, xy, 1.5)
@@ -671,7 +671,7 @@ def estimate_column_width(
 
     Examples
     --------
-    >>> from motifcat.ingest.synth import render_columns
+    >>> from motifcat.datasets import render_columns
     >>> g = np.stack(np.meshgrid(np.arange(6.0, 90, 8), np.arange(6.0, 90, 8)), -1).reshape(-1, 2)
     >>> img = render_columns((96, 96), g, np.full(len(g), 50.0), 1.7, background=5.0)
     >>> round(estimate_column_width(img, g, 8.0), 1)
