@@ -148,8 +148,7 @@ def version() -> None:
 def _catalog_credentials(value: str | None) -> str | None:
     """Credentials never come from argv: a password in the URI is refused (every process
     list and shell history shows it); Neo4j's comes from ``$NEO4J_PASSWORD`` or a prompt."""
-    from .catalog import parse_uri
-    from .catalog.uri import redact_uri, uri_password
+    from .catalog import parse_uri, redact_uri, uri_password
 
     if value is None and not os.environ.get("MOTIFCAT_CATALOG"):
         return value

@@ -61,3 +61,25 @@ def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="motifcat-parent-watch", daemon=True).start()
+
+
+def signal_on_parent_death(sig: int) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent exits (Linux ``prctl``).
+
+    Parameters
+    ----------
+    sig : int
+        The signal, e.g. ``signal.SIGTERM`` for a server that should shut down cleanly.
+
+    Returns
+    -------
+    bool
+        True when armed; False where prctl is unavailable (not Linux).
+
+    Examples
+    --------
+    >>> import signal, sys
+    >>> signal_on_parent_death(0) == sys.platform.startswith("linux")  # 0 disarms
+    True
+    """
+    return _prctl_pdeathsig(sig)

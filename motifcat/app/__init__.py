@@ -107,9 +107,9 @@ def launch_env(catalog: str | None = None) -> dict[str, str]:
 
 
 def _die_with_us() -> None:  # pragma: no cover - runs in the forked child before exec
-    from motifcat.procs import _prctl_pdeathsig
+    from motifcat.procs import signal_on_parent_death
 
-    _prctl_pdeathsig(signal.SIGTERM)
+    signal_on_parent_death(signal.SIGTERM)
 
 
 #: Signals :func:`launch` passes on to the server (a service manager's stop, a closed terminal).

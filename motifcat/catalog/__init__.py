@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .opener import open_catalog
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
-from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri
+from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri, uri_password
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
 from .writer import CatalogState, WritePlan, WriteReport, motif_ids, plan_analysis, write_analysis
 
@@ -41,6 +41,7 @@ __all__ = [
     "plan_analysis",
     "redact_uri",
     "resolve_uri",
+    "uri_password",
     "write_analysis",
 ]
 

@@ -487,13 +487,7 @@ def plan_analysis(
     >>> [type(op).__name__ for op in plan.ops][:4]
     ['Statement', 'Statement', 'Statement', 'Statement']
     """
-    mg = analysis.micrograph
-    path = path if path is not None else mg.path
-    name = path or "<array>"
-    sample = _check_text(sample, "sample")
-    material = _check_text(material, "material")
-    px = _pixel_size(analysis, name)
-    image_id = _image_id(analysis, name)
+    path, name, sample, material, px, image_id = _checked(analysis, sample, material, path)
     at = ingested_at or datetime.now(UTC).isoformat(timespec="seconds")
 
     sample_ops, n_nodes, n_rels = _sample_section(catalog, sample, material, name)
@@ -519,6 +513,18 @@ def plan_analysis(
         new_motifs=new_ids,
         matched_motifs=sorted(g for g in inst.counts if g in existing),
     )
+
+
+def _checked(
+    analysis: Analysis, sample: str, material: str, path: str | None
+) -> tuple[str | None, str, str, str, float, str]:
+    """The arguments of one image's write, checked: its path and the name errors use, the
+    stripped sample and material, the pixel size (Å) and the image id."""
+    path = path if path is not None else analysis.micrograph.path
+    name = path or "<array>"
+    sample = _check_text(sample, "sample")
+    material = _check_text(material, "material")
+    return path, name, sample, material, _pixel_size(analysis, name), _image_id(analysis, name)
 
 
 def _pixel_size(analysis: Analysis, name: str) -> float:
@@ -869,13 +875,7 @@ def write_analysis(
     (True, False, 0)
     """
     t0 = time.perf_counter()
-    mg = analysis.micrograph
-    path = path if path is not None else mg.path
-    name = path or "<array>"
-    sample = _check_text(sample, "sample")
-    material = _check_text(material, "material")
-    px = _pixel_size(analysis, name)
-    image_id = _image_id(analysis, name)
+    path, name, sample, material, px, image_id = _checked(analysis, sample, material, path)
 
     if _image_exists(store, image_id):
         return _duplicate_report(

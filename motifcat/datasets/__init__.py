@@ -13,22 +13,7 @@ Examples
 (64, 64)
 """
 
-from .synthetic import (
-    SyntheticImage,
-    SynthParameterError,
-    canonical_cycle_key,
-    make_cairo,
-    make_tmd,
-    poisson_dose,
-    render_columns,
-)
+from . import synthetic
+from .synthetic import *  # noqa: F403
 
-__all__ = [
-    "SynthParameterError",
-    "SyntheticImage",
-    "canonical_cycle_key",
-    "make_cairo",
-    "make_tmd",
-    "poisson_dose",
-    "render_columns",
-]
+__all__ = list(synthetic.__all__)

@@ -20,55 +20,15 @@ All Cypher texts live in :data:`~motifcat.query.cypher.CYPHER` so that the tests
 one with Neo4j's own parser as well as run it on the embedded store.
 """
 
-from .catalog_questions import (
-    SampleSummary,
-    composition_edges,
-    list_images,
-    list_materials,
-    list_samples,
-    persistence_score,
-    persistent_motifs,
-    recurring_motifs,
-    sample_summary,
-    vocabulary,
-)
-from .cypher import CYPHER
-from .motif_questions import (
-    DEFAULT_SPACE,
-    Composition,
-    MotifDetail,
-    composition,
-    level1_motifs_in_images_of,
-    mean_images,
-    motif_detail,
-    similar_motifs,
-    spatial_context,
-)
-from .overlays import image_instances, image_units
-from .reading import LEVELS, _mean_image, _read  # noqa: F401  (export.py used these)
+from . import catalog_questions, cypher, motif_questions, overlays, reading
+from .catalog_questions import *  # noqa: F403
+from .cypher import *  # noqa: F403
+from .motif_questions import *  # noqa: F403
+from .overlays import *  # noqa: F403
+from .reading import *  # noqa: F403
+from .reading import _mean_image, _read  # noqa: F401  (export.py used these)
 
-__all__ = [
-    "CYPHER",
-    "Composition",
-    "DEFAULT_SPACE",
-    "LEVELS",
-    "MotifDetail",
-    "SampleSummary",
-    "composition",
-    "composition_edges",
-    "image_instances",
-    "image_units",
-    "level1_motifs_in_images_of",
-    "list_images",
-    "list_materials",
-    "list_samples",
-    "mean_images",
-    "motif_detail",
-    "persistence_score",
-    "persistent_motifs",
-    "recurring_motifs",
-    "sample_summary",
-    "similar_motifs",
-    "spatial_context",
-    "vocabulary",
-]
+__all__ = sorted(
+    [*cypher.__all__, *reading.__all__, *catalog_questions.__all__, *motif_questions.__all__,
+     *overlays.__all__]
+)
