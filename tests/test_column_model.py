@@ -240,3 +240,42 @@ def test_cli_reaches_the_column_parameters(tmp_path):
     assert params["residual_search"] is False
     bad = CliRunner().invoke(app, [*args[:4], "--refine", "nope"])
     assert bad.exit_code != 0 and "refine" in bad.output
+
+
+def test_catalog_stores_the_cross_section_on_level1_instances(tmp_path):
+    from motifcat.catalog import open_catalog
+    from motifcat.catalog.writer import write_analysis
+    from motifcat.query import image_instances
+
+    syn = make_tmd((256, 256), seed=2)
+    a = analyze(syn.micrograph(path="tmd.npy"), AnalysisParams())
+    with open_catalog(tmp_path / "cat") as store:
+        write_analysis(store, a, sample="s1", material="MoSe2")
+        cols = image_instances(store, a.micrograph.sha256, 1)
+        units = image_instances(store, a.micrograph.sha256, 2)
+    stored = np.flatnonzero(a.labels >= 0)
+    assert len(cols) == len(stored)
+    # Instance ids end in the column index: compare value by value.
+    index = cols["instance_id"].str.rsplit("-", n=1).str[-1].astype(int).to_numpy()
+    np.testing.assert_allclose(cols["cross_section"], a.columns.cross_section[index], rtol=1e-9)
+    assert units["cross_section"].isna().all()
+
+
+def test_an_older_catalog_gains_the_cross_section_property(tmp_path):
+    import ladybug
+
+    from motifcat.catalog import open_catalog
+
+    path = tmp_path / "old"
+    db = ladybug.Database(str(path))
+    conn = ladybug.Connection(db)
+    conn.execute(
+        "CREATE NODE TABLE Instance(id STRING, x_A DOUBLE, y_A DOUBLE, level INT64, "
+        "PRIMARY KEY (id))"
+    )
+    conn.execute("CREATE (:Instance {id: 'old-1-0', x_A: 1.0, y_A: 2.0, level: 1})")
+    conn.close()
+    db.close()
+    with open_catalog(path) as store:
+        rows = store.read("MATCH (i:Instance) RETURN i.id AS id, i.cross_section AS cs")
+    assert rows == [{"id": "old-1-0", "cs": None}]

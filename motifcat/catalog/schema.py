@@ -25,9 +25,14 @@ Motif {id, level, key, descriptor, n_instances, prototype, mean_image}
                                       periodic, cell_A}
                                       mean_image: JSON list of rows, a <= 32 px thumbnail
                                       scaled to [0, 1] ("" when unknown)
-Instance {id, x_A, y_A, level}        id = "<first 16 hex of image id>-<level>-<index>";
-                                      index = column index (level 1) or instance index;
-                                      border columns (level-1 label -1) are not stored
+Instance {id, x_A, y_A, level,        id = "<first 16 hex of image id>-<level>-<index>";
+  cross_section, cross_section_err}   index = column index (level 1) or instance index;
+                                      border columns (level-1 label -1) are not stored;
+                                      cross_section: level 1, the column's scattering
+                                      cross-section (integrated intensity above the local
+                                      background, image units summed over pixels) and its
+                                      1-sigma error from the Gaussian column model; null on
+                                      levels 2-3 and for columns not model-fitted
 
 Relationships
 -------------
@@ -73,7 +78,20 @@ NODE_TABLES: dict[str, list[tuple[str, str]]] = {
         ("prototype", "STRING"),
         ("mean_image", "STRING"),
     ],
-    "Instance": [("id", "STRING"), ("x_A", "DOUBLE"), ("y_A", "DOUBLE"), ("level", "INT64")],
+    "Instance": [
+        ("id", "STRING"),
+        ("x_A", "DOUBLE"),
+        ("y_A", "DOUBLE"),
+        ("level", "INT64"),
+        ("cross_section", "DOUBLE"),
+        ("cross_section_err", "DOUBLE"),
+    ],
+}
+
+#: Properties added to a node table after catalogs were first written: an older embedded
+#: catalog gains them (null on its existing nodes) when it is next opened for writing.
+ADDED_PROPERTIES: dict[str, list[tuple[str, str]]] = {
+    "Instance": [("cross_section", "DOUBLE"), ("cross_section_err", "DOUBLE")],
 }
 
 #: Relationship type -> (from label, to label, ordered (property, Ladybug type)).
@@ -103,6 +121,8 @@ def ladybug_ddl() -> list[str]:
     for rel, (src, dst, props) in REL_TABLES.items():
         cols = "".join(f", {name} {typ}" for name, typ in props)
         out.append(f"CREATE REL TABLE IF NOT EXISTS {rel}(FROM {src} TO {dst}{cols})")
+    for label, props in ADDED_PROPERTIES.items():
+        out += [f"ALTER TABLE {label} ADD IF NOT EXISTS {name} {typ}" for name, typ in props]
     return out
 
 
