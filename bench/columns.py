@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import _peers  # noqa: E402
+from motifcat.errors import AnalysisError  # noqa: E402
 from motifcat.ingest.columns import detect_columns  # noqa: E402
 from motifcat.ingest.columns.detect import find_peaks, flat_noise, refine_positions  # noqa: E402
 from motifcat.ingest.columns.fit import (  # noqa: E402
@@ -163,7 +164,13 @@ def main(argv=None) -> None:
         ]
         period = None
         for j, k in enumerate(idx):
-            xy, period_k, secs = motifcat_run(d["image"][k])
+            try:
+                xy, period_k, secs = motifcat_run(d["image"][k])
+            except AnalysisError as exc:
+                row = f"| {d['doses'][k]:.4g} | motifcat | failed: {exc} | | | | | | |"
+                print(name, row, flush=True)
+                lines.append(row)
+                continue
             period = period if period is not None else period_k
             s = _peers.score_positions(xy, d, margin=margin)
             row = f"| {d['doses'][k]:.4g} | motifcat | {fmt_scores(s, floor)} | {secs:.1f} |"
@@ -176,6 +183,9 @@ def main(argv=None) -> None:
                 print(name, row, flush=True)
                 lines.append(row)
         full = d["image"][idx[0]]
+        if period is None:
+            lines.append("")
+            continue
         speed, n_cols = refinement_speed(full, period)
         atomap_speed = atomap["gauss_columns_per_s"] if atomap is not None else float("nan")
         speed_rows.append((name, n_cols, speed, atomap_speed))

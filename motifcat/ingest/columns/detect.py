@@ -282,7 +282,7 @@ def find_peaks(
     threshold_sigma: float,
     min_relative_prominence: float = 0.0,
     reference_prominence: float | None = None,
-    band_rows: int = 1024,
+    band_rows: int = 256,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Peaks of the image smoothed at the probe scale that rise above the local background.
 
@@ -615,8 +615,11 @@ def model_columns(
         return fit, keep
 
     fit, keep = fit_and_select(xy)
+    # Before each refit the previous fit (and its image-sized model) is released, so that
+    # only one model image exists at a time.
     if not keep.all() and keep.sum() >= 2:
-        fit, keep = fit_and_select(fit.xy[keep])
+        points, fit = fit.xy[keep], None
+        fit, keep = fit_and_select(points)
     # Each round's residual is cleaner (the columns found are in the model), so its noise
     # estimate is lower and fainter columns pass; three rounds recover a whole missed
     # sublattice (tests/test_column_model.py).
@@ -624,12 +627,15 @@ def model_columns(
         if keep.sum() < 2:
             break
         if not keep.all():
-            fit, _ = fit_and_select(fit.xy[keep], np.zeros(int(keep.sum()), bool))
+            points, fit = fit.xy[keep], None
+            fit, _ = fit_and_select(points, np.zeros(len(points), bool))
             keep = np.ones(len(fit), bool)
         kept = fit.xy
         residual = _Residual(img, fit)
         # The residual is (nearly) pure noise, so the plain difference estimate is right here.
-        noise = estimate_noise(residual[0 : img.shape[0]])
+        # (on a central band of at most 512 rows: plenty of pixels, no image-sized copy)
+        mid = img.shape[0] // 2
+        noise = estimate_noise(residual[max(0, mid - 256) : min(img.shape[0], mid + 256)])
         atten = sigma**2 / (sigma**2 + peak_sigma_px**2)
         reference = float(np.median(fit.height)) * atten
         rc, _, _ = find_peaks(
@@ -651,11 +657,13 @@ def model_columns(
             break
         # Only the new candidates are judged: the columns already selected stay.
         judged = np.r_[np.zeros(len(kept), bool), np.ones(len(new), bool)]
+        residual = fit = None
         fit, keep = fit_and_select(np.vstack([kept, new]), judged)
         if keep[len(kept) :].sum() == 0:
             break
     if not keep.all() and keep.sum() >= 1:
-        fit, _ = fit_and_select(fit.xy[keep], np.zeros(int(keep.sum()), bool))
+        points, fit = fit.xy[keep], None
+        fit, _ = fit_and_select(points, np.zeros(len(points), bool))
     elif not keep.any():
         raise AnalysisError("no column survives the model selection: the image shows no columns")
     fit_idx = np.arange(len(fit))

@@ -263,26 +263,30 @@ class _Background:
         self.sigma = scale_px / self.block
         self.data_means = self._block_means(image)
 
-    def _block_means(self, arr):
+    def _block_means(self, arr, square: bool = False, times=None):
+        """Means over ``block`` x ``block`` pixels of ``arr`` (or of ``arr**2`` or
+        ``arr * times``), computed in bands of rows so that no image-sized temporary exists."""
         b = self.block
         hb, wb = -(-self.h // b), -(-self.w // b)
-        if b == 1:
-            return np.asarray(arr, dtype=np.float64)
         out = np.zeros((hb, wb))
-        cnt = np.zeros((hb, wb))
-        full_h, full_w = (self.h // b) * b, (self.w // b) * b
-        core = np.asarray(arr[:full_h, :full_w], dtype=np.float64)
-        out[: full_h // b, : full_w // b] = core.reshape(full_h // b, b, full_w // b, b).sum((1, 3))
-        cnt[: full_h // b, : full_w // b] = b * b
-        if full_h < self.h or full_w < self.w:
-            rows = np.minimum(np.arange(self.h) // b, hb - 1)
-            cols = np.minimum(np.arange(self.w) // b, wb - 1)
-            edge = np.ones((self.h, self.w), dtype=bool)
-            edge[:full_h, :full_w] = False
-            r, c = np.nonzero(edge)
-            np.add.at(out, (rows[r], cols[c]), np.asarray(arr, dtype=np.float64)[r, c])
-            np.add.at(cnt, (rows[r], cols[c]), 1.0)
-        return out / np.maximum(cnt, 1.0)
+        rows_per_band = max(1, (1 << 20) // max(1, self.w * b)) * b
+        cols = np.minimum(np.arange(self.w) // b, wb - 1)
+        for r0 in range(0, self.h, rows_per_band):  # bands, not pixels
+            r1 = min(self.h, r0 + rows_per_band)
+            band = np.asarray(arr[r0:r1], dtype=np.float64)
+            if square:
+                band = band * band
+            elif times is not None:
+                band = band * np.asarray(times[r0:r1], dtype=np.float64)
+            # Sum the band's rows into block rows, then its columns into block columns.
+            brow = np.minimum(np.arange(r0, r1) // b, hb - 1)
+            starts = np.flatnonzero(np.r_[True, np.diff(brow) > 0])
+            rs = np.add.reduceat(band, starts, axis=0)
+            cstarts = np.flatnonzero(np.r_[True, np.diff(cols) > 0])
+            out[brow[starts]] += np.add.reduceat(rs, cstarts, axis=1)
+        rcount = np.bincount(np.minimum(np.arange(self.h) // b, hb - 1), minlength=hb)
+        ccount = np.bincount(cols, minlength=wb)
+        return out / np.maximum(np.outer(rcount, ccount), 1)
 
     def update(self, model_image):
         diff = self.data_means - self._block_means(model_image)
@@ -299,10 +303,9 @@ class _Background:
         steps. This correction solves for exactly that mode (a two-parameter fit per region),
         adds ``c`` to the background map and returns ``beta`` at the requested positions.
         """
-        img = np.asarray(image, dtype=np.float64) if self.block == 1 else image
         m = self._block_means(model_image)
-        mm = self._block_means(np.square(model_image, dtype=np.float32))
-        dm = self._block_means(np.multiply(img, model_image, dtype=np.float32))
+        mm = self._block_means(model_image, square=True)
+        dm = self._block_means(image, times=model_image)
         r = self.data_means - m - self.map
         rm = dm - mm - self.map * m
 
@@ -341,7 +344,7 @@ def fit_gaussian_columns(
     n_iter: int | None = None,
     width_prior: float = 0.25,
     background_px: float | None = None,
-    chunk: int = 8192,
+    chunk: int | None = None,
     return_model: bool = False,
 ) -> GaussianFit:
     """Fit the image as a sum of 2-D Gaussians (one per column) on a smooth background.
@@ -373,8 +376,9 @@ def fit_gaussian_columns(
     background_px : float, optional
         Smoothing scale of the background (px); default ``3 * radius`` (about nine column
         widths): slower variations than that are background, faster ones are columns.
-    chunk : int
-        Columns per batch (memory: a few ``chunk x (2R+1)^2`` float64 arrays).
+    chunk : int, optional
+        Columns per batch. Default: as many as keep the batch's arrays (about 100 bytes per
+        window pixel) within half the float32 image, between 256 and 8192.
     return_model : bool
         Keep the model image (float32, Gaussians only) in the result, for residual searches.
 
@@ -433,6 +437,8 @@ def fit_gaussian_columns(
     # groups) converges like a full Gauss-Seidel sweep with 4x fewer, larger batches than
     # groups with disjoint windows (2 radius + 1 apart). Overlapping windows are accumulated
     # with np.add.at.
+    if chunk is None:
+        chunk = int(np.clip(0.5 * img.nbytes / (100 * (2 * radius + 1) ** 2), 256, 8192))
     groups = colour_groups(centres, radius + 1)
     batches = [g[i : i + chunk] for g in groups for i in range(0, len(g), chunk)]
     model = np.zeros(h * w + 1, dtype=np.float32)
@@ -569,11 +575,27 @@ def background_rows(fit: GaussianFit, rows: slice, width: int) -> np.ndarray:
     7.0
     """
     b = fit.background_block
-    r = np.arange(rows.start, rows.stop, dtype=np.float64)
-    c = np.arange(width, dtype=np.float64)
-    coords = np.meshgrid((r + 0.5) / b - 0.5, (c + 0.5) / b - 0.5, indexing="ij")
     grid = fit.background_grid
-    return ndimage.map_coordinates(grid, coords, order=1, mode="nearest").astype(np.float32)
+    # Bilinear interpolation is separable: along y on the small grid, then along x; the
+    # memory is the output band (float32), never an image-sized coordinate array.
+    r = (np.arange(rows.start, rows.stop, dtype=np.float64) + 0.5) / b - 0.5
+    c = (np.arange(width, dtype=np.float64) + 0.5) / b - 0.5
+    by = _linear_weights(r, grid.shape[0])
+    bx = _linear_weights(c, grid.shape[1])
+    band = (grid[by[0]] * by[2][:, None] + grid[by[1]] * (1 - by[2])[:, None]).astype(np.float32)
+    out = band[:, bx[0]] * bx[2].astype(np.float32) + band[:, bx[1]] * (1 - bx[2]).astype(
+        np.float32
+    )
+    return out
+
+
+def _linear_weights(t: np.ndarray, n: int):
+    """Indices (lo, hi) and weight of ``lo`` for linear interpolation at ``t`` on 0..n-1
+    (clamped at the ends, like ``mode="nearest"``)."""
+    t = np.clip(t, 0, n - 1)
+    lo = np.floor(t).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    return lo, hi, 1.0 - (t - lo)
 
 
 def _median_spacing(xy: np.ndarray) -> float:
