@@ -55,6 +55,36 @@ def _progress() -> Progress:
     )
 
 
+# Column-detection options shared by ``analyze`` and ``ingest`` (see AnalysisParams).
+_PERIOD = typer.Option(None, "--period", help="Lattice period in px (default: from the FFT).")
+_SMOOTHING = typer.Option(
+    0.15, "--smoothing", help="Peak-filter sigma as a fraction of the period."
+)
+_THRESHOLD = typer.Option(
+    8.0, "--threshold", help="Peak threshold in noise sigmas above the local background."
+)
+_MIN_DISTANCE = typer.Option(
+    0.3, "--min-distance", help="Minimum column distance as a fraction of the period."
+)
+_REFINE = typer.Option(
+    "model", "--refine", help="model (Gaussian fit with cross-sections), com, gaussian, none."
+)
+_NO_RESIDUAL = typer.Option(
+    False, "--no-residual-search", help="Do not look for missed columns in the fit residual."
+)
+
+
+def _column_params(period, smoothing, threshold, min_distance, refine, no_residual) -> dict:
+    return {
+        "period_px": period,
+        "smoothing": smoothing,
+        "threshold_sigma": threshold,
+        "min_distance_factor": min_distance,
+        "refine": refine,
+        "residual_search": not no_residual,
+    }
+
+
 def _max_megapixels_option():
     return typer.Option(
         None,
@@ -74,6 +104,12 @@ def analyze(
     frame: int | None = typer.Option(None, help="Frame of a 3-D stack."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the analysis (.npz/.json)."),
     no_hierarchy: bool = typer.Option(False, "--no-hierarchy", help="Level-1 classes only."),
+    period: float | None = _PERIOD,
+    smoothing: float = _SMOOTHING,
+    threshold: float = _THRESHOLD,
+    min_distance: float = _MIN_DISTANCE,
+    refine: str = _REFINE,
+    no_residual_search: bool = _NO_RESIDUAL,
     max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
     """Find atom columns and motif classes of one image and print them."""
@@ -84,7 +120,11 @@ def analyze(
         image, frame=frame, pixel_size_A=pixel_size, max_megapixels=max_megapixels
     )
     params = AnalysisParams(
-        pixel_size_A=pixel_size, n_max=n_max, features=features, hierarchy=not no_hierarchy
+        pixel_size_A=pixel_size,
+        n_max=n_max,
+        features=features,
+        hierarchy=not no_hierarchy,
+        **_column_params(period, smoothing, threshold, min_distance, refine, no_residual_search),
     )
     with _progress() as bar:
         task = bar.add_task("analysing", total=1.0)
@@ -157,6 +197,12 @@ def ingest(
         "proto:mx2:formula=MoS2,a=3.19 (stored with the material)."
     ),
     zone: str | None = typer.Option(None, "--zone", help="Zone axis of the reference, e.g. 001."),
+    period: float | None = _PERIOD,
+    smoothing: float = _SMOOTHING,
+    threshold: float = _THRESHOLD,
+    min_distance: float = _MIN_DISTANCE,
+    refine: str = _REFINE,
+    no_residual_search: bool = _NO_RESIDUAL,
     max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
     """Analyse images in parallel and write them to the catalog (one transaction per image)."""
@@ -169,7 +215,11 @@ def ingest(
 
         ref = load_reference(reference, zone=zone)
 
-    params = AnalysisParams(pixel_size_A=pixel_size, n_max=n_max)
+    params = AnalysisParams(
+        pixel_size_A=pixel_size,
+        n_max=n_max,
+        **_column_params(period, smoothing, threshold, min_distance, refine, no_residual_search),
+    )
     with _progress() as bar:
         task = bar.add_task("ingesting", total=None)
 

@@ -104,8 +104,10 @@ def image_figure(
     columns: pd.DataFrame,
     units: dict[int, pd.DataFrame] | None = None,
     image_shape: tuple[int, int] | None = None,
+    colour_by: str = "motif",
 ) -> go.Figure:
-    """The micrograph with its columns coloured by motif and its units as polygons.
+    """The micrograph with its columns coloured by motif (or cross-section) and its units as
+    polygons.
 
     Parameters
     ----------
@@ -119,6 +121,9 @@ def image_figure(
         Level (2, 3) -> :func:`motifcat.query.image_units`: ``instance_id, motif_id, polygon``.
     image_shape : (int, int), optional
         Shape (H, W) of the PNG, to scale it onto ``width_A`` × ``height_A``.
+    colour_by : {"motif", "cross_section"}
+        ``"cross_section"``: one trace of all columns on a continuous colour scale of their
+        scattering cross-section (``columns["cross_section"]``; columns without one are grey).
 
     Returns
     -------
@@ -176,9 +181,14 @@ def image_figure(
                 )
             )
 
-    motif = columns["motif_id"].astype(object).where(columns["motif_id"].notna(), None)
-    key = motif.fillna("unclassified").astype(str)
-    for mid, grp in columns.groupby(key, sort=True):
+    if colour_by == "cross_section" and "cross_section" in columns and len(columns):
+        _cross_section_trace(fig, columns)
+        groups = []
+    else:
+        motif = columns["motif_id"].astype(object).where(columns["motif_id"].notna(), None)
+        key = motif.fillna("unclassified").astype(str)
+        groups = columns.groupby(key, sort=True)
+    for mid, grp in groups:
         colour = UNCLASSIFIED if mid == "unclassified" else colours[mid]
         fig.add_trace(
             go.Scatter(
@@ -208,6 +218,43 @@ def image_figure(
         plot_bgcolor="white" if png_uri is None else None,
     )
     return fig
+
+
+def _cross_section_trace(fig: go.Figure, columns: pd.DataFrame) -> None:
+    """All columns in one trace coloured by cross-section (Viridis, grey where unknown)."""
+    cs = pd.to_numeric(columns["cross_section"], errors="coerce").to_numpy(dtype=float)
+    known = np.isfinite(cs)
+    motif = columns["motif_id"].astype(object).where(columns["motif_id"].notna(), "unclassified")
+    custom = np.column_stack(
+        [columns["instance_id"].to_numpy(dtype=object), motif.to_numpy(dtype=object), cs]
+    )
+    if (~known).any():
+        fig.add_trace(
+            go.Scatter(
+                x=columns["x_A"][~known], y=columns["y_A"][~known], mode="markers",
+                marker={"size": 7, "color": UNCLASSIFIED},
+                name=f"no cross-section ({(~known).sum()})",
+                customdata=custom[~known],
+                hovertemplate="column %{customdata[0]}<br>motif %{customdata[1]}<extra></extra>",
+            )
+        )
+    if known.any():
+        fig.add_trace(
+            go.Scatter(
+                x=columns["x_A"][known], y=columns["y_A"][known], mode="markers",
+                marker={
+                    "size": 7, "color": cs[known], "colorscale": "Viridis", "showscale": True,
+                    "colorbar": {"title": "cross-section"},
+                    "line": {"width": 0.5, "color": "white"},
+                },
+                name=f"cross-section ({known.sum()})", legendgroup="level1",
+                customdata=custom[known],
+                hovertemplate=(
+                    "column %{customdata[0]}<br>motif %{customdata[1]}<br>"
+                    "cross-section %{customdata[2]:.4g}<extra></extra>"
+                ),
+            )
+        )
 
 
 def hierarchy_figure(vocab: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:

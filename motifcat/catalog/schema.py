@@ -29,9 +29,14 @@ Reference {id, source, provenance, structure, created_at}
                                       a material's reference crystal for exports: id = the
                                       material's name, structure = JSON (symbols, positions,
                                       cell, pbc, zone; motifcat.structure.reference_to_json)
-Instance {id, x_A, y_A, level}        id = "<first 16 hex of image id>-<level>-<index>";
-                                      index = column index (level 1) or instance index;
-                                      border columns (level-1 label -1) are not stored
+Instance {id, x_A, y_A, level,        id = "<first 16 hex of image id>-<level>-<index>";
+  cross_section, cross_section_err}   index = column index (level 1) or instance index;
+                                      border columns (level-1 label -1) are not stored;
+                                      cross_section: level 1, the column's scattering
+                                      cross-section (integrated intensity above the local
+                                      background, image units summed over pixels) and its
+                                      1-sigma error from the Gaussian column model; null on
+                                      levels 2-3 and for columns not model-fitted
 
 Relationships
 -------------
@@ -78,7 +83,14 @@ NODE_TABLES: dict[str, list[tuple[str, str]]] = {
         ("prototype", "STRING"),
         ("mean_image", "STRING"),
     ],
-    "Instance": [("id", "STRING"), ("x_A", "DOUBLE"), ("y_A", "DOUBLE"), ("level", "INT64")],
+    "Instance": [
+        ("id", "STRING"),
+        ("x_A", "DOUBLE"),
+        ("y_A", "DOUBLE"),
+        ("level", "INT64"),
+        ("cross_section", "DOUBLE"),
+        ("cross_section_err", "DOUBLE"),
+    ],
     # A material's reference crystal for exports (id = the material's name; one per material).
     "Reference": [
         ("id", "STRING"),
@@ -87,6 +99,12 @@ NODE_TABLES: dict[str, list[tuple[str, str]]] = {
         ("structure", "STRING"),
         ("created_at", "STRING"),
     ],
+}
+
+#: Properties added to a node table after catalogs were first written: an older embedded
+#: catalog gains them (null on its existing nodes) when it is next opened for writing.
+ADDED_PROPERTIES: dict[str, list[tuple[str, str]]] = {
+    "Instance": [("cross_section", "DOUBLE"), ("cross_section_err", "DOUBLE")],
 }
 
 #: Relationship type -> (from label, to label, ordered (property, Ladybug type)).
@@ -117,6 +135,8 @@ def ladybug_ddl() -> list[str]:
     for rel, (src, dst, props) in REL_TABLES.items():
         cols = "".join(f", {name} {typ}" for name, typ in props)
         out.append(f"CREATE REL TABLE IF NOT EXISTS {rel}(FROM {src} TO {dst}{cols})")
+    for label, props in ADDED_PROPERTIES.items():
+        out += [f"ALTER TABLE {label} ADD IF NOT EXISTS {name} {typ}" for name, typ in props]
     return out
 
 

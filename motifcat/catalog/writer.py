@@ -607,10 +607,22 @@ def _image_section(
 
 @dataclass(frozen=True)
 class _Instances:
-    instances: pd.DataFrame  # id, x_A, y_A, level
+    instances: pd.DataFrame  # id, x_A, y_A, level, cross_section, cross_section_err
     instance_of: pd.DataFrame  # src instance -> dst motif
     part_of: pd.DataFrame  # src lower-level instance -> dst owner, pos
     counts: dict[str, int]  # instances per motif id
+
+
+def _cross_sections(columns, index, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-section and its error of the level-1 instances ``index`` (NaN -> null when the
+    columns were not model-fitted, and for higher levels, ``index=None``)."""
+    nan = np.full(n, np.nan)
+    if index is None or columns.cross_section is None:
+        return nan, nan.copy()
+    cs = np.asarray(columns.cross_section, dtype=np.float64)[index]
+    err = columns.cross_section_err
+    err = nan.copy() if err is None else np.asarray(err, dtype=np.float64)[index]
+    return cs, err
 
 
 def _instance_section(
@@ -660,8 +672,18 @@ def _instance_section(
                 )
             )
         gid = _class_ids(ml.ids, cls, level, name)
+        cs, cs_err = _cross_sections(analysis.columns, index if level == 1 else None, len(ids))
         inst_frames.append(
-            pd.DataFrame({"id": ids, "x_A": xy[:, 0] * px, "y_A": xy[:, 1] * px, "level": level})
+            pd.DataFrame(
+                {
+                    "id": ids,
+                    "x_A": xy[:, 0] * px,
+                    "y_A": xy[:, 1] * px,
+                    "level": level,
+                    "cross_section": cs,
+                    "cross_section_err": cs_err,
+                }
+            )
         )
         in_motif.append(pd.DataFrame({"src": ids, "dst": gid}))
         uniq, cnt = np.unique(gid.astype(str), return_counts=True)

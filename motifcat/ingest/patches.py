@@ -20,7 +20,27 @@ def default_patch_size(period_px: float) -> int:
     return 2 * int(round(period_px)) + 1
 
 
-def patch_fits(xy: np.ndarray, shape: tuple[int, int], size: int) -> np.ndarray:
+def resampled_patch(size: int, min_size: int) -> tuple[int, float]:
+    """Sample count and sampling step (px) of a patch that spans ``size`` px but needs at
+    least ``min_size`` samples (e.g. to resolve a Zernike order): ``(size, 1.0)`` when it
+    already has them, else ``(min_size, (size - 1) / (min_size - 1))`` -- the same extent,
+    sampled more finely by bilinear interpolation.
+
+    Examples
+    --------
+    >>> resampled_patch(21, 13)
+    (21, 1.0)
+    >>> resampled_patch(7, 13)
+    (13, 0.5)
+    """
+    if size >= min_size:
+        return int(size), 1.0
+    return int(min_size), (size - 1) / (min_size - 1)
+
+
+def patch_fits(
+    xy: np.ndarray, shape: tuple[int, int], size: int, step: float = 1.0
+) -> np.ndarray:
     """Which positions have a whole patch (plus one pixel for interpolation) inside the image.
 
     Columns closer to the border than half a patch are dropped from the descriptor stage (their
@@ -33,7 +53,9 @@ def patch_fits(xy: np.ndarray, shape: tuple[int, int], size: int) -> np.ndarray:
         Positions (x, y) in pixels.
     shape : (H, W)
     size : int
-        Patch side in pixels.
+        Patch side in samples.
+    step : float
+        Sampling step in pixels (the patch spans ``(size - 1) * step + 1`` px).
 
     Returns
     -------
@@ -45,13 +67,15 @@ def patch_fits(xy: np.ndarray, shape: tuple[int, int], size: int) -> np.ndarray:
     [False, True]
     """
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    half = size // 2
+    half = (size // 2) * step
     h, w = shape
     x, y = xy[:, 0], xy[:, 1]
     return (x - half >= 0) & (y - half >= 0) & (x + half + 1 <= w - 1) & (y + half + 1 <= h - 1)
 
 
-def extract_patches(image: np.ndarray, xy: np.ndarray, size: int) -> np.ndarray:
+def extract_patches(
+    image: np.ndarray, xy: np.ndarray, size: int, step: float = 1.0
+) -> np.ndarray:
     """Patches of side ``size`` centred on sub-pixel positions, by bilinear interpolation.
 
     One integer window of side ``size + 1`` is gathered per position and the four bilinear
@@ -64,7 +88,10 @@ def extract_patches(image: np.ndarray, xy: np.ndarray, size: int) -> np.ndarray:
     xy : ndarray, shape (N, 2)
         Centres (x, y) in pixels; every patch must fit (see :func:`patch_fits`).
     size : int
-        Odd patch side in pixels.
+        Odd patch side in samples.
+    step : float
+        Sampling step in pixels; ``step != 1`` resamples (bilinear) a patch spanning
+        ``(size - 1) * step + 1`` px, for coarsely sampled images (see :func:`resampled_patch`).
 
     Returns
     -------
@@ -87,9 +114,19 @@ def extract_patches(image: np.ndarray, xy: np.ndarray, size: int) -> np.ndarray:
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     if size % 2 != 1 or size < 3:
         raise AnalysisError(f"patch size must be an odd number >= 3, got {size}")
-    if len(xy) and not patch_fits(xy, img.shape, size).all():
+    if len(xy) and not patch_fits(xy, img.shape, size, step).all():
         raise AnalysisError("a patch crosses the image border; filter positions with patch_fits")
     half = size // 2
+    if step != 1.0:
+        off = (np.arange(size) - half) * step
+        x = xy[:, 0, None, None] + off[None, None, :]
+        y = xy[:, 1, None, None] + off[None, :, None]
+        x0 = np.floor(x).astype(np.int64)
+        y0 = np.floor(y).astype(np.int64)
+        fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+        top = img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx
+        bottom = img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
+        return (top * (1 - fy) + bottom * fy).astype(np.float32)
     x0 = np.floor(xy[:, 0]).astype(np.int64)
     y0 = np.floor(xy[:, 1]).astype(np.int64)
     fx = (xy[:, 0] - x0).astype(np.float32)[:, None, None]

@@ -20,7 +20,7 @@ from .cluster import class_centroids, make_clusterer
 from .columns import detect_columns, filter_in_bands, smooth_image
 from .lattice import lattice_period, nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Lattice, Micrograph, MotifClass
-from .patches import default_patch_size, extract_patches, patch_fits
+from .patches import default_patch_size, extract_patches, patch_fits, resampled_patch
 from .zernike import (
     PCAFeatures,
     ZernikeFeatures,
@@ -28,6 +28,7 @@ from .zernike import (
     invariant_indices,
     reconstruct,
     rotation_invariants,
+    smallest_zernike_patch,
     zernike_indices,
 )
 
@@ -298,7 +299,10 @@ def _analyze(
             period,
             smoothing=params.smoothing,
             threshold_sigma=params.threshold_sigma,
+            min_relative_prominence=params.min_relative_prominence,
+            min_distance_factor=params.min_distance_factor,
             refine=params.refine,
+            residual_search=params.residual_search,
             smoothed=smoothed,
         )
     if len(columns) < _MIN_COLUMNS:
@@ -309,7 +313,12 @@ def _analyze(
     size = params.patch_size or default_patch_size(period)
     if size % 2 == 0 or size < 5:
         raise AnalysisError(f"patch_size must be odd and >= 5, got {size}")
-    has_patch = patch_fits(columns.xy, image.shape, size)
+    step = 1.0
+    if params.patch_size is None and params.features == "zernike":
+        # Coarse sampling (a few px per period): the patch keeps its extent and is
+        # resampled finely enough to resolve the Zernike order, instead of failing.
+        size, step = resampled_patch(size, smallest_zernike_patch(params.n_max))
+    has_patch = patch_fits(columns.xy, image.shape, size, step)
     inner = np.flatnonzero(has_patch)
     if len(inner) < _MIN_COLUMNS:
         raise InvalidImageError(
@@ -328,7 +337,7 @@ def _analyze(
     else:
         background, scale = 0.0, 1.0
     window = patch_window(
-        size, None if params.window_sigma is None else params.window_sigma * spacing
+        size, None if params.window_sigma is None else params.window_sigma * spacing / step
     )
     rng = np.random.default_rng(params.random_state)
     # The PCA baseline learns from a subsample; Zernike features learn nothing (one patch
@@ -337,7 +346,7 @@ def _analyze(
     fit_idx = np.sort(rng.choice(inner, n_fit, replace=False))
     extractor.fit(
         prepare_patches(
-            extract_patches(image, columns.xy[fit_idx], size), background, scale, window
+            extract_patches(image, columns.xy[fit_idx], size, step), background, scale, window
         )
     )
     zernike = params.features == "zernike"
@@ -348,7 +357,7 @@ def _analyze(
 
     def describe(sl: slice) -> slice:
         patches = prepare_patches(
-            extract_patches(image, xy_in[sl], size), background, scale, window
+            extract_patches(image, xy_in[sl], size, step), background, scale, window
         )
         if moments is not None:
             moments[sl] = extractor.moments(patches)
@@ -412,7 +421,9 @@ def _analyze(
         params,
         period_px=float(period),
         spacing_px=float(spacing),
-        patch_size=int(size),
+        # A resampled patch is derived again from period and n_max (its size in samples
+        # is not a size in px).
+        patch_size=int(size) if step == 1.0 else params.patch_size,
         pixel_size_A=params.pixel_size_A or micrograph.pixel_size_A,
     )
     return Analysis(

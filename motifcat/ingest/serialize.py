@@ -36,13 +36,20 @@ def analysis_arrays(analysis: Analysis) -> dict[str, np.ndarray]:
     >>> from motifcat.ingest.pipeline import analyze
     >>> from motifcat.ingest.model import AnalysisParams
     >>> a = analyze(make_tmd((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
-    >>> sorted(analysis_arrays(a))[:4]
-    ['columns_xy', 'features', 'has_patch', 'image']
+    >>> sorted(k for k in analysis_arrays(a) if not k.startswith("columns_"))[:3]
+    ['features', 'has_patch', 'image']
+    >>> "columns_cross_section" in analysis_arrays(a)
+    True
     """
     out: dict[str, np.ndarray] = {
         "image": analysis.micrograph.data,
         "columns_xy": analysis.columns.xy,
         "intensity": analysis.columns.intensity,
+        **{
+            f"columns_{k}": getattr(analysis.columns, k)
+            for k in Columns.OPTIONAL
+            if getattr(analysis.columns, k) is not None
+        },
         "has_patch": analysis.has_patch,
         "labels": analysis.labels,
         "features": analysis.features,
@@ -126,6 +133,12 @@ def _write(analysis: Analysis, path: Path) -> None:
         doc = analysis_summary(analysis)
         doc["columns"] = {
             "xy": np.round(analysis.columns.xy, 3).tolist(),
+            "intensity": np.asarray(analysis.columns.intensity).tolist(),
+            **{
+                k: np.asarray(getattr(analysis.columns, k)).tolist()
+                for k in Columns.OPTIONAL
+                if getattr(analysis.columns, k) is not None
+            },
             "labels": analysis.labels.tolist(),
             "features": np.round(analysis.features, 6).tolist(),
         }
@@ -212,8 +225,11 @@ def load_analysis(path: str | Path) -> Analysis:
         for rec in level1["classes"]
     ]
     labels = np.asarray(arrays["labels"], dtype=np.int64)
-    columns = Columns(xy=np.asarray(arrays["columns_xy"], dtype=np.float64),
-                      intensity=np.asarray(arrays["intensity"], dtype=np.float64))
+    columns = Columns(
+        xy=np.asarray(arrays["columns_xy"], dtype=np.float64),
+        intensity=np.asarray(arrays["intensity"], dtype=np.float64),
+        **{k: arrays[f"columns_{k}"] for k in Columns.OPTIONAL if f"columns_{k}" in arrays},
+    )
     hierarchy = None
     if "neighbour_pairs" in arrays:
         hierarchy = _rebuilt_hierarchy(path, micrograph, columns, labels, params, arrays)
@@ -275,3 +291,45 @@ def _rebuilt_hierarchy(path: Path, micrograph: Micrograph, columns: Columns, lab
             "motifcat version?); analyse the image again"
         )
     return h
+
+
+def load_columns(path: str | Path) -> Columns:
+    """The columns of an analysis written by :func:`save_analysis` (``.npz`` or ``.json``),
+    with every per-column array the analysis had (positions, intensities and, when the
+    columns were model-fitted, widths, heights, backgrounds, cross-sections and errors).
+
+    Raises
+    ------
+    MotifcatError
+        If the file cannot be read or holds no columns.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from motifcat.datasets import make_tmd
+    >>> from motifcat.ingest.pipeline import analyze
+    >>> from motifcat.ingest.model import AnalysisParams
+    >>> a = analyze(make_tmd((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
+    >>> out = os.path.join(tempfile.mkdtemp(), "a.json")
+    >>> cols = load_columns(save_analysis(a, out))
+    >>> bool(np.allclose(cols.cross_section, a.columns.cross_section)), len(cols) == len(a.columns)
+    (True, True)
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "columns_xy" not in z:
+                    raise MotifcatError(f"{path}: no columns in this file")
+                arrays = {k: z[f"columns_{k}"] for k in Columns.OPTIONAL if f"columns_{k}" in z}
+                return Columns(xy=z["columns_xy"], intensity=z["intensity"], **arrays)
+        doc = json.loads(path.read_text())
+        cols = doc.get("columns") or {}
+        if "xy" not in cols:
+            raise MotifcatError(f"{path}: no columns in this file")
+        xy = np.asarray(cols["xy"], dtype=np.float64).reshape(-1, 2)
+        intensity = np.asarray(cols.get("intensity", np.full(len(xy), np.nan)), dtype=np.float64)
+        arrays = {k: np.asarray(cols[k], dtype=np.float64) for k in Columns.OPTIONAL if k in cols}
+        return Columns(xy=xy, intensity=intensity, **arrays)
+    except (OSError, ValueError, KeyError) as exc:
+        raise MotifcatError(f"{path}: cannot read the columns: {exc}") from exc

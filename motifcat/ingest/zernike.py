@@ -213,6 +213,24 @@ def _pixel_averaged_polynomials(size: int, n_max: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
+def smallest_zernike_patch(n_max: int) -> int:
+    """Smallest odd patch side (samples) whose pixel grid resolves Zernike order ``n_max``.
+
+    Examples
+    --------
+    >>> smallest_zernike_patch(10)
+    13
+    """
+    for size in range(5, 8 * n_max + 8, 2):
+        try:
+            _basis64(size, n_max)
+        except AnalysisError:
+            continue
+        return size
+    raise AnalysisError(f"no patch size resolves Zernike order n_max={n_max}")
+
+
+@functools.lru_cache(maxsize=32)
 def _basis64(size: int, n_max: int) -> np.ndarray:
     raw = _pixel_averaged_polynomials(size, n_max)
     gram = raw @ raw.T

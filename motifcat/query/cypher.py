@@ -160,7 +160,8 @@ CYPHER: dict[str, str] = {
         "MATCH (img:Image) WHERE img.id = $image_id "
         "MATCH (i:Instance)-[:IN_IMAGE]->(img) WHERE i.level = $level "
         "MATCH (i)-[:INSTANCE_OF]->(m:Motif) "
-        "RETURN i.id AS instance_id, i.x_A AS x_A, i.y_A AS y_A, m.id AS motif_id "
+        "RETURN i.id AS instance_id, i.x_A AS x_A, i.y_A AS y_A, m.id AS motif_id, "
+        "i.cross_section AS cross_section "
         "ORDER BY instance_id"
     ),
     # Level 2 units with their columns; PART_OF.pos is the ring position (0..n-1 in cyclic

@@ -35,20 +35,21 @@ def image_instances(store: GraphStore, image_id: str, level: int = 1) -> pd.Data
     Returns
     -------
     DataFrame
-        Columns ``instance_id, x_A, y_A, motif_id`` (positions in Å from the image origin),
-        sorted by instance id.
+        Columns ``instance_id, x_A, y_A, motif_id, cross_section`` (positions in Å from the
+        image origin; the level-1 column's scattering cross-section, NaN where none was
+        measured), sorted by instance id.
 
     Examples
     --------
     >>> cols = image_instances(store, image_id)
     >>> cols.columns.tolist(), bool(cols["motif_id"].str.startswith("L1-").all())
-    (['instance_id', 'x_A', 'y_A', 'motif_id'], True)
+    (['instance_id', 'x_A', 'y_A', 'motif_id', 'cross_section'], True)
     """
     level = _check_level(level, allow_none=False)
     image_id = _require_image(store, image_id)
     return _frame(
         _read(store, "image_instances", image_id=image_id, level=level),
-        ["instance_id", "x_A", "y_A", "motif_id"],
+        ["instance_id", "x_A", "y_A", "motif_id", "cross_section"],
     )
 
 

@@ -34,6 +34,14 @@ shown = over.pills(
 )
 
 columns = data.instances(uri, image_id, 1)
+has_cs = "cross_section" in columns and columns["cross_section"].notna().any()
+colour_by = st.radio(
+    "Colour columns by", ["motif", "cross_section"], horizontal=True, key="colour_by",
+    format_func={"motif": "motif class", "cross_section": "cross-section"}.get,
+    disabled=not has_cs,
+    help="The scattering cross-section: integrated intensity above the local background, "
+    "from the Gaussian column model.",
+)
 # Outlines only for the overlays shown: level-3 outlines cost a second hop through the graph.
 units = {lvl: data.units(uri, image_id, lvl) for lvl in (2, 3) if lvl in (shown or [])}
 pix = data.pixels(info["path"] if isinstance(info["path"], str) else None, image_id)
@@ -48,7 +56,7 @@ st.caption(
 )
 fig = plots.image_figure(
     pix.png, width_A, height_A, columns if 1 in (shown or []) else columns.iloc[:0], units,
-    image_shape=pix.png_shape,
+    image_shape=pix.png_shape, colour_by=colour_by if has_cs else "motif",
 )
 st.plotly_chart(fig, key="image_chart")
 
