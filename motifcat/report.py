@@ -22,8 +22,8 @@ def print_analysis(analysis) -> None:
         + f" spacing {analysis.lattice.spacing_px:.2f} px"
     )
     console.print(
-        f"{len(analysis.columns)} columns, {analysis.n_dropped_at_border} too close to the border "
-        f"for a patch (kept as columns, not classified)"
+        f"{len(analysis.columns)} columns, {analysis.n_dropped_at_border} at the border "
+        f"(classified from the part of their patch inside the image)"
     )
     levels = [(1, "columns", analysis.classes)]
     if analysis.hierarchy is not None:

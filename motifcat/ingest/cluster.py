@@ -148,7 +148,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
     ----------
     max_sites : int, default 6
         Largest number of environment components tried.
-    min_site_fraction : float, default 0.1
+    min_site_fraction : float, default 0.2
         Environment components holding less than this share of the columns are not sites (a
         sublattice is never rare). 0.1 is a prior, checked on ``bench/classes.py``: the
         smallest sublattice of the benchmark sets holds 1/3 of the columns, the environments
@@ -216,7 +216,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         self,
         *,
         max_sites: int = 6,
-        min_site_fraction: float = 0.1,
+        min_site_fraction: float = 0.2,
         site_dims: int = 4,
         max_levels: int = 6,
         min_class_size: int = 3,
