@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MotifcatError
-from .model import Analysis, MotifClass
+from .model import Analysis, Columns, MotifClass
 
 
 def _class_record(c: MotifClass) -> dict[str, Any]:
@@ -39,6 +39,11 @@ def analysis_arrays(analysis: Analysis) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {
         "columns_xy": analysis.columns.xy,
         "intensity": analysis.columns.intensity,
+        **{
+            f"columns_{k}": getattr(analysis.columns, k)
+            for k in Columns.OPTIONAL
+            if getattr(analysis.columns, k) is not None
+        },
         "has_patch": analysis.has_patch,
         "labels": analysis.labels,
         "features": analysis.features,
@@ -121,6 +126,12 @@ def _write(analysis: Analysis, path: Path) -> None:
         doc = analysis_summary(analysis)
         doc["columns"] = {
             "xy": np.round(analysis.columns.xy, 3).tolist(),
+            "intensity": np.asarray(analysis.columns.intensity).tolist(),
+            **{
+                k: np.asarray(getattr(analysis.columns, k)).tolist()
+                for k in Columns.OPTIONAL
+                if getattr(analysis.columns, k) is not None
+            },
             "labels": analysis.labels.tolist(),
             "features": np.round(analysis.features, 6).tolist(),
         }
@@ -139,3 +150,45 @@ def _write(analysis: Analysis, path: Path) -> None:
         path.write_text(json.dumps(doc))
     else:
         raise MotifcatError(f"{path}: output must end in .npz or .json")
+
+
+def load_columns(path: str | Path) -> Columns:
+    """The columns of an analysis written by :func:`save_analysis` (``.npz`` or ``.json``),
+    with every per-column array the analysis had (positions, intensities and, when the
+    columns were model-fitted, widths, heights, backgrounds, cross-sections and errors).
+
+    Raises
+    ------
+    MotifcatError
+        If the file cannot be read or holds no columns.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from motifcat.ingest.synth import tmd_image
+    >>> from motifcat.ingest.pipeline import analyze
+    >>> from motifcat.ingest.model import AnalysisParams
+    >>> a = analyze(tmd_image((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
+    >>> out = os.path.join(tempfile.mkdtemp(), "a.npz")
+    >>> cols = load_columns(save_analysis(a, out))
+    >>> bool(np.array_equal(cols.xy, a.columns.xy)), len(cols) == len(a.columns)
+    (True, True)
+    """
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "columns_xy" not in z:
+                    raise MotifcatError(f"{path}: no columns in this file")
+                arrays = {k: z[f"columns_{k}"] for k in Columns.OPTIONAL if f"columns_{k}" in z}
+                return Columns(xy=z["columns_xy"], intensity=z["intensity"], **arrays)
+        doc = json.loads(path.read_text())
+        cols = doc.get("columns") or {}
+        if "xy" not in cols:
+            raise MotifcatError(f"{path}: no columns in this file")
+        xy = np.asarray(cols["xy"], dtype=np.float64).reshape(-1, 2)
+        intensity = np.asarray(cols.get("intensity", np.full(len(xy), np.nan)), dtype=np.float64)
+        arrays = {k: np.asarray(cols[k], dtype=np.float64) for k in Columns.OPTIONAL if k in cols}
+        return Columns(xy=xy, intensity=intensity, **arrays)
+    except (OSError, ValueError, KeyError) as exc:
+        raise MotifcatError(f"{path}: cannot read the columns: {exc}") from exc

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import ndimage
 
-from ..errors import AnalysisError
-from .model import Columns
+from ...errors import AnalysisError
+from ..model import Columns
 
 
 def filter_in_bands(filt, image: np.ndarray, halo: int, **kwargs) -> np.ndarray:
@@ -228,8 +228,11 @@ def detect_columns(
         filter behind the peak search is square and must not reach the flank of a brighter
         neighbour (a metal column next to chalcogen pairs in MoSe2), so the default stays
         well inside that distance.
-    refine : {"com", "gaussian", "none"}
-        Sub-pixel refinement (see :func:`refine_positions`).
+    refine : {"model", "com", "gaussian", "none"}
+        ``"model"``: centre of mass, then the Gaussian image model fitted to the raw image
+        (:func:`motifcat.ingest.columns.fit.fit_gaussian_columns`), which also gives widths,
+        heights, backgrounds and cross-sections with uncertainties. Otherwise the sub-pixel
+        refinement of :func:`refine_positions` alone.
     smoothed : ndarray, optional
         :func:`smooth_image` of ``image`` with the same ``period_px`` and ``smoothing``, when
         the caller already has it.
@@ -288,5 +291,33 @@ def detect_columns(
     # A fifth of the nearest-neighbour distance (2/3 period in a TMD) either side: the window
     # sees one column, not its neighbours.
     radius = max(1, int(round(0.15 * period_px)))
-    xy = refine_positions(smooth, peaks, radius=radius, method=refine)
-    return Columns(xy=xy, intensity=smooth[peaks[:, 0], peaks[:, 1]])
+    intensity = smooth[peaks[:, 0], peaks[:, 1]]
+    if refine != "model":
+        xy = refine_positions(smooth, peaks, radius=radius, method=refine)
+        return Columns(xy=xy, intensity=intensity)
+    xy = refine_positions(smooth, peaks, radius=radius, method="com")
+    return model_columns(img, xy, intensity)
+
+
+def model_columns(image: np.ndarray, xy: np.ndarray, intensity: np.ndarray) -> Columns:
+    """Columns refined by the Gaussian image model (:mod:`motifcat.ingest.columns.fit`)."""
+    from scipy.spatial import cKDTree
+
+    from .fit import estimate_column_width, fit_gaussian_columns
+
+    if len(xy) < 2:
+        raise AnalysisError("need at least two columns to fit the column model")
+    d, _ = cKDTree(xy).query(xy, k=2)
+    spacing = float(np.median(d[:, 1]))
+    sigma = estimate_column_width(image, xy, spacing)
+    fit = fit_gaussian_columns(image, xy, sigma)
+    return Columns(
+        xy=fit.xy,
+        intensity=np.asarray(intensity, dtype=np.float64),
+        sigma=fit.sigma,
+        height=fit.height,
+        background=fit.background,
+        cross_section=fit.cross_section,
+        cross_section_err=fit.cross_section_err,
+        xy_err=fit.xy_err,
+    )
