@@ -26,12 +26,14 @@ extra component grows with the number of samples, its penalty only with its loga
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils import check_random_state
@@ -73,14 +75,15 @@ def select_mixture(
     *,
     criterion: str = "icl",
     min_size: float = 0.0,
+    min_variance: float = 0.0,
     n_init: int = 2,
     random_state: int | None = 0,
 ) -> tuple[GaussianMixture, dict[int, float]]:
     """Full-covariance Gaussian mixture whose order minimises ``criterion``.
 
     Orders 1 .. ``max_components`` are tried (fewer if there are too few samples); a mixture
-    whose smallest component holds fewer than ``min_size`` samples (sum of responsibilities)
-    is not eligible. The search stops after two successive orders worse than the best.
+    whose smallest component holds fewer than ``min_size`` samples
+    (hard assignments) is not eligible. The search stops after two successive orders worse than the best.
 
     Returns
     -------
@@ -95,7 +98,7 @@ def select_mixture(
     >>> select_mixture(X, 4, min_size=3)[0].n_components
     2
     """
-    reg = 1e-6 * float(np.var(X)) + 1e-12
+    reg = max(min_variance, 1e-6 * float(np.var(X)) + 1e-12)
     scores: dict[int, float] = {}
     best, best_score, worse = None, np.inf, 0
     for k in range(1, max(1, min(max_components, len(X) // 2)) + 1):
@@ -107,7 +110,7 @@ def select_mixture(
             random_state=random_state,
         ).fit(X)
         score = information_criterion(gmm, X, criterion)
-        if k > 1 and gmm.predict_proba(X).sum(axis=0).min() < min_size:
+        if k > 1 and np.bincount(gmm.predict(X), minlength=k).min() < min_size:
             score = np.inf
         scores[k] = score
         if score < best_score:
@@ -126,6 +129,14 @@ def _drop_small_components(gmm: GaussianMixture, X: np.ndarray, min_weight: floa
         return gmm
     if not keep.any():
         keep = gmm.weights_ == gmm.weights_.max()
+    # One EM step from the kept components: their members' parameters stay (a full refit let
+    # a broad site absorb the atypical environments of the other site at low dose).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _one_em_step(gmm, keep, X)
+
+
+def _one_em_step(gmm: GaussianMixture, keep: np.ndarray, X: np.ndarray) -> GaussianMixture:
     return GaussianMixture(
         n_components=int(keep.sum()),
         covariance_type="full",
@@ -133,6 +144,7 @@ def _drop_small_components(gmm: GaussianMixture, X: np.ndarray, min_weight: floa
         weights_init=gmm.weights_[keep] / gmm.weights_[keep].sum(),
         means_init=gmm.means_[keep],
         precisions_init=gmm.precisions_[keep],
+        max_iter=1,
         random_state=gmm.random_state,
     ).fit(X)
 
@@ -159,6 +171,11 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         Largest number of cross-section components tried per site.
     min_class_size : int, default 3
         Smallest number of columns (of the fitted subsample) of a chemistry class.
+    cs_precision : float, default 0.03
+        Relative precision of a cross-section: a chemistry component is never narrower than
+        this fraction of the mean cross-section. Measured on ``bench/classes.py``: at full
+        dose the model cross-sections of one column type scatter by 2-3 % (neighbours'
+        defects bias the fit), so components closer than that are one chemistry.
     criterion : {"icl", "bic"}, default "icl"
         Order-selection criterion of both mixtures.
     max_fit_samples : int, default 4000
@@ -206,6 +223,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         "site_dims": [Interval(Integral, 1, None, closed="left")],
         "max_levels": [Interval(Integral, 1, None, closed="left")],
         "min_class_size": [Interval(Integral, 1, None, closed="left")],
+        "cs_precision": [Interval(Real, 0, None, closed="left")],
         "criterion": [StrOptions({"icl", "bic"})],
         "max_fit_samples": [Interval(Integral, 2, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -220,6 +238,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         site_dims: int = 4,
         max_levels: int = 6,
         min_class_size: int = 3,
+        cs_precision: float = 0.03,
         criterion: str = "icl",
         max_fit_samples: int = 4000,
         n_init: int = 2,
@@ -230,6 +249,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         self.site_dims = site_dims
         self.max_levels = max_levels
         self.min_class_size = min_class_size
+        self.cs_precision = cs_precision
         self.criterion = criterion
         self.max_fit_samples = max_fit_samples
         self.n_init = n_init
@@ -277,8 +297,13 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
             if len(cs) < 2:  # an empty site after refitting: one level at the overall mean
                 cs = Xfit[:, :1]
             gmm, _ = select_mixture(
-                cs, self.max_levels, criterion=self.criterion, min_size=self.min_class_size,
-                n_init=self.n_init, random_state=seed,
+                cs,
+                self.max_levels,
+                criterion=self.criterion,
+                min_size=self.min_class_size,
+                min_variance=(self.cs_precision * float(np.abs(Xfit[:, 0]).mean())) ** 2,
+                n_init=self.n_init,
+                random_state=seed,
             )
             self.levels_.append(gmm)
         raw = self._raw_predict(X)

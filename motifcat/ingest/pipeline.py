@@ -174,9 +174,12 @@ def own_cross_sections(
 ) -> np.ndarray:
     """The column's own scattering strength, normalised per image to a mean of 1.
 
-    The smoothed image at the column position above the image offset, divided by its mean
-    over the columns: a linear statistic, so the same at every dose and under a change of
-    detector gain and offset (see :func:`image_intensity_scale`).
+    With the Gaussian column model (``refine="model"``) it is the model's scattering
+    cross-section (integrated intensity above the local background, neighbours' tails fitted
+    together); otherwise the smoothed image at the column position above the image offset
+    ``background``, a proxy that still holds some of the neighbours' tails. Either is a linear
+    statistic of the image, so dividing by its mean over the columns makes it the same at
+    every dose and under a change of detector gain.
 
     Examples
     --------
@@ -184,12 +187,18 @@ def own_cross_sections(
     >>> img = np.array([[0, 0, 0, 0], [0, 4, 0, 0], [0, 0, 2, 0], [0, 0, 0, 0]], float)
     >>> own_cross_sections(cols, img, 1.0).round(3).tolist()
     [1.5, 0.5]
+    >>> modelled = Columns(xy=cols.xy, intensity=np.zeros(2), cross_section=np.array([3.0, 1.0]))
+    >>> own_cross_sections(modelled, img, 1.0).tolist()
+    [1.5, 0.5]
     """
-    peaks = ndimage.map_coordinates(smoothed, [columns.xy[:, 1], columns.xy[:, 0]], order=1)
-    own = peaks.astype(np.float64) - background
+    if columns.cross_section is not None:
+        own = np.asarray(columns.cross_section, dtype=np.float64)
+    else:
+        peaks = ndimage.map_coordinates(smoothed, [columns.xy[:, 1], columns.xy[:, 0]], order=1)
+        own = peaks.astype(np.float64) - background
     mean = float(own.mean())
-    if not mean > 0:
-        raise AnalysisError("columns are not brighter than the image mean; cannot normalise")
+    if not (np.isfinite(own).all() and mean > 0):
+        raise AnalysisError("column cross-sections are not finite and positive on average")
     return own / mean
 
 
