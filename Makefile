@@ -40,13 +40,14 @@ browser-deps:
 	fi
 
 lint: venv
-	$(VENV)/bin/ruff check motifcat tests bench
+	$(VENV)/bin/ruff check motifcat tests bench conftest.py
 
 demo: venv
 	$(VENV)/bin/motifcat demo
 
+# pytest runs tests/ and every docstring Example of motifcat/ (--doctest-modules, pyproject.toml).
 test: venv node-deps browser-deps
-	$(VENV)/bin/ruff check motifcat tests bench
+	$(VENV)/bin/ruff check motifcat tests bench conftest.py
 	$(PY) -m pytest -q
 
 test-neo4j: venv

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from motifcat.catalog.store import open_catalog  # noqa: E402
 from motifcat.catalog.vocabulary import DEFAULT_THRESHOLD, descriptor_distances  # noqa: E402
 from motifcat.catalog.writer import write_analysis  # noqa: E402
+from motifcat.datasets import make_cairo, make_tmd  # noqa: E402
 from motifcat.ingest.hierarchy import build_hierarchy  # noqa: E402
 from motifcat.ingest.model import (  # noqa: E402
     Analysis,
@@ -44,7 +45,6 @@ from motifcat.ingest.model import (  # noqa: E402
     MotifClass,
 )
 from motifcat.ingest.pipeline import analyze  # noqa: E402
-from motifcat.ingest.synth import cairo_image, tmd_image  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "catalog.md"
 TARGET_ROWS_PER_S = 100_000
@@ -52,7 +52,7 @@ TARGET_ROWS_PER_S = 100_000
 
 def truth_analysis(side: int, seed: int) -> Analysis:
     """An Analysis of a synthetic TMD image whose level-1 classes are the true column types."""
-    syn = tmd_image((side, side), seed=seed, pixel_size_A=0.3, noise=False)
+    syn = make_tmd((side, side), seed=seed, pixel_size_A=0.3, noise=False)
     mg = syn.micrograph(path=f"bench-tmd-{side}-{seed}")
     xy = syn.xy
     labels = np.asarray(syn.column_class, dtype=np.int64)
@@ -170,7 +170,7 @@ def bench_threshold(seeds, doses, side) -> list[tuple[str, str]]:
     desc = lambda a: np.array([c.descriptor for c in a.classes])  # noqa: E731
     same = {d: [] for d in doses}
     different = []
-    for gen in (tmd_image, cairo_image):
+    for gen in (make_tmd, make_cairo):
         for seed in seeds:
             syn = gen((side, side), seed=seed)
             ref = analyze(syn.micrograph(), params)

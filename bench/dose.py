@@ -1,6 +1,6 @@
 """Low-dose benchmark (the paper's Fig. 1): Zernike vs PCA descriptors against ground truth.
 
-A synthetic MoSe2-like image (motifcat.ingest.synth.tmd_image) is drawn at relative doses 1 ..
+A synthetic MoSe2-like image (motifcat.datasets.make_tmd) is drawn at relative doses 1 ..
 1/100 (Poisson, mean = clean image × dose). The columns are detected once on the full-dose image
 and kept fixed, so that only the descriptors see the lower dose (the paper's protocol: the same
 columns, patches from the low-dose image). For each dose and each descriptor (Zernike invariants,
@@ -34,12 +34,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 from sklearn.metrics import adjusted_mutual_info_score, fowlkes_mallows_score
 
+from motifcat.datasets import make_tmd, poisson_dose
 from motifcat.ingest.columns import detect_columns
 from motifcat.ingest.io import micrograph_from_array
 from motifcat.ingest.lattice import lattice_period
 from motifcat.ingest.model import AnalysisParams
 from motifcat.ingest.pipeline import analyze
-from motifcat.ingest.synth import poisson_dose, tmd_image
 
 DOSES = [1.0, 1 / 2, 1 / 5, 1 / 10, 1 / 20, 1 / 50, 1 / 100]
 RESULTS = Path(__file__).parent / "results"
@@ -84,7 +84,7 @@ def defect_isolation(labels: np.ndarray, truth: np.ndarray, perfect: set[int]) -
 def run(size: int, seeds: list[int]) -> list[dict]:
     rows = []
     for seed in seeds:
-        syn = tmd_image((size, size), seed=seed)
+        syn = make_tmd((size, size), seed=seed)
         full = poisson_dose(syn.clean, 1.0, np.random.default_rng(1000 + seed))
         period = lattice_period(full)
         cols = detect_columns(full, period)

@@ -1,11 +1,11 @@
 """Benchmark of the motif hierarchy against synthetic ground truth (issue 3).
 
-* Cairo pentagonal tiling (``synth.cairo_image``) at full and low dose: pentagon recall,
+* Cairo pentagonal tiling (``motifcat.datasets.make_cairo``) at full and low dose: pentagon recall,
   filled/empty accuracy and the level-3 groups of four pentagons around 4-valent vertices per
   fill pattern, against ``truth``. The real pipeline (``pipeline.analyze``) is run when it
   exists; otherwise the true column positions with one label per column type are used (said
   in the output).
-* TMD with defects (``synth.tmd_image``): the defect motifs found at levels 2 and 3.
+* TMD with defects (``motifcat.datasets.make_tmd``): the defect motifs found at levels 2 and 3.
 * Time of ``build_hierarchy`` for ~10,000 columns (true Cairo and TMD positions).
 
 Eligible truth: a pentagon counts when its own columns (and centre) were detected with a
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from motifcat.datasets import make_cairo, make_tmd
 from motifcat.ingest.hierarchy import build_hierarchy
 from motifcat.ingest.model import AnalysisParams
-from motifcat.ingest.synth import cairo_image, tmd_image
 
 try:
     from motifcat.ingest.pipeline import analyze
@@ -161,8 +161,8 @@ def timing(n_target: int, repeat: int = 3):
     """Seconds of build_hierarchy for ~n_target columns (true Cairo / TMD positions)."""
     out = {}
     side = int(np.sqrt(n_target / 883.0) * 512)
-    cairo = cairo_image((side, side), noise=False, seed=11)
-    tmd = tmd_image((int(side * 0.84), int(side * 0.84)), noise=False, seed=11)
+    cairo = make_cairo((side, side), noise=False, seed=11)
+    tmd = make_tmd((int(side * 0.84), int(side * 0.84)), noise=False, seed=11)
     for name, syn in (("Cairo", cairo), ("TMD", tmd)):
         for with_image in (False, True):
             best = np.inf
@@ -183,7 +183,7 @@ def main(argv=None) -> str:
     args = ap.parse_args(argv)
     size = 384 if args.quick else 512
     lines = ["# Motif hierarchy benchmark (issue 3)", ""]
-    syn = cairo_image((size, size), fill_fraction=0.5, seed=1)
+    syn = make_cairo((size, size), fill_fraction=0.5, seed=1)
     doses = (1.0, 0.1, 0.02)
     lines += [f"Cairo tiling {size}×{size} px, edge {syn.truth['edge_px']:.1f} px, "
               f"{len(syn.xy)} columns, fill fraction 0.5; doses {doses} (relative).", ""]
@@ -209,7 +209,7 @@ def main(argv=None) -> str:
               "| dose | pattern | truth | found | error | keys |", "|---|---|---|---|---|---|"]
     lines += pattern_rows
 
-    tmd = tmd_image((size, size), seed=2)
+    tmd = make_tmd((size, size), seed=2)
     lines += ["", f"TMD {size}×{size} px with defects {tmd.truth['defect_counts']}."]
     xy, labels, h, source = run(tmd, 1.0, seed=5)
     lines += ["", f"From {source}:", ""]

@@ -30,11 +30,11 @@ def one_size(size: int, hierarchy: bool) -> dict:
     """Runs inside a fresh process: synthesize, analyze, measure."""
     from scipy.spatial import cKDTree
 
+    from motifcat.datasets import make_tmd
     from motifcat.ingest.model import AnalysisParams
     from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import tmd_image
 
-    syn = tmd_image((size, size), seed=size)
+    syn = make_tmd((size, size), seed=size)
     mg = syn.micrograph()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stages: dict[str, float] = {}

@@ -7,6 +7,9 @@ clear line and exit with status 1 (no traceback for user mistakes).
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import warnings
 from pathlib import Path
 
 import typer
@@ -52,6 +55,15 @@ def _progress() -> Progress:
     )
 
 
+def _max_megapixels_option():
+    return typer.Option(
+        None,
+        "--max-megapixels",
+        help="Refuse larger images before loading them (default: what fits this machine's "
+        "memory for the worker count; 0 = no limit; also $MOTIFCAT_MAX_MEGAPIXELS).",
+    )
+
+
 @app.command()
 @handle_errors
 def analyze(
@@ -62,14 +74,15 @@ def analyze(
     frame: int | None = typer.Option(None, help="Frame of a 3-D stack."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the analysis (.npz/.json)."),
     no_hierarchy: bool = typer.Option(False, "--no-hierarchy", help="Level-1 classes only."),
+    max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
     """Find atom columns and motif classes of one image and print them."""
-    from .ingest.io import load_image
-    from .ingest.model import AnalysisParams
-    from .ingest.pipeline import analyze as run_analysis
-    from .ingest.serialize import save_analysis
+    from .ingest import AnalysisParams, load_image, save_analysis
+    from .ingest import analyze as run_analysis
 
-    micrograph = load_image(image, frame=frame, pixel_size_A=pixel_size)
+    micrograph = load_image(
+        image, frame=frame, pixel_size_A=pixel_size, max_megapixels=max_megapixels
+    )
     params = AnalysisParams(
         pixel_size_A=pixel_size, n_max=n_max, features=features, hierarchy=not no_hierarchy
     )
@@ -92,9 +105,38 @@ def version() -> None:
     console.print(f"motifcat {__version__}")
 
 
+def _catalog_credentials(value: str | None) -> str | None:
+    """Credentials never come from argv: a password in the URI is refused (every process
+    list and shell history shows it); Neo4j's comes from ``$NEO4J_PASSWORD`` or a prompt."""
+    from .catalog import parse_uri, redact_uri, uri_password
+
+    if value is None and not os.environ.get("MOTIFCAT_CATALOG"):
+        return value
+    if uri_password(value):
+        raise typer.BadParameter(
+            f"{redact_uri(value)}: do not put the password in the URI (process lists and shell "
+            "history show it); give the URI without it and set NEO4J_PASSWORD, or leave that "
+            "unset to be asked"
+        )
+    try:
+        backend, _ = parse_uri(value)
+    except MotifcatError:
+        return value  # the command reports the bad URI in its own words
+    if backend == "neo4j" and not os.environ.get("NEO4J_PASSWORD") and sys.stdin.isatty():
+        import getpass
+
+        os.environ["NEO4J_PASSWORD"] = getpass.getpass(f"Neo4j password for {value}: ")
+    return value
+
+
 def _catalog_option(default=None):
     return typer.Option(
-        default, "--catalog", "-c", help="Catalog URI: a path (embedded) or bolt://, neo4j://…"
+        default,
+        "--catalog",
+        "-c",
+        help="Catalog URI: a path (embedded) or bolt://, neo4j://… (password in "
+        "$NEO4J_PASSWORD or asked, never in the URI)",
+        callback=_catalog_credentials,
     )
 
 
@@ -109,10 +151,11 @@ def ingest(
     frame: int | None = typer.Option(None, help="Frame of 3-D stacks."),
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
+    max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
     """Analyse images in parallel and write them to the catalog (one transaction per image)."""
-    from .catalog.ingest import ingest_files
-    from .ingest.model import AnalysisParams
+    from .batch import ingest_files
+    from .ingest import AnalysisParams
 
     params = AnalysisParams(pixel_size_A=pixel_size, n_max=n_max)
     with _progress() as bar:
@@ -131,6 +174,7 @@ def ingest(
             params=params,
             workers=workers,
             progress=progress,
+            max_megapixels=max_megapixels,
         )
     print_ingest_summary(summary, catalog or "")
     if summary.failed:
@@ -267,6 +311,12 @@ def query_cypher(
     param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (JSON values)."),
     catalog: str | None = _catalog_option(),
     fmt: str = _FORMAT,
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="Stop the query after S seconds (default 30; 0 = no limit)."
+    ),
+    max_rows: int | None = typer.Option(
+        None, "--max-rows", help="Keep at most N rows (default 100000; 0 = all)."
+    ),
 ) -> None:
     """Run read-only Cypher (writes and file access are refused before anything runs)."""
     import json
@@ -283,7 +333,12 @@ def query_cypher(
         except json.JSONDecodeError:
             params[name] = value
     with _open(catalog) as store:
-        emit(run_readonly(store, cypher, params), fmt)
+        frame = run_readonly(store, cypher, params, timeout_s=timeout, max_rows=max_rows)
+    if "truncated_at" in frame.attrs:
+        err_console.print(
+            f"[yellow]only the first {frame.attrs['truncated_at']} rows are shown (--max-rows)[/]"
+        )
+    emit(frame, fmt)
 
 
 def _parse_species(items: list[str]) -> dict[str, str]:
@@ -362,12 +417,24 @@ def export(
 @handle_errors
 def run_app(
     catalog: str | None = _catalog_option(),
-    port: int = typer.Option(8501, "--port", help="Port of the web app on localhost."),
+    port: int = typer.Option(8501, "--port", help="Port of the web app."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address to serve on (default this machine only; 0.0.0.0 = every network).",
+    ),
 ) -> None:
-    """Browse the catalog in a web browser (Streamlit)."""
-    from .app import launch
+    """Browse the catalog in a web browser (Streamlit), on localhost unless --host is given."""
+    from .app import is_loopback, launch
 
-    raise typer.Exit(launch(catalog, port))
+    if not is_loopback(host):
+        err_console.print(
+            f"[bold yellow]warning:[/] serving on {host}:{port}: the app (and its Cypher "
+            "console) is reachable from the network"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said above, in the CLI's own words
+        raise typer.Exit(launch(catalog, port, host))
 
 
 @app.command()

@@ -14,7 +14,7 @@ import tifffile
 from rich.console import Console
 from rich.table import Table
 
-from .catalog.store import resolve_uri
+from .catalog import resolve_uri
 
 #: (sample, material, generator, seeds, pixel size Å). Two TMD samples so that motifs recur
 #: across samples; the Cairo oxide is a second material.
@@ -41,7 +41,7 @@ def write_calibrated_tiff(path: Path, image, pixel_size_A: float) -> Path:
 
 def synthesize(out_dir: Path, size: int = 512) -> list[tuple[str, str, list[Path]]]:
     """Write the demo micrographs; return (sample, material, files) triples."""
-    from .ingest.synth import cairo_image, tmd_image
+    from .datasets import make_cairo, make_tmd
 
     out_dir.mkdir(parents=True, exist_ok=True)
     made = []
@@ -49,9 +49,9 @@ def synthesize(out_dir: Path, size: int = 512) -> list[tuple[str, str, list[Path
         files = []
         for seed in seeds:
             if kind == "tmd":
-                syn = tmd_image((size, size), pixel_size_A=px, seed=seed)
+                syn = make_tmd((size, size), pixel_size_A=px, seed=seed)
             else:
-                syn = cairo_image((size, size), pixel_size_A=px, seed=seed)
+                syn = make_cairo((size, size), pixel_size_A=px, seed=seed)
             path = out_dir / f"{sample}_{seed}.tif"
             files.append(write_calibrated_tiff(path, syn.image, px))
         made.append((sample, material, files))
@@ -60,8 +60,8 @@ def synthesize(out_dir: Path, size: int = 512) -> list[tuple[str, str, list[Path
 
 def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, console=None) -> None:
     """Run the whole demo and print what it does."""
+    from .batch import ingest_files
     from .catalog import open_catalog
-    from .catalog.ingest import ingest_files
     from .export import motif_to_atoms, write_motif
     from .query import list_materials, list_samples, persistent_motifs, recurring_motifs
     from .query import vocabulary as vocabulary_table

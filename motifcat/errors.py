@@ -42,3 +42,7 @@ class QueryError(MotifcatError):
 
 class ExportError(MotifcatError):
     """A motif cannot be turned into an atomic model."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """An image is over the size limit that keeps its analysis within the machine's memory."""

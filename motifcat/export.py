@@ -34,9 +34,9 @@ from ase.data import atomic_numbers
 from ase.formula import Formula
 
 from . import __version__
-from .catalog.store import GraphStore
+from .catalog import GraphStore
 from .errors import ExportError, MotifcatError, QueryError
-from .query.queries import _mean_image, _read, motif_detail
+from .query import level1_motifs_in_images_of, motif_detail
 
 #: ``ase.build.mx2``'s default layer thickness (Å, chalcogen–chalcogen along c): its MoS2 value.
 ASE_MX2_THICKNESS_A: float = float(inspect.signature(mx2).parameters["thickness"].default)
@@ -213,22 +213,23 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str,
 
     Examples
     --------
-    >>> suggest_species(store, "L2-0001", "MoSe2")  # doctest: +SKIP
+    >>> from motifcat.query import image_units
+    >>> unit = image_units(store, image_id)["motif_id"].iloc[0]  # a hexagon of MoSe2
+    >>> suggest_species(store, unit, "MoSe2")
     {'L1-0001': 'Mo', 'L1-0002': 'Se2'}
     """
     kinds = _formula_columns(formula)
-    rows = _read(store, "export_level1", motif_id=motif_id)
-    if not rows:
+    rows = level1_motifs_in_images_of(store, motif_id)
+    if rows.empty:
         detail = motif_detail(store, motif_id)  # raises QueryError for an unknown motif
         raise ExportError(f"motif {detail.motif_id}: no level-1 motif found in its images")
-    ids = [r["motif_id"] for r in rows]
-    counts = np.array([r["count"] for r in rows], dtype=float)
+    ids = rows["motif_id"].tolist()
+    counts = rows["count"].to_numpy(dtype=float)
     bright = np.empty(len(rows))
-    for i, r in enumerate(rows):
-        img = _mean_image(r["mean_image"])
+    for i, (level1_id, img) in enumerate(zip(ids, rows["mean_image"], strict=True)):
         if img is None:
             raise ExportError(
-                f"level-1 motif {r['motif_id']}: no mean image to measure its brightness; "
+                f"level-1 motif {level1_id}: no mean image to measure its brightness; "
                 "map the level-1 motifs to species explicitly"
             )
         bright[i] = column_brightness(img)
@@ -347,8 +348,10 @@ def motif_to_atoms(
 
     Examples
     --------
-    >>> atoms = motif_to_atoms(store, "L2-0001", formula="MoSe2")  # doctest: +SKIP
-    >>> atoms.get_chemical_formula()  # doctest: +SKIP
+    >>> from motifcat.query import image_units
+    >>> unit = image_units(store, image_id)["motif_id"].iloc[0]  # a hexagon of MoSe2
+    >>> atoms = motif_to_atoms(store, unit, formula="MoSe2")
+    >>> atoms.get_chemical_formula()
     'Mo3Se6'
     """
     detail = motif_detail(store, motif_id)

@@ -49,7 +49,9 @@ def print_analysis(analysis) -> None:
 
 def print_ingest_summary(summary, catalog: str = "") -> None:
     """One line per image and a total: written / skipped as duplicates / failed."""
-    table = Table(title=f"Ingest into {catalog}" if catalog else "Ingest")
+    from .catalog.uri import redact_uri
+
+    table = Table(title=f"Ingest into {redact_uri(catalog)}" if catalog else "Ingest")
     table.add_column("image", overflow="fold")
     table.add_column("result")
     table.add_column("details", overflow="fold")

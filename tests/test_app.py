@@ -18,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from threadpoolctl import threadpool_limits
 
-from motifcat.app import MAIN_SCRIPT, launch_command
+from motifcat.app import MAIN_SCRIPT, launch_command, launch_env
 from motifcat.app.data import catalog_uri
 from motifcat.catalog.store import open_catalog
 from motifcat.catalog.writer import write_analysis
@@ -26,7 +26,6 @@ from motifcat.errors import MotifcatError
 from motifcat.export import motif_to_atoms
 from motifcat.ingest.io import load_image
 from motifcat.ingest.pipeline import analyze
-from motifcat.ingest.synth import cairo_image, tmd_image
 from motifcat.query import (
     composition,
     composition_edges,
@@ -44,16 +43,17 @@ PAGES = ["overview", "image", "motifs", "hierarchy", "cypher", "export"]
 TIMEOUT_S = 60
 
 
-def build_catalog(folder: Path, size: int = 192) -> tuple[str, Path]:
+def build_catalog(folder: Path, synthetic, size: int = 192) -> tuple[str, Path]:
     """A small real catalog: MoSe2 x 2 samples + a Cairo tiling; the Cairo file is then removed.
 
-    Returns the catalog URI and the removed image file (the Image page must say it is gone).
+    ``synthetic`` is the shared image factory (tests/conftest.py). Returns the catalog URI and
+    the removed image file (the Image page must say it is gone).
     """
     folder.mkdir(parents=True, exist_ok=True)
     specs = [
-        ("MoSe2-A", "MoSe2", tmd_image((size, size), seed=1)),
-        ("MoSe2-B", "MoSe2", tmd_image((size, size), seed=2)),
-        ("Cairo-A", "MoVTeNbO", cairo_image((size, size), seed=3)),
+        ("MoSe2-A", "MoSe2", synthetic("tmd", (size, size), seed=1)),
+        ("MoSe2-B", "MoSe2", synthetic("tmd", (size, size), seed=2)),
+        ("Cairo-A", "MoVTeNbO", synthetic("cairo", (size, size), seed=3)),
     ]
     uri = str(folder / "catalog.lbug")
     # One BLAS thread: on a shared 2-core machine the GMM fits run ~10x faster than oversubscribed.
@@ -79,8 +79,8 @@ def _restore_main_module():
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory) -> tuple[str, Path]:
-    return build_catalog(tmp_path_factory.mktemp("app") / "cat")
+def catalog(tmp_path_factory, synthetic) -> tuple[str, Path]:
+    return build_catalog(tmp_path_factory.mktemp("app") / "cat", synthetic)
 
 
 @pytest.fixture(scope="module")
@@ -392,8 +392,13 @@ def test_launch_command():
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert cmd[cmd.index("--server.headless") + 1] == "true"
     assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
-    assert cmd[-3:] == ["--", "--catalog", "/data/c.lbug"]
-    assert "--" not in launch_command(None, 8765)
+    # localhost unless told otherwise; the URI (maybe with a password) never on the command line
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert "/data/c.lbug" not in cmd and "--" not in cmd
+    assert launch_env("/data/c.lbug")["MOTIFCAT_CATALOG"] == "/data/c.lbug"
+    assert launch_command(None, 8765, host="0.0.0.0")[cmd.index("--server.address") + 1] == (
+        "0.0.0.0"
+    )
     for bad in (0, 70000, "80", True):
         with pytest.raises(MotifcatError, match="port"):
             launch_command(None, bad)

@@ -68,10 +68,10 @@ def server_command(uri: str, port: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, synthetic):
     from test_app import build_catalog
 
-    uri, _ = build_catalog(tmp_path_factory.mktemp("browser") / "cat")
+    uri, _ = build_catalog(tmp_path_factory.mktemp("browser") / "cat", synthetic)
     port = free_port()
     log = tmp_path_factory.mktemp("log") / "server.log"
     env = {**os.environ, "MOTIFCAT_CATALOG": uri}

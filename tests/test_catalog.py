@@ -417,17 +417,11 @@ def test_catalog_file_size_is_reported(store):
 
 # -- the real pipeline, with its hierarchy ------------------------------------------------------
 @pytest.fixture(scope="module")
-def real_analysis():
-    from threadpoolctl import threadpool_limits
-
-    from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import cairo_image
-
-    with threadpool_limits(1):
-        return analyze(cairo_image((320, 320), seed=21).micrograph(path="cairo-21.npy"))
+def real_analysis(analysed):
+    return analysed("cairo", (320, 320), seed=21, path="cairo-21.npy")
 
 
-def test_real_analysis_every_label_and_type(store, real_analysis):
+def test_real_analysis_every_label_and_type(store, real_analysis, analysed):
     a = real_analysis
     h = a.hierarchy
     assert h is not None and len(h.levels) == 2 and len(h.levels[0]) > 0
@@ -507,13 +501,7 @@ def test_real_analysis_every_label_and_type(store, real_analysis):
     assert d == pytest.approx(np.median(h.neighbour_dist_px) * a.pixel_size_A, rel=0.3)
 
     # a second image of the same specimen reuses motifs; COMPOSED_OF is created once per pair
-    from threadpoolctl import threadpool_limits
-
-    from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import cairo_image
-
-    with threadpool_limits(1):
-        b = analyze(cairo_image((320, 320), seed=21).at_dose(1.0, seed=5).micrograph())
+    b = analysed("cairo", (320, 320), seed=21, dose=1.0, dose_seed=5)
     rep2 = write_analysis(store, b, sample="c2", material="MoVTeNbO")
     assert rep2.written and rep2.matched_motifs
     assert any(m.startswith("L2-") for m in rep2.matched_motifs)
@@ -527,13 +515,12 @@ def test_real_analysis_every_label_and_type(store, real_analysis):
 
 
 # -- ingest_files ----------------------------------------------------------------------------------
-def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path):
-    from motifcat.catalog.ingest import ingest_files
-    from motifcat.ingest.synth import tmd_image
+def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path, synthetic):
+    from motifcat.batch import ingest_files
 
     d = tmp_path / "imgs"
     d.mkdir()
-    syn = tmd_image((256, 256), seed=31)
+    syn = synthetic("tmd", (256, 256), seed=31)
     np.save(d / "a.npy", syn.image)
     np.save(d / "b.npy", syn.at_dose(0.5, seed=3).image)
     np.save(d / "a-copy.npy", syn.image)  # same pixels: one image
@@ -570,7 +557,7 @@ def test_ingest_files_parallel_with_bad_file_and_duplicate(tmp_path):
 
 
 def test_ingest_files_without_pixel_size_fails_each_file(tmp_path):
-    from motifcat.catalog.ingest import ingest_files
+    from motifcat.batch import ingest_files
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((64, 64)))
     s = ingest_files(
@@ -583,3 +570,32 @@ def test_ingest_files_without_pixel_size_fails_each_file(tmp_path):
         ingest_files(
             [tmp_path / "x.npy"], sample="s", material="m", catalog="neo4j:/localhost:7687"
         )
+
+
+def test_batch_ingest_old_import_paths_still_work():
+    # moved to motifcat.batch (issue 16); the old names re-export it for one release
+    import motifcat.batch as batch
+    import motifcat.catalog as catalog
+    from motifcat.catalog.ingest import IngestSummary, expand_paths, ingest_files
+
+    assert ingest_files is batch.ingest_files is catalog.ingest_files
+    assert expand_paths is batch.expand_paths and IngestSummary is batch.IngestSummary
+    with pytest.raises(AttributeError):
+        catalog.no_such_name  # noqa: B018
+
+
+def test_open_catalog_and_uri_old_import_paths_still_work():
+    # open_catalog / URI parsing left store.py (issue 16: no store <-> backend import circle)
+    import motifcat.catalog.opener as opener
+    import motifcat.catalog.uri as uri
+    from motifcat.catalog import store
+    from motifcat.catalog.store import DEFAULT_CATALOG, open_catalog, parse_uri, resolve_uri
+
+    assert open_catalog is opener.open_catalog
+    assert (parse_uri, resolve_uri, DEFAULT_CATALOG) == (
+        uri.parse_uri,
+        uri.resolve_uri,
+        uri.DEFAULT_CATALOG,
+    )
+    with pytest.raises(AttributeError):
+        store.no_such_name  # noqa: B018

@@ -11,20 +11,19 @@ from typer.testing import CliRunner
 
 from motifcat.cli import app
 from motifcat.demo import write_calibrated_tiff
-from motifcat.ingest.synth import tmd_image
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory):
+def catalog(tmp_path_factory, synthetic):
     """Two calibrated MoSe2 images and one corrupt file, ingested with `motifcat ingest`."""
     root = tmp_path_factory.mktemp("cli")
     images = root / "images"
     images.mkdir()
     for seed in (1, 2):
         write_calibrated_tiff(
-            images / f"tmd{seed}.tif", tmd_image((288, 288), seed=seed).image, 0.15
+            images / f"tmd{seed}.tif", synthetic("tmd", (288, 288), seed=seed).image, 0.15
         )
     (images / "broken.tif").write_bytes(b"II*\x00 not a tiff")
     cat = str(root / "catalog")

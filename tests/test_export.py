@@ -247,16 +247,14 @@ def test_write_errors(catalog, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mose2(tmp_path_factory):
+def mose2(tmp_path_factory, analysed):
     """Two synthetic MoSe2 images analysed and written by the real pipeline and writer."""
     from motifcat.catalog.writer import write_analysis
-    from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import tmd_image
 
     store = LadybugStore(tmp_path_factory.mktemp("mose2") / "catalog.lbug")
     for seed, sample in ((1, "A"), (2, "B")):
-        synth = tmd_image((256, 256), a_A=A_MOSE2, seed=seed)
-        write_analysis(store, analyze(synth.micrograph()), sample=sample, material="MoSe2")
+        a = analysed("tmd", (256, 256), a_A=A_MOSE2, seed=seed)
+        write_analysis(store, a, sample=sample, material="MoSe2")
     yield store
     store.close()
 

@@ -16,7 +16,6 @@ from motifcat.ingest.hierarchy import (
     planar_faces,
     relabel,
 )
-from motifcat.ingest.synth import cairo_image, tmd_image
 
 HEX = "6[A,B,A,B,A,B]"
 
@@ -55,8 +54,8 @@ def rigid(xy, theta, mirror, shift):
 
 
 @pytest.fixture(scope="module")
-def cairo():
-    return cairo_image((320, 320), fill_fraction=0.5, noise=False, seed=4)
+def cairo(synthetic):
+    return synthetic("cairo", (320, 320), fill_fraction=0.5, noise=False, seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -276,8 +275,8 @@ def test_cairo_keys_invariant_under_rotation_and_mirror(cairo):
     assert level_counts(h.levels[1]) == level_counts(ref.levels[1])
 
 
-def test_cairo_with_position_noise_still_finds_pentagons():
-    s = cairo_image((320, 320), noise=False, seed=7)
+def test_cairo_with_position_noise_still_finds_pentagons(synthetic):
+    s = synthetic("cairo", (320, 320), noise=False, seed=7)
     xy = s.xy + np.random.default_rng(1).normal(0, 0.4, s.xy.shape)  # 2 % of an edge
     h = build_hierarchy(xy, s.column_class)
     found = units_as_sets(h)
@@ -341,8 +340,8 @@ def test_relabel_merges_units_and_composites():
 
 
 @pytest.fixture(scope="module")
-def tmd():
-    return tmd_image((256, 256), noise=False, seed=3,
+def tmd(synthetic):
+    return synthetic("tmd", (256, 256), noise=False, seed=3,
                      defects={"chalcogen_double": 0.01, "metal_vacancy": 0.01,
                               "chalcogen_single": 0.02})
 
@@ -439,7 +438,7 @@ def test_invalid_inputs_raise(kwargs, match):
 
 
 def _full(h, names):
-    from motifcat.ingest.hierarchy import _classify
+    from motifcat.ingest.hierarchy.classify import _classify
 
     return _classify(h.structure, list(names))
 

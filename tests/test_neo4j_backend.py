@@ -9,7 +9,6 @@ query functions take the same paths they take on a real server.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import re
@@ -491,19 +490,12 @@ def _module(name: str):
         return None
 
 
-@functools.cache
-def synthetic_analysis(seed: int = 0):
-    """A small synthetic TMD analysis (~2 s), or None while the pipeline is incomplete."""
-    synth, pipeline = _module("motifcat.ingest.synth"), _module("motifcat.ingest.pipeline")
-    if synth is None or pipeline is None or not hasattr(synth, "tmd_image"):
-        return None
-    from motifcat.ingest.model import AnalysisParams
+@pytest.fixture
+def synthetic_analysis(analysed):
+    """A small synthetic TMD analysis by seed (~2 s once; shared with test_neo4j_live)."""
+    from motifcat.ingest import AnalysisParams
 
-    try:
-        micrograph = synth.tmd_image((160, 160), seed=seed).micrograph()
-        return pipeline.analyze(micrograph, AnalysisParams(max_classes=4))
-    except ImportError:  # a pipeline stage (e.g. the hierarchy) is still being written
-        return None
+    return lambda seed=0: analysed("tmd", (160, 160), AnalysisParams(max_classes=4), seed=seed)
 
 
 def _embedded(tmp_path: Path):
@@ -537,13 +529,11 @@ def _query_args(fn, ids: dict[str, Any], optional: bool) -> dict[str, Any] | Non
 
 
 @needs_linter
-def test_writer_statements_lint_clean(server, tmp_path):
+def test_writer_statements_lint_clean(server, tmp_path, synthetic_analysis):
     writer = _module("motifcat.catalog.writer")
     if writer is None:
         pytest.skip("motifcat.catalog.writer not yet present")
     analysis = synthetic_analysis()
-    if analysis is None:
-        pytest.skip("motifcat.ingest.synth / pipeline not yet present")
     embedded = _embedded(tmp_path)
     server.reads_from = embedded  # empty: the writer takes the full first-write path
     store = n4.Neo4jStore("bolt://db.example:7687")
@@ -570,7 +560,7 @@ def test_writer_statements_lint_clean(server, tmp_path):
 
 
 @needs_linter
-def test_query_statements_lint_clean(server, tmp_path):
+def test_query_statements_lint_clean(server, tmp_path, synthetic_analysis):
     queries = _module("motifcat.query.queries")
     if queries is None:
         pytest.skip("motifcat.query.queries not yet present")
@@ -592,7 +582,7 @@ def test_query_statements_lint_clean(server, tmp_path):
     }  # fmt: skip
     called, silent, uncallable = [], [], []
     for name, fn in inspect.getmembers(queries, inspect.isfunction):
-        if name.startswith("_") or fn.__module__ != queries.__name__:
+        if name.startswith("_") or not fn.__module__.startswith("motifcat.query."):
             continue
         if next(iter(inspect.signature(fn).parameters), "") != "store":
             continue

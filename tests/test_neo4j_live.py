@@ -65,13 +65,10 @@ def store():
 
 
 @pytest.fixture(scope="module")
-def analysis():
-    synth = pytest.importorskip("motifcat.ingest.synth")
-    pipeline = pytest.importorskip("motifcat.ingest.pipeline")
-    from motifcat.ingest.model import AnalysisParams
+def analysis(analysed):
+    from motifcat.ingest import AnalysisParams
 
-    micrograph = synth.tmd_image((160, 160), seed=0).micrograph()
-    return pipeline.analyze(micrograph, AnalysisParams(max_classes=4))
+    return analysed("tmd", (160, 160), AnalysisParams(max_classes=4), seed=0)
 
 
 def test_schema_constraints(store):

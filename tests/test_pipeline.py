@@ -10,24 +10,23 @@ from scipy.spatial import cKDTree
 from typer.testing import CliRunner
 
 from motifcat.cli import app
-from motifcat.errors import AnalysisError, InvalidImageError
+from motifcat.errors import AnalysisError, InvalidImageError, MotifcatError
 from motifcat.ingest.io import micrograph_from_array
 from motifcat.ingest.model import AnalysisParams
 from motifcat.ingest.pipeline import analyze
-from motifcat.ingest.serialize import save_analysis
-from motifcat.ingest.synth import tmd_image
+from motifcat.ingest.serialize import load_analysis, save_analysis
 
 FAST = AnalysisParams(hierarchy=False, max_classes=6)
 
 
 @pytest.fixture(scope="module")
-def tmd():
-    return tmd_image((320, 320), seed=4)
+def tmd(synthetic):
+    return synthetic("tmd", (320, 320), seed=4)
 
 
 @pytest.fixture(scope="module")
-def tmd_result(tmd):
-    return analyze(tmd.micrograph(), FAST)
+def tmd_result(analysed):
+    return analysed("tmd", (320, 320), FAST, seed=4)
 
 
 def truth_of(syn, xy):
@@ -112,10 +111,10 @@ def test_class_mean_images_and_descriptors(tmd_result):
     assert np.linalg.norm(a - b) > 0.1 * np.linalg.norm(a)
 
 
-def test_one_environment_in_two_orientations_is_one_class():
+def test_one_environment_in_two_orientations_is_one_class(synthetic):
     """Two grains of the same lattice, rotated 37° apart: same sublattice, same class."""
-    g0 = tmd_image((288, 256), defects={}, seed=1)
-    g1 = tmd_image((288, 256), defects={}, rotation_deg=37.0, seed=2)
+    g0 = synthetic("tmd", (288, 256), defects={}, seed=1)
+    g1 = synthetic("tmd", (288, 256), defects={}, rotation_deg=37.0, seed=2)
     image = np.hstack([g0.image, g1.image])
     xy1 = g1.xy + [256, 0]
     truth_xy = np.vstack([g0.xy, xy1])
@@ -148,12 +147,12 @@ def test_given_columns_are_used_as_is(tmd, tmd_result):
     assert np.array_equal(res.columns.xy, tmd_result.columns.xy)
 
 
-def test_bad_inputs_are_refused():
+def test_bad_inputs_are_refused(synthetic):
     tiny = micrograph_from_array(np.random.default_rng(0).random((40, 40)), path="tiny.npy")
     with pytest.raises(InvalidImageError, match="tiny.npy"):
         analyze(tiny, AnalysisParams(period_px=19.0))
     with pytest.raises(AnalysisError, match="features"):
-        analyze(tmd_image((256, 256)).micrograph(), AnalysisParams(features="sift"))
+        analyze(synthetic("tmd", (256, 256)).micrograph(), AnalysisParams(features="sift"))
 
 
 def test_save_npz_and_json(tmp_path, tmd_result):
@@ -165,6 +164,28 @@ def test_save_npz_and_json(tmp_path, tmd_result):
     doc = json.loads(save_analysis(tmd_result, tmp_path / "a.json").read_text())
     assert doc["columns"]["labels"] == tmd_result.labels.tolist()
     assert doc["levels"][0]["classes"][0]["count"] == tmd_result.classes[0].count
+
+
+def test_load_gives_the_saved_analysis_back(tmp_path, analysed):
+    a = analysed("tmd", (192, 192), seed=3)
+    b = load_analysis(save_analysis(a, tmp_path / "a.npz"))
+    assert b.micrograph.sha256 == a.micrograph.sha256 and b.params == a.params
+    np.testing.assert_array_equal(b.micrograph.data, a.micrograph.data)
+    np.testing.assert_array_equal(b.columns.xy, a.columns.xy)
+    np.testing.assert_array_equal(b.labels, a.labels)
+    np.testing.assert_array_equal(b.features, a.features)
+    assert [(c.key, c.count) for c in b.classes] == [(c.key, c.count) for c in a.classes]
+    np.testing.assert_array_equal(b.classes[0].descriptor, a.classes[0].descriptor)
+    np.testing.assert_array_equal(b.classes[0].mean_image, a.classes[0].mean_image)
+    for la, lb in zip(a.hierarchy.levels, b.hierarchy.levels, strict=True):
+        assert [c.key for c in lb.classes] == [c.key for c in la.classes]
+        np.testing.assert_array_equal(lb.members_indices, la.members_indices)
+    assert b.hierarchy.structure is not None  # the catalog writer can relabel it
+    with pytest.raises(MotifcatError, match=r"a\.json: load_analysis reads the \.npz"):
+        load_analysis(save_analysis(a, tmp_path / "a.json"))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(MotifcatError, match="bad.npz: cannot read the analysis"):
+        load_analysis(tmp_path / "bad.npz")
 
 
 def test_cli_analyze_prints_classes_and_writes(tmp_path, tmd):

@@ -443,23 +443,10 @@ def test_every_query_passes_neo4js_parser():
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    """Three synthetic images of two materials, analysed and written for real."""
-    from motifcat.catalog.writer import write_analysis
-    from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import tmd_image
-
-    store = LadybugStore(tmp_path_factory.mktemp("real") / "catalog.lbug")
-    reports = []
-    for seed, sample, material, kw in (
-        (1, "mose2-a", "MoSe2", {}),
-        (2, "mose2-b", "MoSe2", {}),
-        (3, "ws2-a", "WS2", {"metal": "W", "chalcogen": "S", "a_A": 3.153}),
-    ):
-        mg = tmd_image((192, 192), seed=seed, **kw).micrograph()
-        reports.append(write_analysis(store, analyze(mg), sample=sample, material=material))
-    yield store, reports
-    store.close()
+def real(small_catalog):
+    """Three synthetic images of two materials, analysed and written for real: the catalog of
+    the doctests (``small_catalog`` in the root conftest.py), shared read-only."""
+    return small_catalog
 
 
 def test_real_catalog_counts_agree_with_an_instance_scan(real):
@@ -519,16 +506,14 @@ def test_real_catalog_per_motif_and_per_image(real):
     assert summary.levels.set_index("level").loc[1, "n_instances"] == len(cols)
 
 
-def test_filled_pentagons_outline_their_ring_and_list_their_centre(tmp_path):
+def test_filled_pentagons_outline_their_ring_and_list_their_centre(tmp_path, analysed):
     """Cairo tiling through the real pipeline and writer: a filled pentagon is a 5-gon whose
     centre column is reported as interior, not a sixth vertex; old catalogs (no pos) agree."""
     from motifcat.catalog.writer import write_analysis
-    from motifcat.ingest.pipeline import analyze
-    from motifcat.ingest.synth import cairo_image
 
     store = LadybugStore(tmp_path / "cairo.lbug")
     try:
-        rep = write_analysis(store, analyze(cairo_image((256, 256), seed=3).micrograph()),
+        rep = write_analysis(store, analysed("cairo", (256, 256), seed=3),
                              sample="cairo", material="Cairo")
         units = image_units(store, rep.image_id)
         assert len(units) > 10

@@ -6,24 +6,25 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from motifcat.datasets import (
+    SyntheticImage,
+    SynthParameterError,
+    canonical_cycle_key,
+    make_cairo,
+    make_tmd,
+    poisson_dose,
+    render_columns,
+)
 from motifcat.errors import MotifcatError
 from motifcat.ingest.lattice import lattice_period
 from motifcat.ingest.model import Micrograph
-from motifcat.ingest.synth import (
-    SyntheticImage,
-    SynthParameterError,
-    cairo_image,
-    canonical_cycle_key,
-    poisson_dose,
-    render_columns,
-    tmd_image,
-)
 
 
 @pytest.fixture(scope="module")
-def tmd() -> SyntheticImage:
+def tmd(synthetic) -> SyntheticImage:
     # A larger frame with generous defect fractions so that every kind is well represented.
-    return tmd_image(
+    return synthetic(
+        "tmd",
         (768, 768),
         defects={"chalcogen_single": 0.04, "chalcogen_double": 0.02, "metal_vacancy": 0.01,
                  "antisite": 0.01},
@@ -107,7 +108,7 @@ def test_tmd_peaks_at_true_positions(tmd):
 
 
 def test_tmd_contrast_follows_z17():
-    s = tmd_image((128, 128), defects={}, noise=False, background=0.0, dose=300.0, seed=2)
+    s = make_tmd((128, 128), defects={}, noise=False, background=0.0, dose=300.0, seed=2)
     peaks = s.clean[np.rint(s.xy[:, 1]).astype(int), np.rint(s.xy[:, 0]).astype(int)]
     # Peak of an isolated Gaussian equals its amplitude; neighbours add a little tail, and the
     # pixel grid takes a little off: a few per cent.
@@ -170,9 +171,9 @@ def test_tmd_faces_match_hierarchy_rules(tmd):
 
 
 def test_tmd_determinism_and_seed():
-    a = tmd_image((96, 96), seed=7)
-    b = tmd_image((96, 96), seed=7)
-    c = tmd_image((96, 96), seed=8)
+    a = make_tmd((96, 96), seed=7)
+    b = make_tmd((96, 96), seed=7)
+    c = make_tmd((96, 96), seed=8)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.xy, b.xy)
     assert np.array_equal(a.column_class, b.column_class)
     assert not np.array_equal(a.image, c.image)
@@ -180,7 +181,7 @@ def test_tmd_determinism_and_seed():
 
 
 def test_tmd_noise_flag_and_micrograph():
-    s = tmd_image((64, 80), noise=False, seed=1)
+    s = make_tmd((64, 80), noise=False, seed=1)
     assert s.image.dtype == np.float32 and s.clean.dtype == np.float64
     assert np.allclose(s.image, s.clean, rtol=1e-6)
     m = s.micrograph(path="synthetic/mose2.tif")
@@ -192,13 +193,13 @@ def test_tmd_noise_flag_and_micrograph():
 
 def test_tmd_rejects_bad_parameters():
     with pytest.raises(SynthParameterError, match="unknown defect"):
-        tmd_image((64, 64), defects={"sulphur_vacancy": 0.1})
+        make_tmd((64, 64), defects={"sulphur_vacancy": 0.1})
     with pytest.raises(SynthParameterError, match="pixel_size_A"):
-        tmd_image((64, 64), pixel_size_A=-1.0)
+        make_tmd((64, 64), pixel_size_A=-1.0)
     with pytest.raises(SynthParameterError, match="shape"):
-        tmd_image((8, 64))
+        make_tmd((8, 64))
     with pytest.raises(MotifcatError, match="separated sites"):
-        tmd_image((128, 128), defects={"chalcogen_single": 0.5})
+        make_tmd((128, 128), defects={"chalcogen_single": 0.5})
 
 
 # ---------------------------------------------------------------------------------- noise
@@ -222,7 +223,7 @@ def test_poisson_dose_mean_and_variance():
 
 
 def test_at_dose_scales_the_clean_image():
-    s = tmd_image((128, 128), seed=4)
+    s = make_tmd((128, 128), seed=4)
     low = s.at_dose(1 / 20, seed=1)
     assert low.image.mean() == pytest.approx(s.clean.mean() / 20, rel=0.02)
     assert low.clean is s.clean and low.truth is s.truth
@@ -253,8 +254,8 @@ def test_canonical_cycle_key():
 
 
 @pytest.fixture(scope="module")
-def cairo() -> SyntheticImage:
-    return cairo_image((640, 640), rotation_deg=-20.0, seed=11)
+def cairo(synthetic) -> SyntheticImage:
+    return synthetic("cairo", (640, 640), rotation_deg=-20.0, seed=11)
 
 
 def test_cairo_pentagons_are_equilateral_convex_and_distinct(cairo):
@@ -311,7 +312,7 @@ def test_cairo_centres_and_fill_fraction(cairo):
     assert np.all(np.char.endswith(t["pentagon_key"][filled], "+centre"))
     assert len(set(t["pentagon_key"][~filled])) == 1
     for f in (0.0, 0.3, 1.0):
-        s = cairo_image((256, 256), fill_fraction=f, noise=False, seed=2)
+        s = make_cairo((256, 256), fill_fraction=f, noise=False, seed=2)
         assert s.truth["fill_fraction"] == pytest.approx(f, abs=0.01)
         if f == 0.0:
             assert np.count_nonzero(s.column_class == 2) == 0
@@ -327,12 +328,12 @@ def _agreement(s: SyntheticImage) -> tuple[float, float]:
 
 def test_cairo_spatial_correlation():
     # Every interior pentagon shares its 5 edges with 5 others.
-    s = cairo_image((768, 768), correlation=6.0, noise=False, seed=3)
+    s = make_cairo((768, 768), correlation=6.0, noise=False, seed=3)
     adj = s.truth["pentagon_adjacency"]
     assert np.bincount(adj.ravel()).max() == 5
     agree, chance = _agreement(s)
     assert agree > chance + 0.12
-    indep = cairo_image((768, 768), correlation=0.0, noise=False, seed=3)
+    indep = make_cairo((768, 768), correlation=0.0, noise=False, seed=3)
     agree0, chance0 = _agreement(indep)
     assert abs(agree0 - chance0) < 0.05
     # Correlated filling makes the uniform groups ("0" and "4") recur more than chance.
@@ -372,13 +373,13 @@ def test_cairo_image_peaks_period_and_determinism(cairo):
     assert lattice_period(cairo.image) == pytest.approx(cairo.truth["period_px"], rel=0.02)
     cell = cairo.truth["lattice_vectors_px"]
     assert np.degrees(np.arctan2(cell[0, 1], cell[0, 0])) == pytest.approx(-20.0)
-    again = cairo_image((640, 640), rotation_deg=-20.0, seed=11)
+    again = make_cairo((640, 640), rotation_deg=-20.0, seed=11)
     assert np.array_equal(again.image, cairo.image)
     assert np.array_equal(again.truth["filled"], cairo.truth["filled"])
-    other = cairo_image((640, 640), rotation_deg=-20.0, seed=12)
+    other = make_cairo((640, 640), rotation_deg=-20.0, seed=12)
     assert not np.array_equal(other.truth["filled"], cairo.truth["filled"])
     # Centre columns are brighter than vertex columns by the documented contrast.
-    clean = cairo_image((256, 256), noise=False, background=0.0, seed=1)
+    clean = make_cairo((256, 256), noise=False, background=0.0, seed=1)
     pk = clean.clean[np.rint(clean.xy[:, 1]).astype(int), np.rint(clean.xy[:, 0]).astype(int)]
     ratio = np.median(pk[clean.column_class == 2]) / np.median(pk[clean.column_class == 0])
     assert ratio == pytest.approx(1.25, rel=0.05)
@@ -387,15 +388,15 @@ def test_cairo_image_peaks_period_and_determinism(cairo):
 
 def test_cairo_rejects_bad_parameters():
     with pytest.raises(SynthParameterError, match="fill_fraction"):
-        cairo_image((64, 64), fill_fraction=1.5)
+        make_cairo((64, 64), fill_fraction=1.5)
     with pytest.raises(SynthParameterError, match="correlation"):
-        cairo_image((64, 64), correlation=-1.0)
+        make_cairo((64, 64), correlation=-1.0)
     with pytest.raises(SynthParameterError, match="unknown contrast"):
-        cairo_image((64, 64), contrast={"vertex5": 1.0})
+        make_cairo((64, 64), contrast={"vertex5": 1.0})
 
 
 def test_tmd_position_jitter():
-    s = tmd_image((384, 384), defects={}, jitter_A=0.03, noise=False, seed=9)
+    s = make_tmd((384, 384), defects={}, jitter_A=0.03, noise=False, seed=9)
     sigma = 0.03 / 0.15
     nn = s.truth["nn_distance_px"]
     pairs = cKDTree(s.xy).query_pairs(1.3 * nn, output_type="ndarray")
@@ -403,3 +404,13 @@ def test_tmd_position_jitter():
     assert np.median(d) == pytest.approx(nn, rel=0.01)
     # A bond length varies by the difference of two independent displacements along it.
     assert d.std() == pytest.approx(np.sqrt(2) * sigma, rel=0.15)
+
+
+def test_old_import_path_still_gives_the_same_images():
+    # motifcat.ingest.synth re-exports motifcat.datasets for one release, under the old names.
+    from motifcat.ingest import synth
+
+    old = synth.tmd_image((64, 64), seed=3)
+    new = make_tmd((64, 64), seed=3)
+    np.testing.assert_array_equal(old.image, new.image)
+    assert synth.cairo_image is make_cairo

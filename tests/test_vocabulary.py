@@ -23,7 +23,6 @@ from motifcat.errors import CatalogError
 from motifcat.ingest.io import micrograph_from_array
 from motifcat.ingest.model import AnalysisParams, MotifClass
 from motifcat.ingest.pipeline import analyze
-from motifcat.ingest.synth import cairo_image, tmd_image
 
 SIZE = (384, 384)
 LEVEL1 = AnalysisParams(hierarchy=False)
@@ -37,32 +36,32 @@ def _one_blas_thread():
 
 
 @pytest.fixture(scope="module")
-def tmd():
-    return tmd_image(SIZE, seed=11)
+def tmd(synthetic):
+    return synthetic("tmd", SIZE, seed=11)
 
 
 @pytest.fixture(scope="module")
-def cairo():
-    return cairo_image(SIZE, seed=11)
+def cairo(synthetic):
+    return synthetic("cairo", SIZE, seed=11)
 
 
-def _analyses(syn):
+def _analyses(analysed, kind):
     """Full dose, another noise draw at full dose, and 1/10 of the dose, of one specimen."""
     return {
-        "full": analyze(syn.micrograph(), LEVEL1),
-        "redraw": analyze(syn.at_dose(1.0, seed=101).micrograph(), LEVEL1),
-        "tenth": analyze(syn.at_dose(0.1, seed=102).micrograph(), LEVEL1),
+        "full": analysed(kind, SIZE, LEVEL1, seed=11),
+        "redraw": analysed(kind, SIZE, LEVEL1, dose=1.0, dose_seed=101, seed=11),
+        "tenth": analysed(kind, SIZE, LEVEL1, dose=0.1, dose_seed=102, seed=11),
     }
 
 
 @pytest.fixture(scope="module")
-def tmd_runs(tmd):
-    return _analyses(tmd)
+def tmd_runs(analysed):
+    return _analyses(analysed, "tmd")
 
 
 @pytest.fixture(scope="module")
-def cairo_runs(cairo):
-    return _analyses(cairo)
+def cairo_runs(analysed):
+    return _analyses(analysed, "cairo")
 
 
 def _desc(a):

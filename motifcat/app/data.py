@@ -24,7 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from motifcat import export, query
-from motifcat.catalog.store import GraphStore, open_catalog, resolve_uri
+from motifcat.catalog import GraphStore, open_catalog, redact_uri, resolve_uri
 from motifcat.errors import CatalogError, MotifcatError
 
 #: Results are cached this long (s); "Reload catalog" in the sidebar clears them at once.
@@ -137,7 +137,7 @@ def catalog_status(uri: str) -> CatalogStatus:
 
     Examples
     --------
-    >>> catalog_status("/nonexistent/cat.lbug").state  # doctest: +SKIP
+    >>> catalog_status("/nonexistent/cat.lbug").state
     'empty'
     """
     path = _embedded_path(uri)
@@ -253,9 +253,20 @@ def units(uri: str, image_id: str, level: int = 2, outline: bool = True) -> pd.D
     return _call(uri, query.image_units, image_id, level, outline)
 
 
+def display_uri(uri: str) -> str:
+    """The catalog URI as shown on the page: any password replaced by ``***``."""
+    return redact_uri(uri)
+
+
 def run_cypher(uri: str, cypher: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """:func:`motifcat.query.run_readonly` (never cached: the user asked to run it)."""
-    return _call(uri, query.run_readonly, cypher, params)
+    """:func:`motifcat.query.run_readonly` (never cached: the user asked to run it).
+
+    Runs on a read-only store of its own, outside the lock that serialises the shared one, so
+    that one user's long console query (stopped at the console's time limit, 30 s by default)
+    never makes another user's page wait. Ladybug releases the GIL while a query runs.
+    """
+    with open_catalog(uri, read_only=True) as store:
+        return query.run_readonly(store, cypher, params)
 
 
 # --------------------------------------------------------------------------- export
@@ -337,7 +348,7 @@ def pixels(path: str | None, image_id: str) -> Pixels:
     -------
     Pixels
     """
-    from motifcat.ingest.io import load_image
+    from motifcat.ingest import load_image
 
     if not path or (isinstance(path, float) and np.isnan(path)):
         return Pixels(None, "The catalog does not record the image file.")

@@ -31,7 +31,7 @@ page = st.navigation(PAGES)
 uri = data.catalog_uri()
 with st.sidebar:
     st.caption(f"motifcat {__version__}")
-    st.markdown(f"**Catalog** `{uri}`")
+    st.markdown(f"**Catalog** `{data.display_uri(uri)}`")  # never a password on screen
     if st.button("Reload catalog", icon=":material/refresh:", key="reload"):
         data.reload()
 

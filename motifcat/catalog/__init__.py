@@ -2,7 +2,9 @@
 
 Open a catalog with :func:`open_catalog` (embedded Ladybug file by default, Neo4j for a
 ``neo4j://`` / ``bolt://`` URI), write analyses with :func:`write_analysis` (one image, one
-transaction) or whole folders with :func:`ingest_files`.
+transaction). Whole folders are analysed and written by :func:`motifcat.batch.ingest_files`
+(``ingest_files``, ``expand_paths`` and ``IngestSummary`` are still importable from here for one
+release).
 
 Examples
 --------
@@ -15,36 +17,42 @@ Examples
 
 from __future__ import annotations
 
-from .ingest import IngestSummary, expand_paths, ingest_files
-from .store import (
-    DEFAULT_CATALOG,
-    BulkNodes,
-    BulkRels,
-    GraphStore,
-    Statement,
-    WriteOp,
-    open_catalog,
-    parse_uri,
-    resolve_uri,
-)
+from .opener import open_catalog
+from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
+from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri, uri_password
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
-from .writer import WriteReport, write_analysis
+from .writer import CatalogState, WritePlan, WriteReport, motif_ids, plan_analysis, write_analysis
 
 __all__ = [
     "DEFAULT_CATALOG",
     "DEFAULT_THRESHOLD",
     "BulkNodes",
     "BulkRels",
+    "CatalogState",
     "GraphStore",
-    "IngestSummary",
     "Statement",
     "WriteOp",
+    "WritePlan",
     "WriteReport",
-    "expand_paths",
-    "ingest_files",
     "match_level1",
+    "motif_ids",
     "open_catalog",
     "parse_uri",
+    "plan_analysis",
+    "redact_uri",
     "resolve_uri",
+    "uri_password",
     "write_analysis",
 ]
+
+# Batch ingest moved to motifcat.batch (it runs analyses; the catalog only stores). The old names
+# resolve lazily: an eager import would be circular (motifcat.batch imports this package).
+_MOVED_TO_BATCH = ("IngestSummary", "expand_paths", "ingest_files")
+
+
+def __getattr__(name: str):
+    if name in _MOVED_TO_BATCH:
+        from .. import batch
+
+        return getattr(batch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

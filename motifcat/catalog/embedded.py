@@ -34,9 +34,13 @@ Facts measured on Ladybug 0.22 that shaped this module
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import threading
+import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,10 +59,89 @@ _WRITERS_LOCK = threading.Lock()
 _PANDAS_DTYPES = {"DOUBLE": "float64", "INT64": "int64", "STRING": "object", "BOOLEAN": "bool"}
 
 
-def _open_database(path: Path, read_only: bool):
-    """Open the Ladybug database at ``path``, translating its errors into motifcat's."""
+#: Seconds a read-only opener waits for a live writer to finish a checkpoint (or to release the
+#: lock so that the opener can complete a crashed writer's recovery) before giving up.
+OPEN_WAIT_S = float(os.environ.get("MOTIFCAT_OPEN_WAIT_S", "30"))
+
+#: Ladybug's buffer pool (which also holds query operators' memory) for read-only handles, in
+#: bytes: it bounds a runaway console query. Ladybug's own default is ~80 % of the RAM, which
+#: let one console query reach 19.8 GB here. 0 = Ladybug's default.
+READ_BUFFER_POOL_BYTES = int(float(os.environ.get("MOTIFCAT_READ_BUFFER_POOL_MB", "2048")) * 2**20)
+
+# Ladybug's messages for a WAL whose tail was torn by a kill in the middle of a commit.
+_TORN_WAL = ("checksum verification failed", "reading past the end of the file")
+_PENDING_RECOVERY = "checkpoint recovery is pending"
+
+
+class CatalogRecoveredWarning(UserWarning):
+    """The embedded catalog was recovered from a crash; the message says what was lost."""
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _intent_path(path: Path) -> Path:
+    """Where a writer notes what it is committing (removed once the commit is checkpointed)."""
+    return _sidecar(path, ".writing")
+
+
+def _lost_write(path: Path) -> str:
+    intent = _intent_path(path)
+    try:
+        what = json.loads(intent.read_text())["what"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "the write that was in flight (its description was not recorded)"
+    return str(what)
+
+
+def _ladybug_database(path: Path, read_only: bool, lenient: bool = False):
     import ladybug
 
+    kwargs: dict[str, Any] = {"read_only": read_only}
+    if read_only and READ_BUFFER_POOL_BYTES > 0:
+        kwargs["buffer_pool_size"] = READ_BUFFER_POOL_BYTES
+    if lenient:
+        kwargs["throw_on_wal_replay_failure"] = False
+    return ladybug.Database(str(path), **kwargs)
+
+
+def _in_use_error(path: Path, text: str) -> CatalogInUseError:
+    holder = re.search(r"held by PID (\d+)", text)
+    who = f"process {holder.group(1)}" if holder else "another process"
+    return CatalogInUseError(
+        f"{path}: catalog is in use by another process ({who} holds it open for "
+        "writing); wait for it to finish, or open the catalog read-only"
+    )
+
+
+def _open_database(path: Path, read_only: bool):
+    """Open the Ladybug database at ``path``, recovering it from any earlier kill.
+
+    Why no kill can make the catalog unopenable (each case reproduced by killing a writer at
+    every file-system call of a write, with ``strace`` signal injection, on Ladybug 0.22):
+
+    * **Torn WAL.** A kill while a commit is writing ``<db>.wal`` leaves a log whose last
+      record fails its checksum ("Checksum verification failed") or is short ("Reading past
+      the end of the file"); Ladybug then refuses every open. The torn tail is, by
+      construction, the one transaction whose ``COMMIT`` never returned: :meth:`LadybugStore.
+      write` checkpoints after every commit, so the log only ever holds the transaction in
+      flight (and a log written by an older motifcat holds committed transactions *before*
+      the torn one). Ladybug's ``throw_on_wal_replay_failure=False`` replays the log up to
+      the torn record — every committed transaction, none of the partial one (measured: the
+      images committed before survive whole, the interrupted one is wholly absent). The
+      torn log is first copied aside to ``<db>.wal.torn-<time>`` and a
+      :class:`CatalogRecoveredWarning` names the lost write (from ``<db>.writing``).
+      This runs only with the write lock held (a read-write open), so a live writer's
+      log, which may look torn to a reader mid-commit, is never touched.
+    * **Interrupted checkpoint** (``<db>.wal.checkpoint`` / ``<db>.shadow`` present). A
+      read-write open completes it (Ladybug replays the shadow pages, idempotently); a
+      read-only open is refused by Ladybug ("checkpoint recovery is pending"). A read-only
+      opener therefore tries a read-write open itself: if it gets the lock, no writer is
+      alive, it completes the recovery and closes; if the lock is held, the holder is a live
+      writer that has recovered the file at its own open or is checkpointing right now, so
+      the opener waits and retries (up to ``OPEN_WAIT_S``) and then says so.
+    """
     if path.is_dir():
         raise CatalogError(
             f"{path}: is a directory; an embedded catalog is one file (give a file path, "
@@ -68,18 +151,123 @@ def _open_database(path: Path, read_only: bool):
         raise CatalogError(f"{path}: no catalog there (nothing has been ingested yet)")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+        return _open_read_write(path)
+    deadline = time.monotonic() + OPEN_WAIT_S
+    while True:
+        try:
+            return _ladybug_database(path, read_only=True)
+        except RuntimeError as exc:
+            text = str(exc)
+            if _PENDING_RECOVERY not in text.lower() and not _is_torn(text):
+                raise CatalogError(f"{path}: cannot open the catalog: {text}") from exc
+            first = text
+        # A crashed writer's recovery is pending (or a live writer is mid-commit/checkpoint).
+        with _WRITERS_LOCK:
+            # Ladybug's lock is per process: a writer of this process must be asked, not raced.
+            ours = path in _WRITERS
+            if not ours:
+                _WRITERS.add(path)
+        if not ours:
+            try:
+                _open_read_write(path).close()
+                continue  # recovered (or found nothing to do): open read-only again
+            except CatalogInUseError:
+                pass  # a live writer holds the file: it is checkpointing; wait for it
+            finally:
+                with _WRITERS_LOCK:
+                    _WRITERS.discard(path)
+        if time.monotonic() > deadline:
+            raise CatalogInUseError(
+                f"{path}: the catalog is being checkpointed by the process that writes it and "
+                f"could not be opened read-only within {OPEN_WAIT_S:.0f} s (Ladybug: {first}); "
+                "retry when the ingest has finished (MOTIFCAT_OPEN_WAIT_S sets the wait)"
+            )
+        time.sleep(0.2)
+
+
+def _is_torn(text: str) -> bool:
+    low = text.lower()
+    return any(t in low for t in _TORN_WAL) and ("wal" in low)
+
+
+def _create_catalog(path: Path) -> None:
+    """Create a new catalog file with the whole schema, atomically.
+
+    The schema is many DDL statements, each its own commit; a kill among them left a file
+    without some tables, on which every query failed ("Table Image does not exist"). So the
+    file is built under a temporary name, closed (which checkpoints it into the one file) and
+    only then linked to ``path`` — ``os.link`` fails if another process created ``path``
+    meanwhile, so a concurrent creator never replaces a catalog in use.
+    """
+    import ladybug
+
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    for stale in path.parent.glob(f".{path.name}.creating-{os.getpid()}*"):
+        stale.unlink()
+    db = ladybug.Database(str(tmp))
     try:
-        return ladybug.Database(str(path), read_only=read_only)
+        conn = ladybug.Connection(db)
+        for ddl in schema.ladybug_ddl():
+            conn.execute(ddl)
+        conn.close()
+    finally:
+        db.close()
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process created it first: use theirs
+    finally:
+        for left in path.parent.glob(f".{path.name}.creating-{os.getpid()}*"):
+            left.unlink()
+
+
+def _open_read_write(path: Path):
+    """Read-write open with the torn-WAL recovery of :func:`_open_database`."""
+    if not path.exists():
+        _create_catalog(path)
+    try:
+        db = _ladybug_database(path, read_only=False)
     except RuntimeError as exc:
         text = str(exc)
         if "lock" in text.lower():
-            holder = re.search(r"held by PID (\d+)", text)
-            who = f"process {holder.group(1)}" if holder else "another process"
-            raise CatalogInUseError(
-                f"{path}: catalog is in use by another process ({who} holds it open for "
-                "writing); wait for it to finish, or open the catalog read-only"
-            ) from exc
-        raise CatalogError(f"{path}: cannot open the catalog: {text}") from exc
+            raise _in_use_error(path, text) from exc
+        if not _is_torn(text):
+            raise CatalogError(f"{path}: cannot open the catalog: {text}") from exc
+        db = _recover_torn_wal(path, text)
+    # Holding the lock with the log replayed: a note of an earlier write is stale now (that
+    # write was either committed and is in the file, or torn and was just set aside).
+    _intent_path(path).unlink(missing_ok=True)
+    return db
+
+
+def _recover_torn_wal(path: Path, text: str):
+    wal = _sidecar(path, ".wal")
+    aside = _sidecar(path, time.strftime(".wal.torn-%Y%m%dT%H%M%S"))
+    lost = _lost_write(path)
+    try:
+        shutil.copy2(wal, aside)  # a copy: the log stays in place until Ladybug is done with it
+    except OSError:
+        aside = None
+    try:
+        db = _ladybug_database(path, read_only=False, lenient=True)
+        db.close()  # closing checkpoints the replayed prefix and removes the log
+        db = _ladybug_database(path, read_only=False)
+    except RuntimeError as exc:
+        if "lock" in str(exc).lower():
+            raise _in_use_error(path, str(exc)) from exc
+        raise CatalogError(
+            f"{path}: cannot open the catalog: its write-ahead log is torn ({text}) and "
+            f"recovery failed: {exc}"
+        ) from exc
+    kept = f"; the torn log is kept as {aside}" if aside else ""
+    warnings.warn(
+        CatalogRecoveredWarning(
+            f"{path}: recovered from a kill during a write: every committed image is intact; "
+            f"lost (never committed): {lost}{kept}. Ingest that file again to add it."
+        ),
+        stacklevel=4,
+    )
+    return db
 
 
 def _rows(result: Any) -> list[dict[str, Any]]:
@@ -192,13 +380,25 @@ class LadybugStore(GraphStore):
         except RuntimeError as exc:
             raise QueryError(f"{self.location}: query failed: {exc}") from exc
 
-    def read_only(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict]:
+    def read_only(
+        self,
+        cypher: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+    ) -> list[dict]:
         """Run user-supplied Cypher on a read-only database handle: the engine refuses writes.
+
+        The handle's buffer pool (:data:`READ_BUFFER_POOL_BYTES`) bounds the query's memory;
+        ``timeout_s`` makes Ladybug interrupt it (``Connection.set_query_timeout``);
+        ``max_rows`` fetches at most that many rows plus one.
 
         Raises
         ------
         QueryError
-            If the query fails, including any attempt to write.
+            If the query fails, including any attempt to write, runs out of its memory, or
+            is stopped at ``timeout_s``.
         """
         self._check_open()
         import ladybug
@@ -210,10 +410,34 @@ class LadybugStore(GraphStore):
                 self._ro_db = _open_database(self.path, read_only=True)
                 self._ro_conn = ladybug.Connection(self._ro_db)
             conn = self._ro_conn
+        # 0 = no limit (Ladybug's own default); set on every call, the connection is shared.
+        conn.set_query_timeout(int(round(timeout_s * 1000)) if timeout_s else 0)
         try:
-            return _rows(conn.execute(cypher, dict(params or {})))
+            result = conn.execute(cypher, dict(params or {}))
+            if max_rows is None:
+                return _rows(result)
+            if isinstance(result, list):
+                result = result[-1]
+            names = result.get_column_names()
+            out = []
+            while result.has_next() and len(out) <= max_rows:
+                out.append(dict(zip(names, result.get_next(), strict=True)))
+            return out
         except RuntimeError as exc:
+            if timeout_s and str(exc).strip().rstrip(".").lower() == "interrupted":
+                raise QueryError(
+                    f"{self.location}: the query was stopped at its time limit of "
+                    f"{timeout_s:g} s"
+                ) from exc
+            if "buffer pool is full" in str(exc).lower():
+                raise QueryError(
+                    f"{self.location}: the query was stopped at its memory limit of "
+                    f"{READ_BUFFER_POOL_BYTES / 2**20:.0f} MB (MOTIFCAT_READ_BUFFER_POOL_MB "
+                    "sets it); narrow the query, e.g. bound variable-length paths"
+                ) from exc
             raise QueryError(f"{self.location}: query failed: {exc}") from exc
+        finally:
+            conn.set_query_timeout(0)
 
     # -- writes --------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> None:
@@ -234,6 +458,10 @@ class LadybugStore(GraphStore):
             raise CatalogError(f"{self.location}: opened read-only; cannot write")
         import ladybug
 
+        # Note what is being committed, for the message should a kill tear this commit (see
+        # _open_database). Written before the transaction, removed once it is checkpointed.
+        intent = _intent_path(self.path)
+        intent.write_text(json.dumps({"what": _describe_batch(ops), "pid": os.getpid()}))
         # A fresh connection per batch: the client's per-connection statement cache would
         # otherwise keep every bulk DataFrame alive (see the module notes).
         conn = ladybug.Connection(self._db)
@@ -266,9 +494,17 @@ class LadybugStore(GraphStore):
                 except RuntimeError:
                     pass  # Ladybug already rolled back when the failing statement errored
                 raise
+            # Checkpoint now, so that the log never holds more than the one transaction in
+            # flight: a torn log then loses nothing that was committed (see _open_database).
+            # A kill during this checkpoint is completed by the next open.
+            try:
+                conn.execute("CHECKPOINT")
+            except RuntimeError:
+                pass  # committed and logged: the next open checkpoints it
         finally:
             conn.close()
             self._invalidate_read_only()
+            intent.unlink(missing_ok=True)  # committed and checkpointed, or rolled back
 
     def _apply(self, conn: Any, op: WriteOp) -> None:
         if isinstance(op, Statement):
@@ -372,6 +608,16 @@ class LadybugStore(GraphStore):
     def __repr__(self) -> str:
         mode = "read-only" if self.is_read_only else "read-write"
         return f"LadybugStore({str(self.path)!r}, {mode})"
+
+
+def _describe_batch(ops: Sequence[WriteOp]) -> str:
+    """What a write batch adds, for a recovery message: the image it creates, if any."""
+    for op in ops:
+        if isinstance(op, Statement) and "CREATE (:Image" in op.cypher:
+            image_id = str(op.params.get("id", ""))
+            where = op.params.get("path")
+            return f"image {image_id[:16]}" + (f" from {where}" if where else "")
+    return f"a write of {len(ops)} operation(s)"
 
 
 def _describe(op: WriteOp) -> str:

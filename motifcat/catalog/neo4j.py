@@ -32,13 +32,13 @@ from neo4j.time import Duration
 
 from motifcat.catalog.schema import NODE_TABLES, REL_TABLES, neo4j_ddl, primary_key
 from motifcat.catalog.store import (
-    NEO4J_SCHEMES,
     BulkNodes,
     BulkRels,
     GraphStore,
     Statement,
     WriteOp,
 )
+from motifcat.catalog.uri import NEO4J_SCHEMES
 from motifcat.errors import CatalogError, MotifcatError, QueryError
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
     "write_plan",
 ]
 
-#: URI schemes of the Bolt protocol: :data:`motifcat.catalog.store.NEO4J_SCHEMES` (one definition).
+#: URI schemes of the Bolt protocol: :data:`motifcat.catalog.uri.NEO4J_SCHEMES` (one definition).
 SCHEMES = NEO4J_SCHEMES
 
 #: Rows per ``UNWIND`` batch: large enough to amortise round trips, small enough to keep one
@@ -494,7 +494,14 @@ class Neo4jStore(GraphStore):
         with self._errors("reading", query=True), self._session(read=True) as session:
             return session.execute_read(_fetch, cypher, _param(dict(params or {})))
 
-    def read_only(self, cypher: str, params: Mapping[str, Any] | None = None) -> list[dict]:
+    def read_only(
+        self,
+        cypher: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+    ) -> list[dict]:
         """Run user Cypher in a READ access-mode session: the server refuses any write.
 
         Raises
@@ -503,12 +510,13 @@ class Neo4jStore(GraphStore):
             When the server refuses the query (a write, a syntax error) or it exceeds
             :attr:`read_only_timeout_s`.
         """
-        work = neo4j.unit_of_work(timeout=self.read_only_timeout_s)(_fetch)
+        timeout = self.read_only_timeout_s if timeout_s is None else timeout_s
+        work = neo4j.unit_of_work(timeout=timeout)(_fetch)
         with (
             self._errors("running a read-only query", query=True),
             self._session(read=True) as session,
         ):
-            return session.execute_read(work, cypher, _param(dict(params or {})))
+            return session.execute_read(work, cypher, _param(dict(params or {})), max_rows)
 
     def write(self, ops: Sequence[WriteOp]) -> None:
         """Apply ``ops`` in ONE managed write transaction (retried whole on transient errors).
@@ -539,9 +547,19 @@ def _run_consume(tx: neo4j.ManagedTransaction, cypher: str, params: dict[str, An
     tx.run(cypher, params).consume()
 
 
-def _fetch(tx: neo4j.ManagedTransaction, cypher: str, params: dict[str, Any]) -> list[dict]:
+def _fetch(
+    tx: neo4j.ManagedTransaction,
+    cypher: str,
+    params: dict[str, Any],
+    max_rows: int | None = None,
+) -> list[dict]:
     result = tx.run(cypher, params)
-    return [{k: to_plain(v) for k, v in record.items()} for record in result]
+    out = []
+    for record in result:
+        out.append({k: to_plain(v) for k, v in record.items()})
+        if max_rows is not None and len(out) > max_rows:
+            break  # one past the limit: the caller reports the cut
+    return out
 
 
 def _apply(tx: neo4j.ManagedTransaction, plan: Sequence[PlannedQuery]) -> None:

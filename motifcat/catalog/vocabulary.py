@@ -321,7 +321,7 @@ def match_level1(
     Examples
     --------
     >>> import os, tempfile
-    >>> from motifcat.catalog.store import open_catalog
+    >>> from motifcat.catalog import open_catalog
     >>> store = open_catalog(os.path.join(tempfile.mkdtemp(), "cat"))
     >>> cls = [MotifClass(1, 0, "L1:0", 5, descriptor=np.array([1.0, 0.0]))]
     >>> match_level1(store, cls)

@@ -55,7 +55,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -290,6 +290,527 @@ def _duplicate_report(
     )
 
 
+@dataclass(frozen=True)
+class CatalogState:
+    """What the catalog already holds that the plan of one image depends on.
+
+    Attributes
+    ----------
+    sample_known : bool
+        The sample is in the catalog.
+    sample_material : str or None
+        Its material (None when the sample is new, or a sample node without material).
+    material_known : bool
+        A ``Material`` of the requested name exists.
+    existing_motifs : frozenset of str
+        Motif ids of this image (all levels) that the catalog already has.
+    """
+
+    sample_known: bool = False
+    sample_material: str | None = None
+    material_known: bool = False
+    existing_motifs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class MotifLevel:
+    """The classes of one level of an analysis with their global motif ids.
+
+    Attributes
+    ----------
+    level : int
+        1, 2 or 3.
+    classes : list of MotifClass
+        The classes (levels 2/3: keys rewritten with the global level-1 ids).
+    ids : dict of int to str
+        Global motif id of each class label.
+    instances : Level or None
+        The hierarchy level (instances, members); None for level 1 (the columns).
+    """
+
+    level: int
+    classes: list[MotifClass]
+    ids: dict[int, str]
+    instances: Any = None
+
+
+@dataclass(frozen=True)
+class MotifIds:
+    """Global motif ids of every level of one analysis (see :func:`motif_ids`).
+
+    Attributes
+    ----------
+    levels : list of MotifLevel
+        Level 1 first, then the hierarchy's levels in order.
+    hierarchy : Hierarchy or None
+        The hierarchy relabelled with the global level-1 ids.
+    space : str
+        The descriptor space of the level-1 descriptors.
+    """
+
+    levels: list[MotifLevel]
+    hierarchy: Hierarchy | None
+    space: str
+
+    @property
+    def all_ids(self) -> list[str]:
+        """Every motif id of the analysis, sorted."""
+        return sorted({g for lev in self.levels for g in lev.ids.values()})
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """Everything one image's transaction writes, computed without a database.
+
+    Attributes
+    ----------
+    image_id : str
+        sha256 of the pixels.
+    ops : list of WriteOp
+        The write operations, in order (statements for material, sample, image and motifs,
+        then the bulk instances and relationships).
+    n_nodes, n_rels : int
+        Nodes and relationships the operations create.
+    n_instances : int
+        Instances of every level.
+    new_motifs, matched_motifs : list of str
+        Motifs created (in creation order) / found in the catalog and counted up (sorted).
+    """
+
+    image_id: str
+    ops: list[WriteOp]
+    n_nodes: int
+    n_rels: int
+    n_instances: int
+    new_motifs: list[str]
+    matched_motifs: list[str]
+
+
+def motif_ids(analysis: Analysis, level1_ids: list[str]) -> MotifIds:
+    """Global ids of every class of an analysis, given the ids of its level-1 classes.
+
+    The hierarchy is relabelled with the level-1 ids, so that level-2/3 keys (and their ids,
+    :func:`level_motif_id`) are written in the catalog's vocabulary.
+
+    Parameters
+    ----------
+    analysis : Analysis
+        The analysed image.
+    level1_ids : list of str
+        Global id of each of ``analysis.classes``, in order
+        (:func:`motifcat.catalog.vocabulary.match_level1`).
+
+    Returns
+    -------
+    MotifIds
+
+    Examples
+    --------
+    >>> from motifcat.datasets import make_tmd
+    >>> from motifcat.ingest.pipeline import analyze
+    >>> a = analyze(make_tmd((192, 192), seed=3).micrograph())
+    >>> m = motif_ids(a, [f"L1-{k + 1:04d}" for k in range(len(a.classes))])
+    >>> [lev.level for lev in m.levels]
+    [1, 2, 3]
+    >>> m.levels[0].ids[0]
+    'L1-0001'
+    """
+    classes1 = list(analysis.classes)
+    if len(level1_ids) != len(classes1):
+        raise CatalogError(
+            f"{len(level1_ids)} level-1 ids for {len(classes1)} level-1 classes"
+        )
+    names = {c.label: g for c, g in zip(classes1, level1_ids, strict=True)}
+    levels = [MotifLevel(1, classes1, names)]
+    hierarchy = analysis.hierarchy
+    if hierarchy is not None and hierarchy.levels:
+        n_labels = max(names) + 1 if names else 0
+        label_names = [names.get(k, f"?{k}") for k in range(n_labels)]
+        hierarchy = _relabel(hierarchy, label_names)
+        for lev in hierarchy.levels:
+            ids = {c.label: level_motif_id(lev.level, c.key) for c in lev.classes}
+            levels.append(MotifLevel(lev.level, list(lev.classes), ids, lev))
+    space = descriptor_space(analysis.params, analysis.micrograph.sha256)
+    return MotifIds(levels, hierarchy, space)
+
+
+def plan_analysis(
+    analysis: Analysis,
+    motifs: MotifIds,
+    catalog: CatalogState,
+    *,
+    sample: str,
+    material: str,
+    path: str | None = None,
+    ingested_at: str | None = None,
+) -> WritePlan:
+    """The write operations that store one analysed image, without touching a database.
+
+    One helper per section: material and sample, image, instances of every level (with
+    ``INSTANCE_OF`` and ``PART_OF``), ``NEAR``, motifs (new ones created, known ones counted
+    up), and the bulk relationships (``IN_IMAGE``, ``CONTAINS``, ``COMPOSED_OF``).
+
+    Parameters
+    ----------
+    analysis : Analysis
+        The analysed image; needs a pixel size and a sha256 identity.
+    motifs : MotifIds
+        Global ids of its classes (:func:`motif_ids`).
+    catalog : CatalogState
+        What the catalog holds already.
+    sample, material : str
+        Sample name and its material.
+    path : str, optional
+        File to record; default ``analysis.micrograph.path``.
+    ingested_at : str, optional
+        ISO time of ingestion; default now (UTC).
+
+    Returns
+    -------
+    WritePlan
+
+    Raises
+    ------
+    CatalogError
+        No pixel size, empty sample/material, a sample of another material (or without one),
+        or inconsistent instances.
+
+    Examples
+    --------
+    >>> from motifcat.datasets import make_tmd
+    >>> from motifcat.ingest.pipeline import analyze
+    >>> a = analyze(make_tmd((192, 192), seed=3).micrograph())
+    >>> m = motif_ids(a, [f"L1-{k + 1:04d}" for k in range(len(a.classes))])
+    >>> plan = plan_analysis(a, m, CatalogState(), sample="s1", material="MoSe2")
+    >>> sorted(plan.new_motifs) == m.all_ids
+    True
+    >>> [type(op).__name__ for op in plan.ops][:4]
+    ['Statement', 'Statement', 'Statement', 'Statement']
+    """
+    path, name, sample, material, px, image_id = _checked(analysis, sample, material, path)
+    at = ingested_at or datetime.now(UTC).isoformat(timespec="seconds")
+
+    sample_ops, n_nodes, n_rels = _sample_section(catalog, sample, material, name)
+    image_ops = _image_section(analysis, image_id, path, px, at, sample)
+    inst = _instance_section(analysis, motifs, image_id, px, name)
+    near = _near_section(motifs.hierarchy, analysis.labels, image_id, px, name)
+    motif_ops, new_ids, composed = _motif_section(motifs, inst.counts, catalog.existing_motifs,
+                                                  px)
+    bulk = _bulk_section(image_id, inst, near, composed)
+    ops = sample_ops + image_ops + motif_ops + bulk
+    # Statements (material, sample, image, motifs) come first: the bulk relationships match
+    # their endpoints by id, so the Image and the new Motif nodes must exist before them, and
+    # the Instance nodes before any relationship of theirs (a missing endpoint aborts the write).
+    n_nodes += 1 + len(new_ids) + len(inst.instances)  # the image, new motifs, instances
+    n_rels += 1 + sum(len(op.rows) for op in bulk if isinstance(op, BulkRels))  # + OF_SAMPLE
+    existing = catalog.existing_motifs
+    return WritePlan(
+        image_id=image_id,
+        ops=ops,
+        n_nodes=n_nodes,
+        n_rels=n_rels,
+        n_instances=len(inst.instances),
+        new_motifs=new_ids,
+        matched_motifs=sorted(g for g in inst.counts if g in existing),
+    )
+
+
+def _checked(
+    analysis: Analysis, sample: str, material: str, path: str | None
+) -> tuple[str | None, str, str, str, float, str]:
+    """The arguments of one image's write, checked: its path and the name errors use, the
+    stripped sample and material, the pixel size (Å) and the image id."""
+    path = path if path is not None else analysis.micrograph.path
+    name = path or "<array>"
+    sample = _check_text(sample, "sample")
+    material = _check_text(material, "material")
+    return path, name, sample, material, _pixel_size(analysis, name), _image_id(analysis, name)
+
+
+def _pixel_size(analysis: Analysis, name: str) -> float:
+    px = analysis.pixel_size_A
+    if px is None or not np.isfinite(px) or px <= 0:
+        raise CatalogError(
+            f"{name}: no pixel size; pass pixel_size_A (Å per pixel) to store it in the catalog"
+        )
+    return float(px)
+
+
+def _image_id(analysis: Analysis, name: str) -> str:
+    image_id = analysis.micrograph.sha256
+    if not image_id:
+        raise CatalogError(f"{name}: the micrograph has no sha256 identity")
+    return image_id
+
+
+def _sample_section(
+    catalog: CatalogState, sample: str, material: str, name: str
+) -> tuple[list[WriteOp], int, int]:
+    """Material and sample: (operations, nodes, relationships); refuses a material conflict."""
+    if catalog.sample_known:
+        if catalog.sample_material is None:
+            raise CatalogError(
+                f"{name}: sample {sample!r} is in the catalog but has no material (an "
+                f"incomplete sample node); it cannot be attached to {material!r}"
+            )
+        if catalog.sample_material != material:
+            raise CatalogError(
+                f"{name}: sample {sample!r} is already a sample of material "
+                f"{catalog.sample_material!r}, not {material!r}"
+            )
+        return [], 0, 0
+    ops: list[WriteOp] = []
+    n_nodes = 0
+    if not catalog.material_known:
+        ops.append(Statement("CREATE (:Material {name: $m})", {"m": material}))
+        n_nodes += 1
+    ops.append(Statement("CREATE (:Sample {id: $s, name: $s})", {"s": sample}))
+    ops.append(
+        Statement(
+            "MATCH (s:Sample {id: $s}) MATCH (m:Material {name: $m}) "
+            "CREATE (s)-[:OF_MATERIAL]->(m)",
+            {"s": sample, "m": material},
+        )
+    )
+    return ops, n_nodes + 1, 1
+
+
+def _image_section(
+    analysis: Analysis, image_id: str, path: str | None, px: float, at: str, sample: str
+) -> list[WriteOp]:
+    """The ``Image`` node and its ``OF_SAMPLE`` edge."""
+    mg = analysis.micrograph
+    height, width = mg.data.shape
+    return [
+        Statement(
+            "CREATE (:Image {id: $id, path: $path, pixel_size_A: $px, width: $w, height: $h, "
+            "n_columns: $n, params: $params, metadata: $meta, software: $sw, ingested_at: $at})",
+            {
+                "id": image_id,
+                "path": str(path) if path is not None else "",
+                "px": px,
+                "w": int(width),
+                "h": int(height),
+                "n": len(analysis.columns),
+                "params": analysis.params.to_json(),
+                "meta": _json(mg.metadata),
+                "sw": analysis.software,
+                "at": at,
+            },
+        ),
+        Statement(
+            "MATCH (i:Image {id: $id}) MATCH (s:Sample {id: $s}) CREATE (i)-[:OF_SAMPLE]->(s)",
+            {"id": image_id, "s": sample},
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class _Instances:
+    instances: pd.DataFrame  # id, x_A, y_A, level
+    instance_of: pd.DataFrame  # src instance -> dst motif
+    part_of: pd.DataFrame  # src lower-level instance -> dst owner, pos
+    counts: dict[str, int]  # instances per motif id
+
+
+def _instance_section(
+    analysis: Analysis, motifs: MotifIds, image_id: str, px: float, name: str
+) -> _Instances:
+    """Instances of every level with their motif and ``PART_OF`` (stored members only)."""
+    labels = np.asarray(analysis.labels, dtype=np.int64)
+    stored1 = labels >= 0
+    inst_frames: list[pd.DataFrame] = []
+    in_motif: list[pd.DataFrame] = []
+    part_of: list[pd.DataFrame] = []
+    counts: dict[str, int] = {}
+    # Instance id of every instance of the previous level, and whether it is stored.
+    ids_prev = np.empty(0, dtype=object)
+    stored_prev = np.empty(0, dtype=bool)
+
+    for ml in motifs.levels:
+        level, lev = ml.level, ml.instances
+        if level == 1:
+            index = np.flatnonzero(stored1)
+            xy = np.asarray(analysis.columns.xy, dtype=np.float64)[index]
+            cls = labels[index]
+            ids = instance_ids(image_id, 1, index)
+            ids_all = instance_ids(image_id, 1, np.arange(len(labels)))
+            stored_all = stored1
+        else:
+            n = len(lev.instance_class)
+            index = np.arange(n)
+            xy = np.asarray(lev.instance_xy, dtype=np.float64).reshape(n, 2)
+            cls = np.asarray(lev.instance_class, dtype=np.int64)
+            ids = instance_ids(image_id, level, index)
+            ids_all = ids
+            stored_all = np.ones(n, dtype=bool)
+            # PART_OF: every member (lower-level instance) -> its owner, stored members only,
+            # with the member's position in its owner (computed before border columns go).
+            indptr = np.asarray(lev.members_indptr, dtype=np.int64)
+            members = np.asarray(lev.members_indices, dtype=np.int64)
+            owner = np.repeat(index, np.diff(indptr))
+            if len(members) and (members.min() < 0 or members.max() >= len(ids_prev)):
+                raise CatalogError(f"{name}: level-{level} members index past level {level - 1}")
+            rings = _ring_sizes(motifs.hierarchy, lev) if level == 2 else None
+            pos = member_positions(indptr, rings)
+            keep = stored_prev[members]
+            part_of.append(
+                pd.DataFrame(
+                    {"src": ids_prev[members[keep]], "dst": ids[owner[keep]], "pos": pos[keep]}
+                )
+            )
+        gid = _class_ids(ml.ids, cls, level, name)
+        inst_frames.append(
+            pd.DataFrame({"id": ids, "x_A": xy[:, 0] * px, "y_A": xy[:, 1] * px, "level": level})
+        )
+        in_motif.append(pd.DataFrame({"src": ids, "dst": gid}))
+        uniq, cnt = np.unique(gid.astype(str), return_counts=True)
+        for g, k in zip(uniq.tolist(), cnt.tolist(), strict=True):
+            counts[g] = counts.get(g, 0) + int(k)
+        ids_prev, stored_prev = ids_all, stored_all
+
+    part = (
+        pd.concat(part_of, ignore_index=True)
+        if part_of
+        else pd.DataFrame({"src": [], "dst": [], "pos": np.zeros(0, np.int64)})
+    )
+    return _Instances(
+        instances=pd.concat(inst_frames, ignore_index=True),
+        instance_of=pd.concat(in_motif, ignore_index=True),
+        part_of=part,
+        counts=counts,
+    )
+
+
+def _class_ids(lookup: dict[int, str], cls: np.ndarray, level: int, name: str) -> np.ndarray:
+    """Motif id of each instance's class; refuses a class the analysis does not have."""
+    gid = pd.Series(cls).map(lookup)
+    if gid.isna().any():
+        bad = sorted(set(cls[gid.isna().to_numpy()].tolist()))[:5]
+        raise CatalogError(f"{name}: level-{level} instances refer to unknown classes {bad}")
+    return gid.to_numpy(dtype=object)
+
+
+def _near_section(
+    hierarchy: Hierarchy | None, labels: np.ndarray, image_id: str, px: float, name: str
+) -> pd.DataFrame:
+    """``NEAR {d_A}`` between stored level-1 instances (none without a hierarchy)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if hierarchy is None or not len(hierarchy.neighbour_pairs):
+        return pd.DataFrame({"src": [], "dst": [], "d_A": []})
+    stored1 = labels >= 0
+    pairs = np.asarray(hierarchy.neighbour_pairs, dtype=np.int64).reshape(-1, 2)
+    dist = np.asarray(hierarchy.neighbour_dist_px, dtype=np.float64)
+    if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(labels)):
+        raise CatalogError(f"{name}: neighbour pairs index past the {len(labels)} columns")
+    ok = stored1[pairs[:, 0]] & stored1[pairs[:, 1]]
+    col_ids = instance_ids(image_id, 1, np.arange(len(labels)))
+    return pd.DataFrame(
+        {"src": col_ids[pairs[ok, 0]], "dst": col_ids[pairs[ok, 1]], "d_A": dist[ok] * px}
+    )
+
+
+def _motif_section(
+    motifs: MotifIds, counts: dict[str, int], existing: frozenset[str], px: float
+) -> tuple[list[WriteOp], list[str], dict[tuple[str, str], int]]:
+    """New motifs created (with ``COMPOSED_OF`` counts), known ones counted up.
+
+    Returns the operations, the ids of the new motifs in creation order and the
+    ``(parent, child) -> count`` of the new higher-level motifs.
+    """
+    names = motifs.levels[0].ids
+    new_rows: list[dict[str, Any]] = []
+    composed: dict[tuple[str, str], int] = {}
+    lower_names: dict[int, str] = {}
+    created: set[str] = set()
+    for ml in motifs.levels:
+        for c in ml.classes:
+            g = ml.ids[c.label]
+            if g in existing or g in created:
+                continue
+            created.add(g)
+            if ml.level == 1:
+                descriptor = normalize_descriptor(c.descriptor, motifs.space).tolist()
+                key = f"L1:{motifs.space}"
+            else:
+                descriptor = []
+                key = c.key
+                for low, mult in c.composed_of.items():
+                    low_id = lower_names.get(int(low))
+                    if low_id is not None:
+                        composed[(g, low_id)] = composed.get((g, low_id), 0) + int(mult)
+            new_rows.append(
+                {
+                    "id": g,
+                    "level": ml.level,
+                    "key": key,
+                    "descriptor": [float(v) for v in descriptor],
+                    "n": counts.get(g, 0),
+                    "prototype": _prototype(c, px, names),
+                    "mean_image": _small_image(c.mean_image),
+                }
+            )
+        lower_names = ml.ids
+    ops: list[WriteOp] = []
+    if new_rows:
+        ops.append(
+            Statement(
+                "UNWIND $rows AS r CREATE (:Motif {id: r.id, level: r.level, key: r.key, "
+                "descriptor: r.descriptor, n_instances: r.n, prototype: r.prototype, "
+                "mean_image: r.mean_image})",
+                {"rows": new_rows},
+            )
+        )
+    old = [{"id": g, "n": n} for g, n in counts.items() if g in existing]
+    if old:
+        ops.append(
+            Statement(
+                "UNWIND $rows AS r MATCH (m:Motif {id: r.id}) "
+                "SET m.n_instances = m.n_instances + r.n",
+                {"rows": old},
+            )
+        )
+    return ops, [r["id"] for r in new_rows], composed
+
+
+def _bulk_section(
+    image_id: str, inst: _Instances, near: pd.DataFrame, composed: dict[tuple[str, str], int]
+) -> list[WriteOp]:
+    """Bulk instances and every relationship of the image."""
+    counts = inst.counts
+    contains = pd.DataFrame({"src": image_id, "dst": list(counts), "count": list(counts.values())})
+    comp = pd.DataFrame(
+        {
+            "src": [a for a, _ in composed],
+            "dst": [b for _, b in composed],
+            "count": list(composed.values()),
+        }
+    )
+    in_image = pd.DataFrame({"src": inst.instances["id"], "dst": image_id})
+    return [
+        BulkNodes("Instance", inst.instances),
+        BulkRels("IN_IMAGE", "Instance", "Image", in_image),
+        BulkRels("INSTANCE_OF", "Instance", "Motif", inst.instance_of),
+        BulkRels("NEAR", "Instance", "Instance", near),
+        BulkRels("PART_OF", "Instance", "Instance", inst.part_of),
+        BulkRels("CONTAINS", "Image", "Motif", contains),
+        BulkRels("COMPOSED_OF", "Motif", "Motif", comp),
+    ]
+
+
+def _catalog_state(store: GraphStore, sample: str, material: str) -> CatalogState:
+    """The sample and material as the catalog has them (motifs are looked up later)."""
+    rows = store.read(
+        "MATCH (s:Sample {id: $s}) OPTIONAL MATCH (s)-[:OF_MATERIAL]->(m:Material) "
+        "RETURN m.name AS material",
+        {"s": sample},
+    )
+    if rows:
+        return CatalogState(sample_known=True, sample_material=rows[0]["material"])
+    known = bool(store.read("MATCH (m:Material {name: $m}) RETURN m.name AS n", {"m": material}))
+    return CatalogState(material_known=known)
+
+
 def write_analysis(
     store: GraphStore,
     analysis: Analysis,
@@ -304,7 +825,7 @@ def write_analysis(
     Parameters
     ----------
     store : GraphStore
-        An open catalog (:func:`motifcat.catalog.store.open_catalog`).
+        An open catalog (:func:`motifcat.catalog.open_catalog`).
     analysis : Analysis
         From :func:`motifcat.ingest.pipeline.analyze`; needs a pixel size.
     sample : str
@@ -343,10 +864,10 @@ def write_analysis(
     Examples
     --------
     >>> import os, tempfile
-    >>> from motifcat.catalog.store import open_catalog
-    >>> from motifcat.ingest.synth import tmd_image
+    >>> from motifcat.catalog import open_catalog
+    >>> from motifcat.datasets import make_tmd
     >>> from motifcat.ingest.pipeline import analyze
-    >>> a = analyze(tmd_image((192, 192), seed=3).micrograph())
+    >>> a = analyze(make_tmd((192, 192), seed=3).micrograph())
     >>> with open_catalog(os.path.join(tempfile.mkdtemp(), "cat")) as store:
     ...     first = write_analysis(store, a, sample="s1", material="MoSe2")
     ...     again = write_analysis(store, a, sample="s1", material="MoSe2")
@@ -354,270 +875,27 @@ def write_analysis(
     (True, False, 0)
     """
     t0 = time.perf_counter()
-    mg = analysis.micrograph
-    path = path if path is not None else mg.path
-    name = path or "<array>"
-    sample = _check_text(sample, "sample")
-    material = _check_text(material, "material")
-    px = analysis.pixel_size_A
-    if px is None or not np.isfinite(px) or px <= 0:
-        raise CatalogError(
-            f"{name}: no pixel size; pass pixel_size_A (Å per pixel) to store it in the catalog"
-        )
-    px = float(px)
-    image_id = mg.sha256
-    if not image_id:
-        raise CatalogError(f"{name}: the micrograph has no sha256 identity")
+    path, name, sample, material, px, image_id = _checked(analysis, sample, material, path)
 
     if _image_exists(store, image_id):
         return _duplicate_report(
             store, image_id, name, path, t0, sample=sample, material=material, pixel_size_A=px
         )
-
-    ops: list[WriteOp] = []
-    n_nodes = n_rels = 0
-
-    # -- material and sample ---------------------------------------------------------------
-    rows = store.read(
-        "MATCH (s:Sample {id: $s}) OPTIONAL MATCH (s)-[:OF_MATERIAL]->(m:Material) "
-        "RETURN m.name AS material",
-        {"s": sample},
-    )
-    if rows:
-        if rows[0]["material"] is None:
-            raise CatalogError(
-                f"{name}: sample {sample!r} is in the catalog but has no material (an "
-                f"incomplete sample node); it cannot be attached to {material!r}"
-            )
-        if rows[0]["material"] != material:
-            raise CatalogError(
-                f"{name}: sample {sample!r} is already a sample of material "
-                f"{rows[0]['material']!r}, not {material!r}"
-            )
-    else:
-        if not store.read("MATCH (m:Material {name: $m}) RETURN m.name AS n", {"m": material}):
-            ops.append(Statement("CREATE (:Material {name: $m})", {"m": material}))
-            n_nodes += 1
-        ops.append(Statement("CREATE (:Sample {id: $s, name: $s})", {"s": sample}))
-        ops.append(
-            Statement(
-                "MATCH (s:Sample {id: $s}) MATCH (m:Material {name: $m}) "
-                "CREATE (s)-[:OF_MATERIAL]->(m)",
-                {"s": sample, "m": material},
-            )
-        )
-        n_nodes += 1
-        n_rels += 1
-
-    # -- image -------------------------------------------------------------------------------
-    height, width = mg.data.shape
-    ops.append(
-        Statement(
-            "CREATE (:Image {id: $id, path: $path, pixel_size_A: $px, width: $w, height: $h, "
-            "n_columns: $n, params: $params, metadata: $meta, software: $sw, ingested_at: $at})",
-            {
-                "id": image_id,
-                "path": str(path) if path is not None else "",
-                "px": px,
-                "w": int(width),
-                "h": int(height),
-                "n": len(analysis.columns),
-                "params": analysis.params.to_json(),
-                "meta": _json(mg.metadata),
-                "sw": analysis.software,
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        )
-    )
-    ops.append(
-        Statement(
-            "MATCH (i:Image {id: $id}) MATCH (s:Sample {id: $s}) CREATE (i)-[:OF_SAMPLE]->(s)",
-            {"id": image_id, "s": sample},
-        )
-    )
-    n_nodes += 1
-    n_rels += 1
-
-    # -- vocabulary: level 1 by descriptor, levels 2/3 by key ---------------------------------
-    classes1 = list(analysis.classes)
+    # Read what exists: the sample (a conflict is refused before the vocabulary is read), the
+    # level-1 vocabulary, then which of this image's motif ids are known.
+    state = _catalog_state(store, sample, material)
+    _sample_section(state, sample, material, name)
     space = descriptor_space(analysis.params, image_id)
-    gids1 = match_level1(store, classes1, threshold, space=space)
-    names = {c.label: g for c, g in zip(classes1, gids1, strict=True)}
-    levels: list[tuple[int, list[MotifClass], dict[int, str], Any]] = [(1, classes1, names, None)]
-    hierarchy = analysis.hierarchy
-    if hierarchy is not None and hierarchy.levels:
-        n_labels = max(names) + 1 if names else 0
-        label_names = [names.get(k, f"?{k}") for k in range(n_labels)]
-        hierarchy = _relabel(hierarchy, label_names)
-        for lev in hierarchy.levels:
-            ids = {c.label: level_motif_id(lev.level, c.key) for c in lev.classes}
-            levels.append((lev.level, list(lev.classes), ids, lev))
-
-    all_ids = sorted({g for _, _, ids, _ in levels for g in ids.values()})
-    found = store.read("MATCH (m:Motif) WHERE m.id IN $ids RETURN m.id AS id", {"ids": all_ids})
-    existing = {r["id"] for r in found}
-
-    # -- instances of every level ---------------------------------------------------------------
-    labels = np.asarray(analysis.labels, dtype=np.int64)
-    stored1 = labels >= 0
-    inst_frames: list[pd.DataFrame] = []
-    in_motif: list[pd.DataFrame] = []
-    part_of: list[pd.DataFrame] = []
-    counts: dict[str, int] = {}
-    # Instance id of every instance of the previous level, and whether it is stored.
-    ids_prev = np.empty(0, dtype=object)
-    stored_prev = np.empty(0, dtype=bool)
-
-    def _class_ids(lookup: dict[int, str], cls: np.ndarray, level: int) -> np.ndarray:
-        gid = pd.Series(cls).map(lookup)
-        if gid.isna().any():
-            bad = sorted(set(cls[gid.isna().to_numpy()].tolist()))[:5]
-            raise CatalogError(f"{name}: level-{level} instances refer to unknown classes {bad}")
-        return gid.to_numpy(dtype=object)
-
-    for level, _classes, lookup, lev in levels:
-        if level == 1:
-            index = np.flatnonzero(stored1)
-            xy = np.asarray(analysis.columns.xy, dtype=np.float64)[index]
-            cls = labels[index]
-            ids = instance_ids(image_id, 1, index)
-            ids_all = instance_ids(image_id, 1, np.arange(len(labels)))
-            stored_all = stored1
-        else:
-            n = len(lev.instance_class)
-            index = np.arange(n)
-            xy = np.asarray(lev.instance_xy, dtype=np.float64).reshape(n, 2)
-            cls = np.asarray(lev.instance_class, dtype=np.int64)
-            ids = instance_ids(image_id, level, index)
-            ids_all = ids
-            stored_all = np.ones(n, dtype=bool)
-            # PART_OF: every member (lower-level instance) -> its owner, stored members only,
-            # with the member's position in its owner (computed before border columns go).
-            indptr = np.asarray(lev.members_indptr, dtype=np.int64)
-            members = np.asarray(lev.members_indices, dtype=np.int64)
-            owner = np.repeat(index, np.diff(indptr))
-            if len(members) and (members.min() < 0 or members.max() >= len(ids_prev)):
-                raise CatalogError(f"{name}: level-{level} members index past level {level - 1}")
-            pos = member_positions(indptr, _ring_sizes(hierarchy, lev) if level == 2 else None)
-            keep = stored_prev[members]
-            part_of.append(
-                pd.DataFrame(
-                    {"src": ids_prev[members[keep]], "dst": ids[owner[keep]], "pos": pos[keep]}
-                )
-            )
-        gid = _class_ids(lookup, cls, level)
-        inst_frames.append(
-            pd.DataFrame({"id": ids, "x_A": xy[:, 0] * px, "y_A": xy[:, 1] * px, "level": level})
-        )
-        in_motif.append(pd.DataFrame({"src": ids, "dst": gid}))
-        uniq, cnt = np.unique(gid.astype(str), return_counts=True)
-        for g, k in zip(uniq.tolist(), cnt.tolist(), strict=True):
-            counts[g] = counts.get(g, 0) + int(k)
-        ids_prev, stored_prev = ids_all, stored_all
-
-    instances = pd.concat(inst_frames, ignore_index=True)
-    instance_of = pd.concat(in_motif, ignore_index=True)
-    part = (
-        pd.concat(part_of, ignore_index=True)
-        if part_of
-        else pd.DataFrame({"src": [], "dst": [], "pos": np.zeros(0, np.int64)})
+    motifs = motif_ids(analysis, match_level1(store, list(analysis.classes), threshold,
+                                              space=space))
+    found = store.read(
+        "MATCH (m:Motif) WHERE m.id IN $ids RETURN m.id AS id", {"ids": motifs.all_ids}
     )
-
-    # NEAR between stored level-1 instances.
-    if hierarchy is not None and len(hierarchy.neighbour_pairs):
-        pairs = np.asarray(hierarchy.neighbour_pairs, dtype=np.int64).reshape(-1, 2)
-        dist = np.asarray(hierarchy.neighbour_dist_px, dtype=np.float64)
-        ok = stored1[pairs[:, 0]] & stored1[pairs[:, 1]]
-        col_ids = instance_ids(image_id, 1, np.arange(len(labels)))
-        if len(pairs) and (pairs.min() < 0 or pairs.max() >= len(labels)):
-            raise CatalogError(f"{name}: neighbour pairs index past the {len(labels)} columns")
-        near = pd.DataFrame(
-            {"src": col_ids[pairs[ok, 0]], "dst": col_ids[pairs[ok, 1]], "d_A": dist[ok] * px}
-        )
-    else:
-        near = pd.DataFrame({"src": [], "dst": [], "d_A": []})
-
-    # -- motifs: create the new ones, count the old ones ------------------------------------
-    new_rows: list[dict[str, Any]] = []
-    composed: dict[tuple[str, str], int] = {}
-    lower_names: dict[int, str] = {}
-    created: set[str] = set()
-    for level, classes, lookup, _lev in levels:
-        for c in classes:
-            g = lookup[c.label]
-            if g in existing or g in created:
-                continue
-            created.add(g)
-            if level == 1:
-                descriptor = normalize_descriptor(c.descriptor, space).tolist()
-                key = f"L1:{space}"
-            else:
-                descriptor = []
-                key = c.key
-                for low, mult in c.composed_of.items():
-                    low_id = lower_names.get(int(low))
-                    if low_id is not None:
-                        composed[(g, low_id)] = composed.get((g, low_id), 0) + int(mult)
-            new_rows.append(
-                {
-                    "id": g,
-                    "level": level,
-                    "key": key,
-                    "descriptor": [float(v) for v in descriptor],
-                    "n": counts.get(g, 0),
-                    "prototype": _prototype(c, px, names),
-                    "mean_image": _small_image(c.mean_image),
-                }
-            )
-        lower_names = lookup
-    if new_rows:
-        ops.append(
-            Statement(
-                "UNWIND $rows AS r CREATE (:Motif {id: r.id, level: r.level, key: r.key, "
-                "descriptor: r.descriptor, n_instances: r.n, prototype: r.prototype, "
-                "mean_image: r.mean_image})",
-                {"rows": new_rows},
-            )
-        )
-        n_nodes += len(new_rows)
-    old = [{"id": g, "n": n} for g, n in counts.items() if g in existing]
-    if old:
-        ops.append(
-            Statement(
-                "UNWIND $rows AS r MATCH (m:Motif {id: r.id}) "
-                "SET m.n_instances = m.n_instances + r.n",
-                {"rows": old},
-            )
-        )
-
-    # -- bulk instances and edges -----------------------------------------------------------------
-    contains = pd.DataFrame({"src": image_id, "dst": list(counts), "count": list(counts.values())})
-    comp = pd.DataFrame(
-        {
-            "src": [a for a, _ in composed],
-            "dst": [b for _, b in composed],
-            "count": list(composed.values()),
-        }
-    )
-    in_image = pd.DataFrame({"src": instances["id"], "dst": image_id})
-    bulk = [
-        BulkNodes("Instance", instances),
-        BulkRels("IN_IMAGE", "Instance", "Image", in_image),
-        BulkRels("INSTANCE_OF", "Instance", "Motif", instance_of),
-        BulkRels("NEAR", "Instance", "Instance", near),
-        BulkRels("PART_OF", "Instance", "Instance", part),
-        BulkRels("CONTAINS", "Image", "Motif", contains),
-        BulkRels("COMPOSED_OF", "Motif", "Motif", comp),
-    ]
-    # Statements (material, sample, image, motifs) first: the bulk relationships match their
-    # endpoints by id, so the Image and the new Motif nodes must exist before them, and the
-    # Instance nodes before any relationship of theirs (a missing endpoint aborts the write).
-    ops = ops + bulk
-    n_nodes += len(instances)
-    n_rels += sum(len(op.rows) for op in bulk if isinstance(op, BulkRels))
+    state = replace(state, existing_motifs=frozenset(r["id"] for r in found))
+    plan = plan_analysis(analysis, motifs, state, sample=sample, material=material, path=path)
 
     try:
-        store.write(ops)
+        store.write(plan.ops)
     except CatalogError:
         # Another writer may have stored the same image meanwhile (the duplicate check ran
         # before this transaction; Neo4j then refuses the second Image id): not a failure.
@@ -631,20 +909,19 @@ def write_analysis(
             )
         raise
     seconds = time.perf_counter() - t0
-    new_ids = [r["id"] for r in new_rows]
-    matched = sorted(g for g in counts if g in existing)
     return WriteReport(
         image_id=image_id,
         written=True,
-        n_nodes=n_nodes,
-        n_rels=n_rels,
-        new_motifs=new_ids,
-        matched_motifs=matched,
+        n_nodes=plan.n_nodes,
+        n_rels=plan.n_rels,
+        new_motifs=plan.new_motifs,
+        matched_motifs=plan.matched_motifs,
         seconds=seconds,
         message=(
             f"{name}: wrote image {image_id[:12]} to sample {sample!r} ({material}): "
-            f"{len(instances)} instances, {len(new_ids)} new and {len(matched)} known motifs, "
-            f"{n_nodes + n_rels} rows in {seconds:.2f} s"
+            f"{plan.n_instances} instances, {len(plan.new_motifs)} new and "
+            f"{len(plan.matched_motifs)} known motifs, {plan.n_nodes + plan.n_rels} rows in "
+            f"{seconds:.2f} s"
         ),
         path=path,
     )

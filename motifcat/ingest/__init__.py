@@ -1,2 +1,52 @@
 """From a micrograph file to motif classes: reading, columns, patches, Zernike features,
-clustering and the motif hierarchy. Pure functions on arrays; no database here."""
+clustering and the motif hierarchy. Pure functions on arrays; no database here.
+
+The public API of the stage: :func:`load_image` (or :func:`micrograph_from_array`) gives a
+:class:`Micrograph`, :func:`analyze` turns it into an :class:`Analysis` under
+:class:`AnalysisParams`, and :func:`save_analysis` / :func:`load_analysis` keep it in a file.
+The modules below (``io``, ``columns``, ``zernike``, ``cluster``, ``hierarchy`` ...) are the
+stages themselves.
+
+Examples
+--------
+>>> from motifcat.datasets import make_tmd
+>>> from motifcat.ingest import AnalysisParams, analyze
+>>> a = analyze(make_tmd((192, 192), seed=1).micrograph(), AnalysisParams(hierarchy=False))
+>>> len(a.columns) > 0, a.hierarchy is None
+(True, True)
+"""
+
+from .hierarchy import build_hierarchy, relabel
+from .io import SUPPORTED_EXTENSIONS, load_image, micrograph_from_array
+from .model import (
+    Analysis,
+    AnalysisParams,
+    Columns,
+    Hierarchy,
+    Lattice,
+    Level,
+    Micrograph,
+    MotifClass,
+)
+from .pipeline import analyze
+from .serialize import analysis_summary, load_analysis, save_analysis
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "Analysis",
+    "AnalysisParams",
+    "Columns",
+    "Hierarchy",
+    "Lattice",
+    "Level",
+    "Micrograph",
+    "MotifClass",
+    "analysis_summary",
+    "analyze",
+    "build_hierarchy",
+    "load_analysis",
+    "load_image",
+    "micrograph_from_array",
+    "relabel",
+    "save_analysis",
+]

@@ -655,6 +655,8 @@ def load_image(
     path: str | os.PathLike,
     frame: int | None = None,
     pixel_size_A: float | None = None,
+    *,
+    max_megapixels: float | None = None,
 ) -> Micrograph:
     """Read a micrograph file into a :class:`~motifcat.ingest.model.Micrograph`.
 
@@ -669,6 +671,10 @@ def load_image(
         stacks, and only 0 or None is accepted for a single image.
     pixel_size_A : float, optional
         Pixel size in Å; overrides the file's calibration (PNG, JPEG and NPY carry none).
+    max_megapixels : float, optional
+        Refuse, from the file's header and before reading any pixel, a frame larger than
+        this (10^6 px); default :func:`~motifcat.ingest.limits.default_max_megapixels` (what
+        fits this machine's memory); 0 disables the check.
 
     Returns
     -------
@@ -690,6 +696,8 @@ def load_image(
     InvalidImageError
         The pixels cannot be analysed: a stack without ``frame`` or ``frame`` out of range,
         more than 3 dimensions, NaN/Inf, constant, smaller than 32 px on a side.
+    ImageTooLargeError
+        The frame is over ``max_megapixels`` (an ``InvalidImageError``).
 
     Examples
     --------
@@ -714,6 +722,9 @@ def load_image(
             f"supported: {', '.join(SUPPORTED_EXTENSIONS)}"
         )
 
+    from .limits import check_image_size
+
+    check_image_size(p, max_megapixels)  # from the header, before any pixel is read
     raw = reader(p)
     data = np.asarray(raw.data)
     metadata: dict[str, Any] = {

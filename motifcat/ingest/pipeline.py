@@ -294,8 +294,8 @@ def analyze(
 
     Examples
     --------
-    >>> from motifcat.ingest.synth import tmd_image
-    >>> syn = tmd_image((256, 256), seed=1)
+    >>> from motifcat.datasets import make_tmd
+    >>> syn = make_tmd((256, 256), seed=1)
     >>> result = analyze(syn.micrograph(), AnalysisParams(hierarchy=False))
     >>> result.labels.shape == (len(result.columns),)
     True

@@ -1,4 +1,5 @@
-"""Save an :class:`~motifcat.ingest.model.Analysis` to ``.npz`` (arrays) or ``.json`` (text)."""
+"""Save an :class:`~motifcat.ingest.model.Analysis` to ``.npz`` (arrays) or ``.json`` (text),
+and load it back from ``.npz``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MotifcatError
-from .model import Analysis, Columns, MotifClass
+from .model import Analysis, AnalysisParams, Columns, Hierarchy, Lattice, Micrograph, MotifClass
 
 
 def _class_record(c: MotifClass) -> dict[str, Any]:
@@ -21,6 +22,8 @@ def _class_record(c: MotifClass) -> dict[str, Any]:
         rec["prototype_xy"] = np.round(np.asarray(c.prototype_xy), 4).tolist()
         rec["prototype_labels"] = np.asarray(c.prototype_labels).tolist()
     rec["periodic"] = bool(c.periodic)
+    if c.cell_px is not None:
+        rec["cell_px"] = np.asarray(c.cell_px, dtype=float).tolist()
     return rec
 
 
@@ -29,14 +32,15 @@ def analysis_arrays(analysis: Analysis) -> dict[str, np.ndarray]:
 
     Examples
     --------
-    >>> from motifcat.ingest.synth import tmd_image
+    >>> from motifcat.datasets import make_tmd
     >>> from motifcat.ingest.pipeline import analyze
     >>> from motifcat.ingest.model import AnalysisParams
-    >>> a = analyze(tmd_image((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
-    >>> sorted(analysis_arrays(a))[:3]
-    ['columns_xy', 'features', 'has_patch']
+    >>> a = analyze(make_tmd((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
+    >>> sorted(analysis_arrays(a))[:4]
+    ['columns_xy', 'features', 'has_patch', 'image']
     """
     out: dict[str, np.ndarray] = {
+        "image": analysis.micrograph.data,
         "columns_xy": analysis.columns.xy,
         "intensity": analysis.columns.intensity,
         **{
@@ -97,7 +101,8 @@ def analysis_summary(analysis: Analysis) -> dict[str, Any]:
 
 
 def save_analysis(analysis: Analysis, path: str | Path) -> Path:
-    """Write an analysis to ``path``: ``.npz`` keeps every array, ``.json`` a readable copy.
+    """Write an analysis to ``path``: ``.npz`` keeps every array (and the image), so that
+    :func:`load_analysis` gives the analysis back; ``.json`` is a readable copy.
 
     Parameters
     ----------
@@ -126,14 +131,14 @@ def _write(analysis: Analysis, path: Path) -> None:
         doc = analysis_summary(analysis)
         doc["columns"] = {
             "xy": np.round(analysis.columns.xy, 3).tolist(),
+            "labels": analysis.labels.tolist(),
+            "features": np.round(analysis.features, 6).tolist(),
             "intensity": np.asarray(analysis.columns.intensity).tolist(),
             **{
                 k: np.asarray(getattr(analysis.columns, k)).tolist()
                 for k in Columns.OPTIONAL
                 if getattr(analysis.columns, k) is not None
             },
-            "labels": analysis.labels.tolist(),
-            "features": np.round(analysis.features, 6).tolist(),
         }
         if analysis.hierarchy is not None:
             doc["neighbour_pairs"] = analysis.hierarchy.neighbour_pairs.tolist()
@@ -152,6 +157,140 @@ def _write(analysis: Analysis, path: Path) -> None:
         raise MotifcatError(f"{path}: output must end in .npz or .json")
 
 
+def load_analysis(path: str | Path) -> Analysis:
+    """Read an analysis written by :func:`save_analysis` to ``.npz``.
+
+    The level-1 result (columns, features, moments, labels, classes with their mean images)
+    is read as saved. The hierarchy is rebuilt from the saved columns, labels, image and
+    parameters (:func:`~motifcat.ingest.hierarchy.build_hierarchy` is deterministic), because
+    its geometric structure, which the catalog writer needs to rename level-1 classes, is not
+    an array; the rebuilt levels must equal the saved ones.
+
+    Parameters
+    ----------
+    path : str or Path
+        An ``.npz`` file from :func:`save_analysis`.
+
+    Returns
+    -------
+    Analysis
+
+    Raises
+    ------
+    MotifcatError
+        The file is missing, not an ``.npz`` analysis (a ``.json`` copy has no image), or its
+        hierarchy does not rebuild to the saved one (written by another version).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from motifcat.datasets import make_tmd
+    >>> from motifcat.ingest.pipeline import analyze
+    >>> a = analyze(make_tmd((192, 192), seed=3).micrograph())
+    >>> b = load_analysis(save_analysis(a, os.path.join(tempfile.mkdtemp(), "a.npz")))
+    >>> b.micrograph.sha256 == a.micrograph.sha256, bool((b.labels == a.labels).all())
+    (True, True)
+    >>> keys = [[c.key for c in x.hierarchy.levels[0].classes] for x in (a, b)]
+    >>> keys[0] == keys[1]
+    True
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        raise MotifcatError(
+            f"{path}: load_analysis reads the .npz of save_analysis (a .json copy has no image)"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise MotifcatError(f"{path}: cannot read the analysis: {exc}") from exc
+    missing = [k for k in ("image", "summary", "columns_xy", "labels") if k not in arrays]
+    if missing:
+        raise MotifcatError(f"{path}: not an analysis saved by motifcat (no {missing})")
+    doc = json.loads(str(arrays["summary"]))
+    img = doc["image"]
+    micrograph = Micrograph(
+        data=np.asarray(arrays["image"], dtype=np.float32),
+        pixel_size_A=img["pixel_size_A"],
+        path=img["path"],
+        sha256=img["sha256"],
+        metadata=img["metadata"],
+    )
+    params = AnalysisParams.from_json(json.dumps(doc["params"]))
+    level1 = next(lev for lev in doc["levels"] if lev["level"] == 1)
+    classes = [
+        _class_from_record(rec, arrays.get(f"level1_mean_image_{rec['label']}"))
+        for rec in level1["classes"]
+    ]
+    labels = np.asarray(arrays["labels"], dtype=np.int64)
+    columns = Columns(
+        xy=np.asarray(arrays["columns_xy"], dtype=np.float64),
+        intensity=np.asarray(arrays["intensity"], dtype=np.float64),
+        **{k: arrays[f"columns_{k}"] for k in Columns.OPTIONAL if f"columns_{k}" in arrays},
+    )
+    hierarchy = None
+    if "neighbour_pairs" in arrays:
+        hierarchy = _rebuilt_hierarchy(path, micrograph, columns, labels, params, arrays)
+    return Analysis(
+        micrograph=micrograph,
+        params=params,
+        lattice=Lattice(**doc["lattice"]),
+        columns=columns,
+        has_patch=np.asarray(arrays["has_patch"], dtype=bool),
+        features=arrays["features"],
+        moments=arrays.get("moments"),
+        labels=labels,
+        classes=classes,
+        hierarchy=hierarchy,
+        software=doc["software"],
+    )
+
+
+def _class_from_record(rec: dict[str, Any], mean_image: np.ndarray | None) -> MotifClass:
+    def arr(name: str, dtype) -> np.ndarray | None:
+        return None if rec.get(name) is None else np.asarray(rec[name], dtype=dtype)
+
+    return MotifClass(
+        level=int(rec["level"]),
+        label=int(rec["label"]),
+        key=rec["key"],
+        count=int(rec["count"]),
+        descriptor=arr("descriptor", np.float64),
+        mean_image=mean_image,
+        prototype_xy=arr("prototype_xy", np.float64),
+        prototype_labels=arr("prototype_labels", np.int64),
+        composed_of={int(k): int(v) for k, v in rec.get("composed_of", {}).items()},
+        periodic=bool(rec.get("periodic", False)),
+        cell_px=arr("cell_px", np.float64),
+    )
+
+
+def _rebuilt_hierarchy(path: Path, micrograph: Micrograph, columns: Columns, labels: np.ndarray,
+                       params: AnalysisParams, arrays: dict[str, np.ndarray]) -> Hierarchy:
+    """The hierarchy of the saved analysis, rebuilt the way ``analyze`` built it."""
+    from .hierarchy import build_hierarchy
+
+    h = build_hierarchy(
+        columns.xy,
+        labels,
+        spacing_px=params.spacing_px,
+        max_edge_factor=params.max_edge_factor,
+        majority_filter=params.majority_filter,
+        image=micrograph.data,
+    )
+    same = np.array_equal(h.neighbour_pairs, arrays["neighbour_pairs"]) and all(
+        np.array_equal(getattr(lev, name), arrays.get(f"level{lev.level}_{name}"))
+        for lev in h.levels
+        for name in ("instance_class", "members_indptr", "members_indices")
+    )
+    if not same:
+        raise MotifcatError(
+            f"{path}: the saved hierarchy does not rebuild from its columns (written by another "
+            "motifcat version?); analyse the image again"
+        )
+    return h
+
+
 def load_columns(path: str | Path) -> Columns:
     """The columns of an analysis written by :func:`save_analysis` (``.npz`` or ``.json``),
     with every per-column array the analysis had (positions, intensities and, when the
@@ -165,10 +304,10 @@ def load_columns(path: str | Path) -> Columns:
     Examples
     --------
     >>> import tempfile, os
-    >>> from motifcat.ingest.synth import tmd_image
+    >>> from motifcat.datasets import make_tmd
     >>> from motifcat.ingest.pipeline import analyze
     >>> from motifcat.ingest.model import AnalysisParams
-    >>> a = analyze(tmd_image((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
+    >>> a = analyze(make_tmd((256, 256), seed=2).micrograph(), AnalysisParams(hierarchy=False))
     >>> out = os.path.join(tempfile.mkdtemp(), "a.npz")
     >>> cols = load_columns(save_analysis(a, out))
     >>> bool(np.array_equal(cols.xy, a.columns.xy)), len(cols) == len(a.columns)

@@ -4,31 +4,33 @@ Every function takes an open :class:`~motifcat.catalog.store.GraphStore` first a
 pandas DataFrame or a small dataclass; the same Cypher runs on Ladybug and Neo4j.
 """
 
-from .console import check_readonly, run_readonly
-from .queries import (
-    CYPHER,
-    DEFAULT_SPACE,
-    LEVELS,
-    Composition,
-    MotifDetail,
+from .catalog_questions import (
     SampleSummary,
-    composition,
     composition_edges,
-    image_instances,
-    image_units,
     list_images,
     list_materials,
     list_samples,
-    mean_images,
-    motif_detail,
     persistence_score,
     persistent_motifs,
     recurring_motifs,
     sample_summary,
-    similar_motifs,
-    spatial_context,
     vocabulary,
 )
+from .console import check_readonly, run_readonly
+from .cypher import CYPHER
+from .motif_questions import (
+    DEFAULT_SPACE,
+    Composition,
+    MotifDetail,
+    composition,
+    level1_motifs_in_images_of,
+    mean_images,
+    motif_detail,
+    similar_motifs,
+    spatial_context,
+)
+from .overlays import image_instances, image_units
+from .reading import LEVELS
 
 __all__ = [
     "CYPHER",
@@ -42,6 +44,7 @@ __all__ = [
     "composition_edges",
     "image_instances",
     "image_units",
+    "level1_motifs_in_images_of",
     "list_images",
     "list_materials",
     "list_samples",

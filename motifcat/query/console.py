@@ -30,7 +30,9 @@ does not begin a read query.
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -278,8 +280,27 @@ def _check_call(tokens: list[Token], k: int) -> None:
         )
 
 
+def _takes_limits(store: GraphStore) -> bool:
+    try:
+        names = inspect.signature(store.read_only).parameters
+    except (TypeError, ValueError):
+        return False
+    return "timeout_s" in names and "max_rows" in names
+
+
+#: Default time limit of a console query, in s (``$MOTIFCAT_QUERY_TIMEOUT_S``; 0 = none).
+DEFAULT_TIMEOUT_S = float(os.environ.get("MOTIFCAT_QUERY_TIMEOUT_S", "30"))
+#: Default row limit of a console query (``$MOTIFCAT_QUERY_MAX_ROWS``; 0 = none).
+DEFAULT_MAX_ROWS = int(os.environ.get("MOTIFCAT_QUERY_MAX_ROWS", "100000"))
+
+
 def run_readonly(
-    store: GraphStore, cypher: str, params: Mapping[str, Any] | None = None
+    store: GraphStore,
+    cypher: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    timeout_s: float | None = None,
+    max_rows: int | None = None,
 ) -> pd.DataFrame:
     """Run user Cypher that cannot write, and return its rows.
 
@@ -295,6 +316,12 @@ def run_readonly(
         One read query. Put user values in ``params`` and refer to them as ``$name``.
     params : mapping of str to value, optional
         Query parameters.
+    timeout_s : float, optional
+        Stop the query after this many seconds (default :data:`DEFAULT_TIMEOUT_S`, 30;
+        0 = no limit). Its memory is bounded by the store (Ladybug: the read-only buffer pool).
+    max_rows : int, optional
+        Keep at most this many rows (default :data:`DEFAULT_MAX_ROWS`; 0 = all); a cut result
+        has ``attrs["truncated_at"] = max_rows``.
 
     Returns
     -------
@@ -304,7 +331,8 @@ def run_readonly(
     Raises
     ------
     QueryError
-        If the query is refused or fails.
+        If the query is refused, fails, or is stopped at its time limit (the message says how
+        to raise it).
 
     Examples
     --------
@@ -325,13 +353,29 @@ def run_readonly(
         params = {}
     if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
         raise QueryError("cypher params: expected a mapping of parameter names to values")
+    timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else float(timeout_s)
+    max_rows = DEFAULT_MAX_ROWS if max_rows is None else int(max_rows)
     try:
-        rows = store.read_only(cypher, dict(params))
-    except QueryError:
+        if _takes_limits(store):
+            rows = store.read_only(
+                cypher, dict(params), timeout_s=timeout_s or None, max_rows=max_rows or None
+            )
+        else:  # a GraphStore written before the limits existed
+            rows = store.read_only(cypher, dict(params))
+    except QueryError as exc:
+        if "time limit" in str(exc):
+            raise QueryError(
+                f"{exc}; narrow the query (e.g. bound variable-length paths) or raise the limit "
+                "(--timeout S, or MOTIFCAT_QUERY_TIMEOUT_S)"
+            ) from exc
         raise
     except Exception as exc:  # engine errors (syntax, unknown label...) reach the user as such
         raise QueryError(f"cypher: the query failed: {exc}") from exc
-    return pd.DataFrame(rows)
+    truncated = bool(max_rows) and len(rows) > max_rows
+    frame = pd.DataFrame(rows[:max_rows] if truncated else rows)
+    if truncated:
+        frame.attrs["truncated_at"] = max_rows
+    return frame
 
 
 __all__ = [

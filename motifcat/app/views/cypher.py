@@ -61,11 +61,13 @@ if ran:
         st.error(f"Parameters: expected a JSON object such as {{\"motif\": \"L1-0001\"}} ({exc})")
         st.stop()
     try:
-        result = data.run_cypher(uri, text_run, params)
+        with st.spinner("Running the query… (it stops at the console's time limit)"):
+            result = data.run_cypher(uri, text_run, params)
     except MotifcatError as exc:
         st.error(str(exc), icon=":material/block:")
         st.stop()
-    st.caption(f"{len(result)} rows")
+    cut = result.attrs.get("truncated_at")
+    st.caption(f"{len(result)} rows" + (f" (the first {cut}; the rest were cut)" if cut else ""))
     # Nodes, lists and maps come back as Python objects: show them as text.
     shown = result.apply(
         lambda col: col.map(lambda v: json.dumps(v, default=str)

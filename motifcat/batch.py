@@ -1,0 +1,315 @@
+"""Batch ingest of many files: analyse in parallel worker processes, write serially here.
+
+This module orchestrates the two layers below it: :mod:`motifcat.ingest` (pure analysis) and
+:mod:`motifcat.catalog` (storage only). It lives above both so that the catalog never runs an
+analysis itself. (It was ``motifcat.catalog.ingest``, which still re-exports its names.)
+
+The catalog has one writer (the embedded store's file lock; one transaction per image on Neo4j),
+so only the analysis is parallel. Images are written in the order of the input list whatever
+order the analyses finish in, so that the numbering of new level-1 motifs (``L1-NNNN``) is the
+same on every run. Each file succeeds or fails alone: a file that cannot be read, analysed or
+written is reported with its reason and the others are still written. A new embedded catalog
+file that receives no image is removed again.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import glob
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .catalog.opener import open_catalog
+from .catalog.store import GraphStore
+from .catalog.uri import parse_uri
+from .catalog.writer import WriteReport, write_analysis
+from .errors import CatalogError, MotifcatError
+from .ingest.model import AnalysisParams
+
+#: ``progress(done, total, path)`` after each file (written, skipped or failed).
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class IngestSummary:
+    """Outcome of :func:`ingest_files`.
+
+    Attributes
+    ----------
+    written : list of WriteReport
+        Images written.
+    duplicates : list of str
+        Files whose image was already in the catalog (nothing written).
+    failed : list of (str, str)
+        ``(file, reason)`` of the files that could not be read, analysed or written.
+    seconds : float
+        Wall time.
+    """
+
+    written: list[WriteReport] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failed
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.written)} written, {len(self.duplicates)} skipped as duplicates, "
+            f"{len(self.failed)} failed in {self.seconds:.1f} s"
+        )
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Files named by ``paths``: files as given, folders recursively, glob patterns expanded.
+
+    Folders contribute the files with an extension :func:`~motifcat.ingest.io.load_image`
+    reads; a name that matches nothing is kept, so that it is reported as failed. The result
+    is sorted within each argument and free of repeats.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for n in ("b.npy", "a.tif", "notes.txt"):
+    ...     _ = (d / n).write_bytes(b"")
+    >>> [pathlib.Path(p).name for p in expand_paths([d])]
+    ['a.tif', 'b.npy']
+    """
+    from .ingest.io import SUPPORTED_EXTENSIONS
+
+    exts = {e.lower().lstrip(".") for e in SUPPORTED_EXTENSIONS}
+    out: list[str] = []
+    for item in paths:
+        text = os.fspath(item)
+        p = Path(text).expanduser()
+        if p.is_dir():
+            found = sorted(
+                str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower().lstrip(".") in exts
+            )
+        elif glob.has_magic(text):
+            found = sorted(f for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
+            if not found:
+                found = [text]
+        else:
+            found = [str(p)]
+        out.extend(found)
+    return list(dict.fromkeys(out))
+
+
+def _analyse_file(
+    path: str,
+    pixel_size_A: float | None,
+    params: AnalysisParams,
+    known: frozenset,
+    frame: int | None = None,
+    max_megapixels: float | None = None,
+):
+    """Worker: load and analyse one file. Returns ("ok", analysis), ("duplicate", sha) or
+    ("failed", reason); never raises, so one bad file cannot stop the pool."""
+    try:
+        from .ingest.io import load_image
+        from .ingest.pipeline import analyze
+
+        micrograph = load_image(
+            path, frame=frame, pixel_size_A=pixel_size_A, max_megapixels=max_megapixels
+        )
+        if micrograph.sha256 in known:
+            return "duplicate", micrograph.sha256
+        if (params.pixel_size_A or micrograph.pixel_size_A) is None:
+            return "failed", (
+                f"{Path(path).name}: no pixel size in the file; pass pixel_size_A "
+                "(--pixel-size, Å per pixel)"
+            )
+        return "ok", analyze(micrograph, params)
+    except MotifcatError as exc:
+        return "failed", str(exc)
+    except Exception as exc:  # an unexpected bug still fails this file only, with its type
+        return "failed", f"{Path(path).name}: {type(exc).__name__}: {exc}"
+
+
+def _init_worker(parent_pid: int | None = None) -> None:
+    # A worker must not outlive a killed ingest (it holds hundreds of MB): see motifcat.procs.
+    if parent_pid is not None:
+        from .procs import die_with_parent
+
+        die_with_parent(parent_pid)
+    # Parallelism is across processes: one BLAS thread each, or small linear algebra (GMM)
+    # runs an order of magnitude slower from oversubscription.
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        pass
+
+
+def ingest_files(
+    paths: Iterable[str | os.PathLike],
+    *,
+    sample: str,
+    material: str,
+    catalog: str | os.PathLike | GraphStore | None = None,
+    pixel_size_A: float | None = None,
+    params: AnalysisParams | None = None,
+    workers: int = 2,
+    progress: Progress | None = None,
+    frame: int | None = None,
+    max_megapixels: float | None = None,
+) -> IngestSummary:
+    """Analyse micrograph files and write them into the catalog, one transaction per image.
+
+    Parameters
+    ----------
+    paths : iterable of str or path-like
+        Files, folders (searched recursively for readable images) and glob patterns.
+    sample, material : str
+        Sample name and its material (see :func:`~motifcat.catalog.writer.write_analysis`).
+    catalog : str, path-like or GraphStore, optional
+        Catalog URI (default ``$MOTIFCAT_CATALOG`` or ``./motifcat-catalog``) or an open store
+        (left open). It is opened, and so locked for writing, before any analysis starts; a
+        new embedded catalog file that receives no image is removed at the end: an ingest in
+        which every file fails leaves no file behind.
+    pixel_size_A : float, optional
+        Å per pixel, overriding the files' calibration; required for files that carry none.
+    params : AnalysisParams, optional
+        Analysis settings (default ``AnalysisParams()``).
+    workers : int, default 2
+        Worker processes for the analyses; 1 analyses in this process.
+    progress : callable, optional
+        ``progress(done, total, path)`` after each file, in the order of the files.
+    max_megapixels : float, optional
+        Refuse (as failed, from the file header, before loading it) any frame over this many
+        10^6 px; default :func:`~motifcat.ingest.limits.default_max_megapixels` of
+        ``workers``: the concurrent analyses together fit in this machine's memory.
+    frame : int, optional
+        Frame (0-based) to take from every file that is a stack of images (see
+        :func:`~motifcat.ingest.io.load_image`); None for single images.
+
+    Returns
+    -------
+    IngestSummary
+        Written, duplicates and failures with reasons. Images already in the catalog are
+        recognised from their pixels before analysis and skipped.
+
+    Raises
+    ------
+    CatalogError
+        If the catalog URI is invalid or the catalog cannot be opened (for example, in use by
+        another writer).
+
+    Notes
+    -----
+    Analyses run in parallel but images are written in the order of the expanded file list,
+    so a given set of files always yields the same ``L1-NNNN`` ids in a new catalog.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from motifcat.datasets import make_tmd
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "a.npy"), make_tmd((192, 192), seed=4).image)
+    >>> s = ingest_files([d], sample="s1", material="MoSe2", pixel_size_A=0.15,
+    ...                  catalog=os.path.join(d, "cat"), workers=1)
+    >>> len(s.written), s.failed
+    (1, [])
+    """
+    t0 = time.perf_counter()
+    params = params or AnalysisParams()
+    if pixel_size_A is not None:
+        if not pixel_size_A > 0:
+            raise CatalogError(f"pixel_size_A must be > 0 Å, got {pixel_size_A!r}")
+        params = dataclasses.replace(params, pixel_size_A=float(pixel_size_A))
+    files = expand_paths(paths)
+    if max_megapixels is None:
+        from .ingest.limits import default_max_megapixels
+
+        # Memory is shared by the analyses that run at once.
+        max_megapixels = default_max_megapixels(max(1, min(workers, len(files))))
+    limit = max_megapixels
+    summary = IngestSummary()
+    report = progress or (lambda done, total, path: None)
+
+    own = not isinstance(catalog, GraphStore)
+    store: GraphStore | None = None
+    created: Path | None = None  # a new embedded catalog file, removed if nothing is written
+    if own:
+        backend, location = parse_uri(catalog)  # a bad URI fails before any analysis
+        if backend == "ladybug" and not Path(location).expanduser().exists():
+            created = Path(location).expanduser()
+        # Open (and so take the embedded store's write lock) before any analysis: a second
+        # concurrent ingest fails at once with "in use" instead of after minutes of work.
+        store = open_catalog(catalog)
+    else:
+        store = catalog
+    try:
+        known = (
+            frozenset(r["id"] for r in store.read("MATCH (i:Image) RETURN i.id AS id"))
+            if store is not None
+            else frozenset()
+        )
+
+        def handle(path: str, outcome: tuple[str, object]) -> None:
+            nonlocal store
+            kind, value = outcome
+            if kind == "duplicate":
+                summary.duplicates.append(path)
+            elif kind == "failed":
+                summary.failed.append((path, str(value)))
+            else:
+                try:
+                    rep = write_analysis(store, value, sample=sample, material=material, path=path)
+                except MotifcatError as exc:
+                    summary.failed.append((path, str(exc)))
+                else:
+                    (summary.written if rep.written else summary.duplicates).append(
+                        rep if rep.written else path
+                    )
+
+        done = 0
+        if workers <= 1 or len(files) <= 1:
+            for path in files:
+                handle(path, _analyse_file(path, pixel_size_A, params, known, frame, limit))
+                done += 1
+                report(done, len(files), path)
+        else:
+            # spawn: never fork a process that holds an open database and its threads.
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(
+                max_workers=min(workers, len(files)),
+                mp_context=ctx,
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
+            ) as pool:
+                futures = [
+                    pool.submit(_analyse_file, path, pixel_size_A, params, known, frame, limit)
+                    for path in files
+                ]
+                # In submission order: writes (and new motif ids) do not depend on which
+                # analysis finishes first; later analyses keep running meanwhile.
+                for path, fut in zip(files, futures, strict=True):
+                    try:
+                        outcome = fut.result()
+                    except Exception as exc:  # a worker died (e.g. out of memory)
+                        outcome = ("failed", f"{Path(path).name}: analysis process failed: {exc}")
+                    handle(path, outcome)
+                    done += 1
+                    report(done, len(files), path)
+    finally:
+        if own and store is not None:
+            store.close()
+        if created is not None and not summary.written:
+            # This ingest created the catalog and wrote nothing into it: leave no file behind.
+            for suffix in ("", ".wal", ".shadow", ".wal.checkpoint", ".writing"):
+                created.with_name(created.name + suffix).unlink(missing_ok=True)
+    summary.seconds = time.perf_counter() - t0
+    return summary

@@ -1,0 +1,19 @@
+"""Synthetic micrographs with ground truth: test, demo and benchmark data, not ingestion.
+
+:func:`make_tmd` draws a 2H transition-metal dichalcogenide monolayer with point defects,
+:func:`make_cairo` a Cairo pentagonal tiling with a correlated filling pattern; both return a
+:class:`SyntheticImage` (clean and counted image, column positions, classes and the expected
+hierarchy). :func:`poisson_dose` draws a counted image at a lower electron dose.
+
+Examples
+--------
+>>> from motifcat.datasets import make_tmd
+>>> s = make_tmd((64, 64), seed=0)
+>>> s.image.shape
+(64, 64)
+"""
+
+from . import synthetic
+from .synthetic import *  # noqa: F403
+
+__all__ = list(synthetic.__all__)
