@@ -35,8 +35,8 @@ from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
@@ -82,8 +82,8 @@ def select_mixture(
     """Full-covariance Gaussian mixture whose order minimises ``criterion``.
 
     Orders 1 .. ``max_components`` are tried (fewer if there are too few samples); a mixture
-    whose smallest component holds fewer than ``min_size`` samples
-    (hard assignments) is not eligible. The search stops after two successive orders worse than the best.
+    whose smallest component holds fewer than ``min_size`` samples (hard assignments) is not
+    eligible.
 
     Returns
     -------
