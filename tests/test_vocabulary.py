@@ -231,7 +231,8 @@ def test_match_level1_numbering_and_spaces(tmp_path):
 def test_descriptor_space():
     assert descriptor_space(AnalysisParams(n_max=8)) == "zernike-n8-image-w0.5-r1.5"
     assert descriptor_space(AnalysisParams(window_sigma=None)) == "zernike-n10-image"
-    assert descriptor_space(AnalysisParams(intensity_scale="patch")) == "zernike-n10-patch-w0.5-r1.5"
+    patch = AnalysisParams(intensity_scale="patch")
+    assert descriptor_space(patch) == "zernike-n10-patch-w0.5-r1.5"
     assert descriptor_space(AnalysisParams(env_radius=0)) == "zernike-n10-image-w0.5"
     assert descriptor_space(AnalysisParams(features="pca"), "f00") == "pca-f00"
 
