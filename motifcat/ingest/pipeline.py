@@ -411,9 +411,16 @@ def _analyze(
             report("features", 0.3 + 0.4 * sl.stop / n_all)
 
     report("clustering", 0.7)
+    # The classes are learned one nearest-neighbour spacing further inside than the patch
+    # needs: the column model's cross-sections of columns near the edge are biased low
+    # (measured on synthetic MoSe2: -13 % at 15 px from the edge, -21 % at 5 px), and such a
+    # band of columns would otherwise found a chemistry class of its own.
+    learn = np.flatnonzero(patch_fits(columns.xy, image.shape, size + 2 * int(np.ceil(spacing))))
+    if len(learn) < max(_MIN_COLUMNS, len(inner) // 4):
+        learn = inner
     clusterer = make_clusterer(
         params.clusterer, max_classes=params.max_classes, random_state=params.random_state
-    ).fit(features[inner])
+    ).fit(features[learn])
     labels = clusterer.predict(features)
     # A (site, chemistry) pair that no whole-patch column had cannot be a class of its own:
     # such border columns take the class of their site's nearest chemistry instead.
