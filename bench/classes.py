@@ -281,9 +281,11 @@ def peers(d, truth, site, perfect_ids):
     present = d["present"].astype(bool)
     rows = []
     labels = np.asarray(r["labels"])
-    ref = labels[0][present]
+    if labels.shape[1] == len(present):  # one label per site: keep the present ones
+        labels = labels[:, present]
+    ref = labels[0]
     for i, dose in enumerate(r["doses"]):
-        lab = labels[i][present]
+        lab = labels[i]
         sc = scores(lab, truth, site, perfect_ids, ref)
         sc.update(dose=float(dose), seconds=float(r["seconds"][i]))
         rows.append(sc)

@@ -63,7 +63,8 @@ def test_every_column_is_labelled_including_the_border():
     border = ~r.has_patch
     # the border columns' site is right: their class's majority site is theirs
     majority = {k: np.bincount(site[r.labels == k]).argmax() for k in range(len(r.classes))}
-    right = np.array([majority[k] == s for k, s in zip(r.labels[border], site[border], strict=True)])
+    pairs = zip(r.labels[border], site[border], strict=True)
+    right = np.array([majority[k] == s for k, s in pairs])
     assert right.mean() >= 0.95
 
 
