@@ -429,7 +429,12 @@ def _analyze(
         cs_class = clusterer.class_cross_section_
         labels[missing] = np.abs(features[missing, :1] - cs_class[None, :]).argmin(axis=1)
     n_classes = clusterer.n_classes_
-    centroids = class_centroids(features, labels, n_classes)
+    # A class's descriptor (matched across images by the vocabulary) is the centroid of its
+    # whole-patch members: a masked border patch shifts the environment invariants.
+    centroids = class_centroids(features[inner], labels[inner], n_classes)
+    no_inner = np.bincount(labels[inner], minlength=n_classes) == 0
+    if no_inner.any():
+        centroids[no_inner] = class_centroids(features, labels, n_classes)[no_inner]
     counts = np.bincount(labels, minlength=n_classes)
     if moments is not None:
         # Average motifs from whole-patch members only (a masked patch would smear them).
