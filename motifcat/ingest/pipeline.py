@@ -428,7 +428,12 @@ def _analyze(
     if missing.any():
         cs_class = clusterer.class_cross_section_
         labels[missing] = np.abs(features[missing, :1] - cs_class[None, :]).argmin(axis=1)
+    # Class 0 is the most frequent over the whole image (the clusterer orders by its fit set).
     n_classes = clusterer.n_classes_
+    order = np.argsort(-np.bincount(labels, minlength=n_classes), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(n_classes)
+    labels = rank[labels]
     # A class's descriptor (matched across images by the vocabulary) is the centroid of its
     # whole-patch members: a masked border patch shifts the environment invariants.
     centroids = class_centroids(features[inner], labels[inner], n_classes)
