@@ -217,7 +217,7 @@ def default_threshold(space: str) -> float:
     Examples
     --------
     >>> default_threshold("zernike-n10-image-w0.5-r1.5")
-    1.5
+    4.0
     >>> default_threshold("zernike-n10-image-w0.5")
     0.6
     """
