@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 from .opener import open_catalog
+from .references import store_reference
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
 from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri, uri_password
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
@@ -41,6 +42,7 @@ __all__ = [
     "plan_analysis",
     "redact_uri",
     "resolve_uri",
+    "store_reference",
     "uri_password",
     "write_analysis",
 ]
