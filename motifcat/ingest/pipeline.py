@@ -442,10 +442,22 @@ def _analyze(
         centroids[no_inner] = class_centroids(features, labels, n_classes)[no_inner]
     counts = np.bincount(labels, minlength=n_classes)
     if moments is not None:
-        # Average motifs from whole-patch members only (a masked patch would smear them).
+        # Average motifs from whole-patch members only (a masked patch would smear them), seen
+        # through the centred taper (the environment ring hides the column itself, and the
+        # average motif, like the exporter's column brightness, should show it): at most 64
+        # members per class, so this costs a few hundred patches.
+        picked = np.concatenate([
+            rng.permutation(inner[labels[inner] == k])[:64] for k in range(n_classes)
+        ]).astype(np.int64)
+        centred = patch_window(
+            size, None if params.window_sigma is None else params.window_sigma * spacing
+        )
+        shown = extractor.moments(
+            prepare_patches(extract_patches(padded, xy_pad[picked], size), background, scale,
+                            centred)
+        ) if len(picked) else moments[:0]
         mean_moments = aligned_class_means(
-            moments[inner], features[inner, 1:], labels[inner], centroids[:, 1:], params.n_max,
-            rng=rng,
+            shown, features[picked, 1:], labels[picked], centroids[:, 1:], params.n_max, rng=rng,
         )
         mean_images = reconstruct(mean_moments, size, n_max=params.n_max)
     else:
