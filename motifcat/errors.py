@@ -19,8 +19,13 @@ class InvalidImageError(MotifcatError):
     """A micrograph was read but cannot be analysed (NaN/Inf, constant, too small, 3-D...)."""
 
 
-class AnalysisError(MotifcatError):
-    """The analysis of a valid image failed (no lattice, too few columns...)."""
+class AnalysisError(MotifcatError, ValueError):
+    """The analysis of a valid image failed (no lattice, too few columns...), or a parameter
+    of it is invalid.
+
+    Also a :class:`ValueError`, so that the scikit-learn style estimators of ``motifcat.ingest``
+    (which raise it for bad input) behave as scikit-learn's own do under ``except ValueError``.
+    """
 
 
 class CatalogError(MotifcatError):

@@ -22,8 +22,8 @@ def print_analysis(analysis) -> None:
         + f" spacing {analysis.lattice.spacing_px:.2f} px"
     )
     console.print(
-        f"{len(analysis.columns)} columns, {analysis.n_dropped_at_border} too close to the border "
-        f"for a patch (kept as columns, not classified)"
+        f"{len(analysis.columns)} columns, {analysis.n_dropped_at_border} at the border "
+        f"(classified from the part of their patch inside the image)"
     )
     levels = [(1, "columns", analysis.classes)]
     if analysis.hierarchy is not None:
@@ -35,15 +35,24 @@ def print_analysis(analysis) -> None:
         total = sum(c.count for c in classes) or 1
         table = Table(title=f"Level {level} motifs ({what}): {len(classes)} classes")
         table.add_column("class", justify="right")
+        if level == 1:
+            from .ingest.names import level1_display_names
+
+            readable = level1_display_names(classes)
+            table.add_column("name")
         table.add_column("key", overflow="fold", max_width=60)
         table.add_column("count", justify="right")
         table.add_column("share", justify="right")
         shown = sorted(classes, key=lambda c: -c.count)
         for c in shown[:25]:
-            table.add_row(str(c.label), c.key, str(c.count), f"{100 * c.count / total:.1f} %")
+            name = [readable[c.label]] if level == 1 else []
+            table.add_row(
+                str(c.label), *name, c.key, str(c.count), f"{100 * c.count / total:.1f} %"
+            )
         if len(shown) > 25:
             rest = sum(c.count for c in shown[25:])
-            table.add_row("…", f"{len(shown) - 25} more classes", str(rest), "")
+            pad = [""] if level == 1 else []
+            table.add_row("…", *pad, f"{len(shown) - 25} more classes", str(rest), "")
         console.print(table)
 
 

@@ -307,8 +307,10 @@ def test_write_analysis_level1_counts(store):
         "MATCH (m:Motif {id: 'L1-0001'}) RETURN m.descriptor AS d, m.key AS k, "
         "m.prototype AS p, m.mean_image AS im"
     )[0]
-    assert m["k"] == "L1:zernike-n10-image-w0.5"
-    assert np.allclose(m["d"], a.classes[0].descriptor)
+    assert m["k"] == "L1:zernike-n10-image-w0.5-r1.5"
+    from motifcat.catalog.vocabulary import normalize_descriptor
+
+    assert np.allclose(m["d"], normalize_descriptor(a.classes[0].descriptor, m["k"][3:]))
     import json
 
     proto = json.loads(m["p"])

@@ -1,4 +1,4 @@
-"""MotifClusterer (modes of a BIC-selected mixture) and the image-wide descriptor scaling."""
+"""MotifClusterer (sites, then chemistries, by ICL) and the image-wide descriptor scaling."""
 
 from __future__ import annotations
 
@@ -11,66 +11,76 @@ from motifcat.ingest.cluster import MotifClusterer, class_centroids, make_cluste
 from motifcat.ingest.pipeline import image_intensity_scale, patch_window, prepare_patches
 
 
-def blobs(centres, sizes, sd, dim=5, seed=0):
+def columns_like(n_sites=(600, 600), chem=None, sd_env=1.0, sd_cs=0.03, seed=0):
+    """Descriptors [cross-section, 4 environment dims] of columns on ``len(n_sites)`` sites.
+
+    ``chem`` maps a site to a list of (count, cross-section); by default one chemistry per site.
+    """
     rng = np.random.default_rng(seed)
-    X = np.vstack([rng.normal(c, sd, (n, dim)) for c, n in zip(centres, sizes, strict=True)])
-    y = np.repeat(np.arange(len(sizes)), sizes)
-    return X, y
+    rows, truth = [], []
+    cls = 0
+    for s, n in enumerate(n_sites):
+        parts = (chem or {}).get(s, [(n, 1.0 + 0.5 * s)])
+        for count, cs in parts:
+            env = rng.normal(8.0 * s, sd_env, (count, 4))
+            rows.append(np.c_[rng.normal(cs, sd_cs * cs, count), env])
+            truth += [cls] * count
+            cls += 1
+    return np.vstack(rows), np.array(truth)
 
 
-def test_well_separated_blobs_give_the_right_number_and_partition():
-    X, y = blobs([0.0, 6.0, 12.0], [400, 250, 120], 1.0)
-    c = MotifClusterer(max_classes=8).fit(X)
-    assert c.n_classes_ == 3
+def test_sites_then_chemistry_give_the_true_classes():
+    X, y = columns_like()
+    c = MotifClusterer().fit(X)
+    assert (c.n_sites_, c.n_classes_) == (2, 2)
     assert fowlkes_mallows_score(y, c.labels_) > 0.99
 
 
-def test_one_skewed_class_is_one_class():
-    # Rician magnitudes (what rotation invariants of noisy moments are): skewed, one mode.
-    rng = np.random.default_rng(1)
-    X = np.hypot(rng.normal(1.5, 1.0, (3000, 3)), rng.normal(0.0, 1.0, (3000, 3)))
-    c = MotifClusterer(max_classes=8).fit(X)
-    assert c.n_components_ > 1  # the density estimate did need several components ...
-    assert c.n_classes_ == 1  # ... but they form one mode
+def test_a_rare_chemistry_of_one_percent_is_kept():
+    # 12 of 1200 columns (1 %): a single-vacancy chalcogen column, 40 % dimmer than its site.
+    X, y = columns_like(chem={1: [(588, 1.5), (12, 0.9)]})
+    c = MotifClusterer().fit(X)
+    assert c.n_classes_ == 3
+    rare = c.labels_[y == 2]
+    assert np.all(rare == rare[0]) and np.sum(c.labels_ == rare[0]) == 12
+
+
+def test_noise_does_not_make_classes():
+    # One site, one chemistry, at three noise levels: one class every time.
+    for sd in (0.01, 0.03, 0.1):
+        X, _ = columns_like(n_sites=(1500,), sd_cs=sd, seed=int(sd * 100))
+        assert MotifClusterer().fit(X).n_classes_ == 1
+
+
+def test_a_small_environment_group_is_not_a_site():
+    # 5 % of the columns with a changed environment (next to a defect) but the same chemistry.
+    X, _ = columns_like(n_sites=(600, 600))
+    X[:60, 1:] += [6.0, -6.0, 6.0, -6.0]  # across the line joining the two sites
+    c = MotifClusterer().fit(X)
+    assert c.n_sites_ == 2 and c.n_classes_ == 2
 
 
 def test_classes_are_ordered_by_size_and_predict_matches_labels():
-    X, y = blobs([0.0, 8.0, -8.0], [100, 500, 250], 1.0, seed=2)
+    X, _ = columns_like(n_sites=(500, 250, 100))
     c = MotifClusterer().fit(X)
     counts = np.bincount(c.labels_)
-    assert list(counts) == sorted(counts, reverse=True)
     assert counts.tolist() == [500, 250, 100]
     assert np.array_equal(c.predict(X), c.labels_)
+    assert c.class_cross_section_ == pytest.approx([1.0, 1.5, 2.0], rel=0.02)
 
 
-def test_noise_robustness_number_of_classes_stays_put():
-    # The same two classes at growing noise: never more than two classes; two while separable.
-    ks = []
-    for sd in (0.3, 1.0, 2.0):
-        X, y = blobs([0.0, 10.0], [800, 600], sd, dim=8, seed=3)
-        c = MotifClusterer().fit(X)
-        ks.append(c.n_classes_)
-        assert fowlkes_mallows_score(y, c.labels_) > 0.99
-    assert ks == [2, 2, 2]
-
-
-def test_subsample_fit_labels_every_sample():
-    X, y = blobs([0.0, 7.0], [3000, 1000], 1.0, dim=4, seed=4)
-    c = MotifClusterer(max_fit_samples=500).fit(X)
-    assert c.labels_.shape == (4000,)
-    assert fowlkes_mallows_score(y, c.labels_) > 0.99
-
-
-def test_tiny_modes_are_absorbed():
-    X, _ = blobs([0.0, 9.0], [1000, 3], 1.0, dim=3, seed=5)  # 3 outliers, min size 5
-    c = MotifClusterer().fit(X)
-    assert c.n_classes_ == 1
+def test_k_does_not_grow_with_the_number_of_columns():
+    # The same structure, 1x and 16x as many columns: the subsample keeps the order the same.
+    small, _ = columns_like(chem={1: [(590, 1.5), (10, 0.9)]}, seed=1)
+    large = np.vstack([columns_like(chem={1: [(590, 1.5), (10, 0.9)]}, seed=s)[0]
+                       for s in range(16)])
+    assert MotifClusterer().fit(small).n_classes_ == MotifClusterer().fit(large).n_classes_ == 3
 
 
 def test_bad_input_is_refused():
-    with pytest.raises(AnalysisError, match="two descriptors"):
+    with pytest.raises(ValueError, match="minimum of 2"):
         MotifClusterer().fit(np.zeros((1, 3)))
-    with pytest.raises(AnalysisError, match="NaN"):
+    with pytest.raises(ValueError, match="NaN"):
         MotifClusterer().fit(np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]))
     with pytest.raises(AnalysisError, match="unknown clusterer"):
         make_clusterer("kmeans", max_classes=3, random_state=0)

@@ -78,18 +78,19 @@ def test_the_two_largest_classes_are_the_two_sublattices(tmd, tmd_result):
     assert majority[0] != majority[1]
 
 
-def test_border_columns_are_kept_but_unlabelled(tmd_result):
+def test_border_columns_are_labelled_from_their_masked_patch(tmd_result):
+    # Issue 10 changed this: border columns used to get label -1 (20 % of a 480 px image).
     r = tmd_result
     half = r.params.patch_size // 2
     x, y = r.columns.xy.T
     h, w = r.micrograph.data.shape
     near_border = (x < half) | (y < half) | (x > w - half - 2) | (y > h - half - 2)
-    assert np.all(r.labels[near_border] == -1)
-    assert np.all(r.labels[~r.has_patch] == -1)
-    assert np.all(r.labels[r.has_patch] >= 0)
+    assert near_border.any() and np.array_equal(near_border, ~r.has_patch)
+    assert np.all(r.labels >= 0)  # every column has a class
     assert r.n_dropped_at_border == int((~r.has_patch).sum()) > 0
-    assert r.features.shape == (int(r.has_patch.sum()), 36)
-    assert r.moments.shape == (int(r.has_patch.sum()), 66)
+    n = len(r.columns)
+    assert r.features.shape == (n, 37)  # own cross-section + 36 invariants
+    assert r.moments.shape == (n, 66)
 
 
 def test_parameters_are_recorded_with_derived_values(tmd_result):
@@ -104,7 +105,7 @@ def test_class_mean_images_and_descriptors(tmd_result):
     size = tmd_result.params.patch_size
     for c in tmd_result.classes:
         assert c.mean_image.shape == (size, size)
-        assert c.descriptor.shape == (36,)
+        assert c.descriptor.shape == (37,)  # own cross-section + 36 invariants
     # The metal and chalcogen classes look different.
     a, b = tmd_result.classes[0].mean_image, tmd_result.classes[1].mean_image
     assert np.linalg.norm(a - b) > 0.1 * np.linalg.norm(a)
@@ -137,7 +138,7 @@ def test_one_environment_in_two_orientations_is_one_class(synthetic):
 def test_pca_baseline_is_a_drop_in_replacement(tmd):
     res = analyze(tmd.micrograph(), AnalysisParams(hierarchy=False, features="pca", max_classes=6))
     assert res.moments is None
-    assert res.features.shape[1] == 36
+    assert res.features.shape[1] == 37
     assert res.classes[0].mean_image.shape == (res.params.patch_size,) * 2
 
 

@@ -325,11 +325,15 @@ def test_similar_motifs_stay_in_one_descriptor_space(tmp_path):
         near = similar_motifs(store, "L1-0001", k=5)
         assert near["motif_id"].tolist() == ["L1-0002"]  # L1-0003 is closer, but PCA space
         assert near["distance"].iloc[0] == pytest.approx(np.sqrt(5.0))
-        # a raw descriptor: default space, distance as the vocabulary computes it
+        # a raw descriptor: default space, brought to the stored form (in the default ring
+        # space the cross-section entry is weighted), distance as the vocabulary computes it
+        from motifcat.catalog.vocabulary import normalize_descriptor
+
         raw = similar_motifs(store, descriptor=[0.9, 0.1], k=5)
         assert raw["motif_id"].tolist() == ["L1-0001", "L1-0002"]
+        query = normalize_descriptor([0.9, 0.1], DEFAULT_SPACE)
         np.testing.assert_allclose(
-            raw["distance"], descriptor_distances([0.9, 0.1], [[1.0, 0.0], [0.0, 2.0]])[0]
+            raw["distance"], descriptor_distances(query, [[1.0, 0.0], [0.0, 2.0]])[0]
         )
         # a patch-scaled space: the raw descriptor is brought to unit norm first
         patch = similar_motifs(store, descriptor=[3.0, 4.0], space="zernike-n10-patch")

@@ -298,7 +298,7 @@ def test_align_moments_undoes_rotations_before_averaging():
 def test_normalize_removes_dose_and_brightness():
     f = _blobs(33)
     stack = np.stack([f, 7.5 * f + 120.0, 0.02 * f - 3.0])
-    zf = ZernikeFeatures()
+    zf = ZernikeFeatures().fit(stack)
     v = zf.transform(stack)
     # float32 product: an offset 16x the signal costs ~1e-4 of the unit-norm descriptor.
     np.testing.assert_allclose(v[1:], np.broadcast_to(v[0], (2, 36)), atol=1e-3)
@@ -307,7 +307,7 @@ def test_normalize_removes_dose_and_brightness():
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
     assert np.all(v[:, 0] == 0)
     # Without normalisation the scale shows.
-    raw = ZernikeFeatures(normalize=False).transform(stack)
+    raw = ZernikeFeatures(normalize=False).fit_transform(stack)
     assert raw[1, 1] == pytest.approx(7.5 * raw[0, 1], rel=1e-3)  # (1, 1): no offset leaks in
     # moments() is what transform() takes the invariants of.
     np.testing.assert_allclose(rotation_invariants(zf.moments(stack), 10), v)
@@ -362,7 +362,7 @@ def test_pca_features_params_and_errors():
         PCAFeatures().transform(X)
     with pytest.raises(AnalysisError, match="n_components"):
         PCAFeatures(n_components=50).fit(X)
-    with pytest.raises(AnalysisError, match="25 px"):
+    with pytest.raises(ValueError, match="expecting 625 features"):
         p.transform(np.zeros((2, 21, 21)))
 
 

@@ -1,280 +1,385 @@
-"""Unsupervised motif classes with an automatically chosen number of classes."""
+"""Level-1 motif classes: the column's site (its environment), then its chemistry.
+
+A column is two things: *where* it sits in the lattice (its site, told by the arrangement and
+brightness of its neighbours) and *what* it is (its own scattering cross-section, told by
+Z-contrast). The classes are found in that order, as StatSTEM counts atoms:
+
+1. **Sites.** A Gaussian mixture of the environment descriptors (their leading principal
+   components), its order chosen by the integrated completed likelihood (ICL, Biernacki,
+   Celeux & Govaert, IEEE PAMI 22, 719, 2000). A site is a sublattice, and a sublattice is
+   never rare: components holding less than ``min_site_fraction`` of the columns (the
+   environments of columns next to a defect, which differ from the perfect lattice by one
+   neighbour) are dropped and the mixture is refitted with the rest, so that every column is
+   assigned to the nearest sublattice instead of founding an environment class of its own.
+2. **Chemistry.** Per site, a one-dimensional Gaussian mixture of the normalised
+   cross-sections, its order again chosen by ICL, with at least ``min_class_size`` columns in
+   every component. Rare, well-separated chemistries (a single chalcogen vacancy, 0.5-3 % of
+   the columns) get a component of their own, because one extra 1-D component costs only
+   three parameters; noise does not, because ICL charges for the overlap of components.
+
+Both mixtures are scikit-learn's :class:`~sklearn.mixture.GaussianMixture`; this module only
+composes them. Both are fitted on a random subsample of at most ``max_fit_samples`` columns,
+so that the order chosen does not depend on how large the image is (the likelihood gain of an
+extra component grows with the number of samples, its penalty only with its logarithm: a
+16 x 16 tiling of one image would otherwise get more classes than the image itself).
+"""
 
 from __future__ import annotations
 
+import warnings
+from numbers import Integral, Real
+
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
+from scipy.special import xlogy
+from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from ..errors import AnalysisError
 
 
-class MotifClusterer(ClusterMixin, BaseEstimator):
-    """Motif classes = modes of a Gaussian-mixture density of the descriptors.
-
-    1. The descriptors are projected on their leading principal components (those explaining
-       ``variance`` of the total, at most ``max_dims``): with an orthonormal basis, white noise
-       spreads evenly over all moments, so the leading components carry the structure.
-    2. A full-covariance Gaussian mixture is fitted for every number of components from 1 to
-       ``max_classes`` on a random subsample of at most ``max_fit_samples`` descriptors, and the
-       Bayesian information criterion picks one. This mixture is used as a *density estimate*,
-       not as the partition: BIC adds components wherever one class is not Gaussian (rotation
-       invariants are magnitudes, so their noise is Rician and skewed; sub-pixel interpolation
-       spreads a class along a curve), and it adds broad components that catch the tails of
-       several classes. Counting such components as classes made the number of classes jump
-       with the dose and split one column type into many.
-    3. A class is a *mode* of that density (modal clustering; Li, Ray & Lindsay, J. Mach. Learn.
-       Res. 8, 1687, 2007). Every fitted sample climbs the mixture density by the modal EM
-       fixed point ``x <- (sum_k p_k(x) S_k^-1)^-1 sum_k p_k(x) S_k^-1 mu_k``, vectorised over
-       samples; samples reaching the same mode form one class. The rule has no threshold to
-       tune: two groups are two classes exactly when the estimated density has a dip between
-       them. Modes holding fewer than ``min_class_size`` samples (and ``min_class_fraction``)
-       are sent to the nearest larger mode.
-    4. A final Gaussian mixture with one component per mode and one *shared* (tied) covariance,
-       initialised from that partition, labels every descriptor (:meth:`predict`), so labelling
-       stays one vectorised pass. It works in more principal components
-       (``boundary_dims``) than the mode search: the number of classes is best read in the few
-       leading components (more of them let BIC fit the skewed, curved class shapes with extra
-       modes), but the *boundary* between two classes often lies along low-variance directions
-       (for Zernike magnitudes the first component, the overall intensity, holds > 90 % of the
-       variance, and the Mo/Se2 difference at low dose sits in the next ones). A tied
-       covariance makes that labelling the EM version of linear discriminant analysis: the
-       pooled within-class covariance is estimated from all classes at once, so small classes
-       (a few dozen defects) get a well-conditioned boundary, and noise directions are
-       down-weighted by whitening rather than cut away. Measured on ``bench/dose.py`` (3 seeds),
-       Zernike FMI at 1/50 / 1/100 dose rose from 0.977 / 0.942 (full covariance in the
-       mode-search dimensions) to 0.988 / 0.984, with no change at higher doses.
+def information_criterion(gmm: GaussianMixture, X: np.ndarray, criterion: str = "icl") -> float:
+    """BIC or ICL (= BIC + 2 x classification entropy) of a fitted mixture; lower is better.
 
     Parameters
     ----------
-    max_classes : int
-        Largest number of mixture components tried for the density estimate.
-    variance : float
-        Fraction of the descriptor variance kept by the PCA projection.
-    max_dims : int
-        Upper bound of the projected dimension of the mode search.
-    boundary_dims : int
-        Principal components used by the final (tied-covariance) mixture that labels the
-        descriptors.
-    min_class_fraction : float
-        Modes holding fewer than this fraction of the fitted samples (and fewer than
-        ``min_class_size``) are not classes of their own.
-    min_class_size : int
-        See ``min_class_fraction``.
-    max_fit_samples : int
-        Subsample size for the density estimate and the mode search.
-    n_init : int
-        Initialisations per mixture.
-    max_iter : int
-        Modal-EM iterations (each moves every sample uphill; 200 reach the modes to 1e-6 of
-        the data scale on the benchmarks).
-    random_state : int
-
-    Attributes
-    ----------
-    labels_ : ndarray of int, shape (n_samples,)
-        Classes ordered by decreasing size (class 0 is the most frequent).
-    n_classes_ : int
-    n_components_ : int
-        Components of the BIC-selected density mixture.
-    bic_ : dict
-        BIC for every number of components tried.
-    modes_ : ndarray, shape (n_classes, n_label_dims)
-        Class means of the final mixture, in its principal-component space, in class order.
+    gmm : GaussianMixture
+        Fitted mixture.
+    X : ndarray, shape (n, d)
+        The samples it was fitted on.
+    criterion : {"icl", "bic"}
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> X = np.vstack([rng.normal(0, 1, (300, 5)), rng.normal(8, 1, (200, 5))])
-    >>> MotifClusterer(max_classes=5).fit(X).n_classes_
+    >>> X = rng.normal(size=(200, 1))
+    >>> g1 = GaussianMixture(1).fit(X); g2 = GaussianMixture(2, random_state=0).fit(X)
+    >>> information_criterion(g1, X) < information_criterion(g2, X)
+    True
+    """
+    bic = float(gmm.bic(X))
+    if criterion == "bic":
+        return bic
+    resp = gmm.predict_proba(X)
+    return bic - 2.0 * float(xlogy(resp, resp).sum())
+
+
+def select_mixture(
+    X: np.ndarray,
+    max_components: int,
+    *,
+    criterion: str = "icl",
+    min_size: float = 0.0,
+    min_variance: float = 0.0,
+    n_init: int = 2,
+    random_state: int | None = 0,
+) -> tuple[GaussianMixture, dict[int, float]]:
+    """Full-covariance Gaussian mixture whose order minimises ``criterion``.
+
+    Orders 1 .. ``max_components`` are tried (fewer if there are too few samples); a mixture
+    whose smallest component holds fewer than ``min_size`` samples (hard assignments) is not
+    eligible.
+
+    Returns
+    -------
+    gmm : GaussianMixture
+    scores : dict
+        Order -> criterion value (``inf`` where not eligible).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, 300), rng.normal(10, 1, 10)][:, None]
+    >>> select_mixture(X, 4, min_size=3)[0].n_components
     2
     """
+    reg = max(min_variance, 1e-6 * float(np.var(X)) + 1e-12)
+    scores: dict[int, float] = {}
+    best, best_score, worse = None, np.inf, 0
+    for k in range(1, max(1, min(max_components, len(X) // 2)) + 1):
+        gmm = GaussianMixture(
+            n_components=k,
+            covariance_type="full",
+            n_init=n_init,
+            # k-means++ seeding: scikit-learn's default (a full k-means per start) was 90 % of
+            # the clustering time on a 2048² image and chose the same orders on the benchmark.
+            init_params="k-means++",
+            reg_covar=reg,
+            random_state=random_state,
+        ).fit(X)
+        score = information_criterion(gmm, X, criterion)
+        if k > 1 and np.bincount(gmm.predict(X), minlength=k).min() < min_size:
+            score = np.inf
+        scores[k] = score
+        if score < best_score:
+            best, best_score, worse = gmm, score, 0
+        else:
+            worse += 1
+            if worse >= 2:
+                break
+    return best, scores
+
+
+def _drop_small_components(gmm: GaussianMixture, X: np.ndarray, min_weight: float):
+    """Refit ``gmm`` without its components of weight < ``min_weight`` (started from the rest)."""
+    keep = gmm.weights_ >= min_weight
+    if keep.all():
+        return gmm
+    if not keep.any():
+        keep = gmm.weights_ == gmm.weights_.max()
+    # One EM step from the kept components: their members' parameters stay (a full refit let
+    # a broad site absorb the atypical environments of the other site at low dose).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _one_em_step(gmm, keep, X)
+
+
+def _one_em_step(gmm: GaussianMixture, keep: np.ndarray, X: np.ndarray) -> GaussianMixture:
+    return GaussianMixture(
+        n_components=int(keep.sum()),
+        covariance_type="full",
+        reg_covar=gmm.reg_covar,
+        weights_init=gmm.weights_[keep] / gmm.weights_[keep].sum(),
+        means_init=gmm.means_[keep],
+        precisions_init=gmm.precisions_[keep],
+        max_iter=1,
+        random_state=gmm.random_state,
+    ).fit(X)
+
+
+class MotifClusterer(ClusterMixin, BaseEstimator):
+    """Level-1 classes = (site, chemistry) pairs of two Gaussian mixtures chosen by ICL.
+
+    ``X`` holds one row per column: ``X[:, 0]`` is the column's own scattering cross-section
+    normalised per image (mean 1), ``X[:, 1:]`` the descriptor of its environment (Zernike
+    invariants or PCA scores; may be empty). See the module docstring for the two stages.
+
+    Parameters
+    ----------
+    max_sites : int, default 6
+        Largest number of environment components tried.
+    min_site_fraction : float, default 0.2
+        Environment components holding less than this share of the columns are not sites (a
+        sublattice is never rare). 0.1 is a prior, checked on ``bench/classes.py``: the
+        smallest sublattice of the benchmark sets holds 1/3 of the columns, the environments
+        next to defects at most 7 %.
+    site_dims : int, default 4
+        Principal components of the environment descriptor used by the site mixture.
+    env_precision : float, default 0.1
+        No site component is narrower (in standard deviation) than this fraction of the
+        environments' overall spread. Chosen on ``bench/classes.py``: on a synthetic MoSe2
+        image whose lattice is commensurate with the pixels (a = 15 px), the few sub-pixel
+        phases of the columns made each sublattice bimodal and 0 gave 4 sites; 0.1 (the
+        smallest value tried that gives 2; 0.2 and 0.3 too) gives 2, for 1x1 and 2x2 tilings,
+        without changing the 512 px doses set by more than 0.003 in site purity.
+    max_levels : int, default 6
+        Largest number of cross-section components tried per site.
+    min_class_size : int, default 3
+        Smallest number of columns (of the fitted subsample) of a chemistry class.
+    cs_precision : float, default 0.03
+        Relative precision of a cross-section: a chemistry component is never narrower than
+        this fraction of the mean cross-section. Measured on ``bench/classes.py``: at full
+        dose the model cross-sections of one column type scatter by 2-3 % (neighbours'
+        defects bias the fit), so components closer than that are one chemistry.
+    criterion : {"icl", "bic"}, default "icl"
+        Order-selection criterion of both mixtures.
+    max_fit_samples : int, default 4000
+        Size of the random subsample both stages are fitted on.
+    n_init : int, default 2
+        Initialisations per mixture.
+    random_state : int or None, default 0
+
+    Attributes
+    ----------
+    labels_ : ndarray of int, shape (n_samples,)
+        Class of each sample, ordered by decreasing size (class 0 is the most frequent).
+    n_classes_ : int
+        Number of classes.
+    n_sites_ : int
+        Number of sites (environment classes).
+    pca_ : PCA or None
+        Projection of the environment descriptors (None without environment columns).
+    sites_ : GaussianMixture or None
+        Mixture of the projected environments, one component per site.
+    levels_ : list of GaussianMixture
+        Per site, the mixture of the normalised cross-sections.
+    class_site_ : ndarray of int, shape (n_classes,)
+        Site of each class.
+    class_cross_section_ : ndarray of float, shape (n_classes,)
+        Mean normalised cross-section of each class (its component mean).
+    site_scores_ : dict
+        Criterion per number of environment components tried.
+    n_features_in_ : int
+        Number of features seen by :meth:`fit`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> env = np.r_[rng.normal(0, 1, (300, 3)), rng.normal(8, 1, (300, 3))]
+    >>> cs = np.r_[rng.normal(1, 0.05, 300), rng.normal(1.5, 0.05, 294), rng.normal(0.8, 0.05, 6)]
+    >>> c = MotifClusterer().fit(np.c_[cs, env])
+    >>> c.n_sites_, c.n_classes_, np.bincount(c.labels_).tolist()
+    (2, 3, [300, 294, 6])
+    """
+
+    _parameter_constraints: dict = {
+        "max_sites": [Interval(Integral, 1, None, closed="left")],
+        "min_site_fraction": [Interval(Real, 0, 1, closed="left")],
+        "site_dims": [Interval(Integral, 1, None, closed="left")],
+        "env_precision": [Interval(Real, 0, None, closed="left")],
+        "max_levels": [Interval(Integral, 1, None, closed="left")],
+        "min_class_size": [Interval(Integral, 1, None, closed="left")],
+        "cs_precision": [Interval(Real, 0, None, closed="left")],
+        "criterion": [StrOptions({"icl", "bic"})],
+        "max_fit_samples": [Interval(Integral, 2, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
-        max_classes: int = 12,
-        variance: float = 0.9,
-        max_dims: int = 8,
-        boundary_dims: int = 16,
-        min_class_fraction: float = 0.002,
-        min_class_size: int = 5,
-        max_fit_samples: int = 2500,
-        n_init: int = 1,
-        max_iter: int = 200,
-        random_state: int = 0,
+        *,
+        max_sites: int = 6,
+        min_site_fraction: float = 0.2,
+        site_dims: int = 4,
+        env_precision: float = 0.1,
+        max_levels: int = 6,
+        min_class_size: int = 3,
+        cs_precision: float = 0.03,
+        criterion: str = "icl",
+        max_fit_samples: int = 4000,
+        n_init: int = 2,
+        random_state: int | None = 0,
     ):
-        self.max_classes = max_classes
-        self.variance = variance
-        self.max_dims = max_dims
-        self.boundary_dims = boundary_dims
-        self.min_class_fraction = min_class_fraction
+        self.max_sites = max_sites
+        self.min_site_fraction = min_site_fraction
+        self.site_dims = site_dims
+        self.env_precision = env_precision
+        self.max_levels = max_levels
         self.min_class_size = min_class_size
+        self.cs_precision = cs_precision
+        self.criterion = criterion
         self.max_fit_samples = max_fit_samples
         self.n_init = n_init
-        self.max_iter = max_iter
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, y: None = None) -> MotifClusterer:
-        # The mixture works on tiny matrices (a few dimensions): BLAS threads only add
-        # synchronisation overhead there, measured at 5 ms per 8x8 triangular solve.
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit both stages on a subsample of ``X`` and label every row. Returns self."""
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        # The mixtures work on tiny matrices: BLAS threads only add synchronisation overhead.
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._fit(X)
+            self._fit(X)
+        return self
 
-    def _density(self, Z: np.ndarray) -> GaussianMixture:
-        """The BIC-selected mixture (density estimate) of the projected subsample."""
-        reg = 1e-6 * float(np.var(Z)) + 1e-12
-        self.bic_: dict[int, float] = {}
-        best, best_bic = None, np.inf
-        for k in range(1, min(self.max_classes, len(Z) // 2) + 1):
-            gmm = GaussianMixture(
-                n_components=k,
-                covariance_type="full",
-                n_init=self.n_init,
-                init_params="k-means++",
-                reg_covar=reg,
-                random_state=self.random_state,
-            ).fit(Z)
-            bic = float(gmm.bic(Z))
-            self.bic_[k] = bic
-            if bic < best_bic:
-                best, best_bic = gmm, bic
-            elif k > 2 and self.bic_.get(k - 1, np.inf) > best_bic:
-                break  # two successive worse models: the BIC minimum is behind us
-        return best
-
-    def _fit(self, X: np.ndarray) -> MotifClusterer:
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or len(X) < 2:
-            raise AnalysisError(f"need at least two descriptors to cluster, got shape {X.shape}")
-        if not np.isfinite(X).all():
-            raise AnalysisError("descriptors contain NaN or Inf")
-        rng = np.random.default_rng(self.random_state)
+    def _fit(self, X: np.ndarray) -> None:
+        # One integer seed from random_state (an int, a RandomState or None), for every stage.
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        rng = np.random.default_rng(seed)
         n = len(X)
         fit_idx = (
-            rng.choice(n, self.max_fit_samples, replace=False)
+            np.sort(rng.choice(n, self.max_fit_samples, replace=False))
             if n > self.max_fit_samples
             else np.arange(n)
         )
         Xfit = X[fit_idx]
-        n_dims = min(self.max_dims, X.shape[1], max(1, len(Xfit) - 1))
-        n_pca = min(max(n_dims, self.boundary_dims), X.shape[1], max(1, len(Xfit) - 1))
-        self.pca_ = PCA(n_components=n_pca, random_state=self.random_state).fit(Xfit)
-        cum = np.cumsum(self.pca_.explained_variance_ratio_[:n_dims])
-        self.n_dims_ = int(min(n_dims, np.searchsorted(cum, self.variance) + 1))
-        Z = self.pca_.transform(Xfit)[:, : self.n_dims_]
-        density = self._density(Z)
-        self.n_components_ = density.n_components
-        part = _modal_partition(Z, density, self.max_iter)
-        min_size = max(self.min_class_size, self.min_class_fraction * len(Z))
-        part = _absorb_small(Z, part, min_size)
-        k = int(part.max()) + 1
-        if k == 1:
-            self.label_dims_ = self.n_dims_
-            self.gmm_ = (
-                density
-                if density.n_components == 1
-                else GaussianMixture(
-                    1, covariance_type="full", reg_covar=1e-6 * float(np.var(Z)) + 1e-12
-                ).fit(Z)
-            )
+        env = Xfit[:, 1:]
+        self.site_scores_ = {1: 0.0}
+        if env.shape[1] == 0 or len(Xfit) < 4 or not (np.ptp(env, axis=0) > 0).any():
+            self.pca_, self.sites_ = None, None
+            site_fit = np.zeros(len(Xfit), dtype=np.int64)
         else:
-            self.label_dims_ = self.pca_.n_components_
-            Zb = self.pca_.transform(Xfit)
-            means = np.array([Zb[part == j].mean(axis=0) for j in range(k)])
-            within = Zb - means[part]
-            reg = 1e-6 * float(np.var(Zb)) + 1e-12
-            pooled = within.T @ within / len(Zb) + reg * np.eye(Zb.shape[1])
-            self.gmm_ = GaussianMixture(
-                n_components=k,
-                covariance_type="tied",
-                reg_covar=reg,
-                weights_init=np.bincount(part, minlength=k) / len(part),
-                means_init=means,
-                precisions_init=np.linalg.inv(pooled),
-                max_iter=20,
-                random_state=self.random_state,
-            ).fit(Zb)
-        raw = self.gmm_.predict(self.pca_.transform(X)[:, : self.label_dims_])
-        # Order classes by size so that label 0 is the majority (perfect-lattice) motif.
-        counts = np.bincount(raw, minlength=self.gmm_.n_components)
-        order = np.argsort(-counts, kind="stable")
-        self.remap_ = np.empty_like(order)
-        self.remap_[order] = np.arange(len(order))
-        self.labels_ = self.remap_[raw]
-        self.n_classes_ = int((counts > 0).sum())
-        self.modes_ = self.gmm_.means_[order]
-        return self
+            n_dims = min(self.site_dims, env.shape[1], len(Xfit) - 1)
+            self.pca_ = PCA(n_components=n_dims, random_state=seed).fit(env)
+            Z = self.pca_.transform(env)
+            # Sites are compared in units of the environments' overall spread: no site
+            # component is narrower than env_precision of it (see the parameter).
+            floor = (self.env_precision * float(np.sqrt(np.var(Z, axis=0).sum()))) ** 2
+            gmm, self.site_scores_ = select_mixture(
+                Z, self.max_sites, criterion=self.criterion, min_variance=floor,
+                n_init=self.n_init, random_state=seed,
+            )
+            self.sites_ = _drop_small_components(gmm, Z, self.min_site_fraction)
+            site_fit = self.sites_.predict(Z)
+        self.n_sites_ = 1 if self.sites_ is None else self.sites_.n_components
+        self.levels_ = []
+        for s in range(self.n_sites_):
+            cs = Xfit[site_fit == s, :1]
+            if len(cs) < 2:  # an empty site after refitting: one level at the overall mean
+                cs = Xfit[:, :1]
+            gmm, _ = select_mixture(
+                cs,
+                self.max_levels,
+                criterion=self.criterion,
+                min_size=self.min_class_size,
+                min_variance=(self.cs_precision * float(np.abs(Xfit[:, 0]).mean())) ** 2,
+                n_init=self.n_init,
+                random_state=seed,
+            )
+            self.levels_.append(gmm)
+        raw = self._raw_predict(X)
+        counts = np.bincount(raw, minlength=self._n_raw)
+        present = np.flatnonzero(counts)
+        order = present[np.argsort(-counts[present], kind="stable")]
+        self._remap = np.full(self._n_raw, -1, dtype=np.int64)
+        self._remap[order] = np.arange(len(order))
+        self.labels_ = self._remap[raw]
+        self.n_classes_ = len(order)
+        self.class_site_ = self._raw_site[order]
+        self.class_cross_section_ = self._raw_mean[order]
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class of each descriptor (same numbering as ``labels_``)."""
-        Z = self.pca_.transform(np.asarray(X, dtype=np.float64))[:, : self.label_dims_]
-        return self.remap_[self.gmm_.predict(Z)]
+    @property
+    def _n_raw(self) -> int:
+        return sum(g.n_components for g in self.levels_)
 
+    @property
+    def _raw_site(self) -> np.ndarray:
+        return np.concatenate([np.full(g.n_components, s) for s, g in enumerate(self.levels_)])
 
-def _modal_partition(Z: np.ndarray, gmm: GaussianMixture, max_iter: int) -> np.ndarray:
-    """Modal EM (Li, Ray & Lindsay 2007): which density mode each sample climbs to.
+    @property
+    def _raw_mean(self) -> np.ndarray:
+        return np.concatenate([g.means_[:, 0] for g in self.levels_])
 
-    Vectorised over samples: each iteration computes the component posteriors at every
-    current point and solves one small (d x d) system per point. Points whose paths end within
-    ``1e-3`` of the data's standard deviation of each other share a mode (the fixed point is
-    reached to ~1e-6 of it, so the tolerance only absorbs rounding).
-    """
-    if gmm.n_components == 1:
-        return np.zeros(len(Z), dtype=np.int64)
-    prec = gmm.precisions_  # (k, d, d)
-    prec_mu = np.einsum("kij,kj->ki", prec, gmm.means_)
-    x = Z.copy()
-    scale = float(np.sqrt(np.var(Z, axis=0).sum())) + 1e-300
-    for _ in range(max_iter):
-        p = gmm.predict_proba(x)  # (n, k)
-        a = np.einsum("nk,kij->nij", p, prec)
-        b = p @ prec_mu
-        new = np.linalg.solve(a, b[:, :, None])[:, :, 0]
-        step = np.abs(new - x).max()
-        x = new
-        if step < 1e-7 * scale:
-            break
-    # Group the end points: single linkage at a tolerance far below any class separation.
-    tol = 1e-3 * scale
-    labels = np.full(len(x), -1, dtype=np.int64)
-    order = np.argsort(-gmm.score_samples(x), kind="stable")
-    modes: list[np.ndarray] = []
-    for i in order:  # one pass over the distinct end points (a handful), not over pixels
-        if labels[i] >= 0:
-            continue
-        close = np.linalg.norm(x - x[i], axis=1) < tol
-        labels[close & (labels < 0)] = len(modes)
-        modes.append(x[i])
-    return labels
+    def _raw_predict(self, X: np.ndarray) -> np.ndarray:
+        """(site, level) pair of each row as one index into the concatenated levels."""
+        if self.sites_ is None:
+            site = np.zeros(len(X), dtype=np.int64)
+        else:
+            site = self.sites_.predict(self.pca_.transform(X[:, 1:]))
+        offsets = np.cumsum([0] + [g.n_components for g in self.levels_])
+        raw = np.empty(len(X), dtype=np.int64)
+        for s, gmm in enumerate(self.levels_):  # one vectorised pass per site (a handful)
+            m = site == s
+            if m.any():
+                raw[m] = offsets[s] + gmm.predict(X[m, :1])
+        return raw
 
-
-def _absorb_small(Z: np.ndarray, part: np.ndarray, min_size: float) -> np.ndarray:
-    """Send the members of modes smaller than ``min_size`` to the nearest large mode's mean."""
-    counts = np.bincount(part)
-    big = np.flatnonzero(counts >= min_size)
-    if len(big) == 0:
-        return np.zeros_like(part)
-    means = np.array([Z[part == k].mean(axis=0) for k in big])
-    small = ~np.isin(part, big)
-    out = np.searchsorted(big, np.where(small, big[0], part))
-    if small.any():
-        d = np.linalg.norm(Z[small, None, :] - means[None], axis=2)
-        out[small] = d.argmin(axis=1)
-    return out
+    def predict(self, X) -> np.ndarray:
+        """Class of each row (same numbering as ``labels_``; -1 for a (site, level) pair that
+        no fitted sample had)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._remap[self._raw_predict(X)]
 
 
 def make_clusterer(name: str, *, max_classes: int, random_state: int) -> MotifClusterer:
     """The clusterer named in :class:`~motifcat.ingest.model.AnalysisParams`.
 
+    ``max_classes`` bounds the number of chemistry levels tried per site.
+
     Examples
     --------
-    >>> make_clusterer("gmm", max_classes=4, random_state=0).max_classes
+    >>> make_clusterer("gmm", max_classes=4, random_state=0).max_levels
     4
     """
     if name == "gmm":
-        return MotifClusterer(max_classes=max_classes, random_state=random_state)
+        return MotifClusterer(max_levels=max_classes, random_state=random_state)
     raise AnalysisError(f"unknown clusterer {name!r}; available: 'gmm'")
 
 

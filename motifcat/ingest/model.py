@@ -95,8 +95,9 @@ class AnalysisParams:
     n_components : int or None
         PCA components (default: the number of Zernike invariants for ``n_max``).
     clusterer : {"gmm"}
-        Unsupervised clustering with an automatically chosen number of classes (classes are
-        the modes of a BIC-selected Gaussian-mixture density, see ``ingest.cluster``).
+        Unsupervised clustering with an automatically chosen number of classes: sites from a
+        Gaussian mixture of the environment descriptors, then per site chemistries from a
+        mixture of the own cross-sections, both ordered by ICL (see ``ingest.cluster``).
     intensity_scale : {"image", "patch"}
         How descriptors are made independent of dose and brightness. ``"image"``: every patch
         is ``(patch - offset) / column_scale`` with ONE offset (image mean) and ONE column
@@ -105,13 +106,21 @@ class AnalysisParams:
         ``"patch"``: each patch's own mean and norm are removed (affine invariant per patch;
         loses absolute Z-contrast).
     window_sigma : float or None
-        Gaussian taper applied to every patch before the descriptor, sigma in units of the
-        nearest-neighbour spacing (0.5: one sigma reaches the bond midpoint, a neighbour's
-        peak keeps e^-2 = 13.5 % of its weight). Level-1 classes then describe the column and
-        its immediate surroundings; the neighbours' arrangement is the hierarchy's job. None:
-        no taper.
+        Width (sigma) of the Gaussian window applied to every patch before the environment
+        descriptor, in units of the nearest-neighbour spacing. None: no window.
+    env_radius : float
+        Radius of that window's ring, in nearest-neighbour spacings. The environment
+        descriptor should tell the column's *site* (sublattice), while the column itself is
+        described by its own cross-section: a ring at 1.5 spacings with sigma 0.5 weighs the
+        first three neighbour shells (a honeycomb's 3 + 6 + 3 columns) and gives the column
+        itself 1 % of the weight, so that a single changed neighbour (a vacancy next door)
+        moves the descriptor by a fraction of the distance between sites. Chosen on
+        ``bench/classes.py`` (synthetic MoSe2, doses 1 ... 1/50) against a ring on the first
+        shell (1.0, sigma 0.35), which split the columns next to defects into environment
+        classes of their own, and on the second shell (1.73, sigma 0.3). 0 gives the
+        centred taper of earlier versions.
     max_classes : int
-        Upper bound of the number of level-1 classes tried.
+        Upper bound of the number of chemistry classes tried per site.
     random_state : int
         Seed of every random choice, so that an analysis is reproducible.
     hierarchy : bool
@@ -139,6 +148,7 @@ class AnalysisParams:
     max_classes: int = 12
     intensity_scale: str = "image"
     window_sigma: float | None = 0.5
+    env_radius: float = 1.5
     random_state: int = 0
     hierarchy: bool = True
     max_edge_factor: float = 1.45
@@ -187,6 +197,8 @@ class AnalysisParams:
                 f"AnalysisParams.min_relative_prominence must be in [0, 1), got "
                 f"{self.min_relative_prominence}"
             )
+        if not (np.isfinite(self.env_radius) and self.env_radius >= 0):
+            raise AnalysisError(f"AnalysisParams.env_radius must be >= 0, got {self.env_radius!r}")
         if not self.max_edge_factor > 1:
             raise AnalysisError(
                 f"AnalysisParams.max_edge_factor must be > 1, got {self.max_edge_factor}"
@@ -376,14 +388,17 @@ class Analysis:
     columns : Columns
         Every detected column.
     has_patch : ndarray of bool, shape (N,)
-        False for columns whose patch would cross the image border: they are kept as columns
-        (and as vertices of the hierarchy) but have no descriptor and label -1.
-    features : ndarray of float, shape (M, F)
-        Descriptors of the columns with a patch, in column order.
-    moments : ndarray of float or None, shape (M, n_moments)
-        Zernike moments (None for the PCA baseline).
+        True for columns whose whole patch lies inside the image: the classes are learned on
+        them. The others (at the border) are described with the part of their patch outside
+        the image masked, and labelled by the fitted classes.
+    features : ndarray of float, shape (N, 1 + F)
+        Level-1 descriptor of every column: ``[:, 0]`` its own normalised cross-section
+        (mean 1 over the image), ``[:, 1:]`` the environment descriptor (Zernike invariants
+        or PCA scores).
+    moments : ndarray of float or None, shape (N, n_moments)
+        Zernike moments of the environment patches (None for the PCA baseline).
     labels : ndarray of int, shape (N,)
-        Level-1 class of each column; -1 where ``has_patch`` is False.
+        Level-1 class of each column.
     classes : list of MotifClass
         Level-1 classes.
     hierarchy : Hierarchy or None
@@ -409,4 +424,5 @@ class Analysis:
 
     @property
     def n_dropped_at_border(self) -> int:
+        """Columns whose patch crosses the border (labelled from a masked patch)."""
         return int((~self.has_patch).sum())

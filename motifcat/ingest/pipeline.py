@@ -131,23 +131,28 @@ def image_intensity_scale(
     return offset, scale
 
 
-def patch_window(size: int, sigma_px: float | None) -> np.ndarray:
-    """Gaussian taper ``exp(-r^2 / 2 sigma^2)`` over a ``size`` x ``size`` patch (float32).
+def patch_window(size: int, sigma_px: float | None, radius_px: float = 0.0) -> np.ndarray:
+    """Gaussian ring ``exp(-(r - radius)^2 / 2 sigma^2)`` over a ``size`` x ``size`` patch.
 
-    ``sigma_px=None`` gives ones (no taper).
+    ``radius_px=0`` is a centred Gaussian taper; a radius of about 1.5 nearest-neighbour
+    spacings weighs the first three neighbour shells and hides the column itself (the
+    *environment* window of the level-1 descriptor). ``sigma_px=None`` gives ones (no taper).
 
     Examples
     --------
     >>> w = patch_window(5, 1.0)
     >>> float(w[2, 2]), round(float(w[2, 3]), 3)
     (1.0, 0.607)
+    >>> ring = patch_window(9, 1.0, radius_px=3.0)
+    >>> round(float(ring[4, 4]), 4), float(ring[4, 7])
+    (0.0111, 1.0)
     """
     if sigma_px is None:
         return np.ones((size, size), dtype=np.float32)
     if not sigma_px > 0:
         raise AnalysisError(f"window_sigma must be positive or None, got {sigma_px}")
-    r2 = np.sum(np.square(np.mgrid[:size, :size] - size // 2), axis=0)
-    return np.exp(-0.5 * r2 / sigma_px**2).astype(np.float32)
+    r = np.sqrt(np.sum(np.square(np.mgrid[:size, :size] - size // 2), axis=0))
+    return np.exp(-0.5 * np.square(r - radius_px) / sigma_px**2).astype(np.float32)
 
 
 def prepare_patches(
@@ -163,6 +168,39 @@ def prepare_patches(
     out = np.subtract(patches, np.float32(background), dtype=np.float32)
     out *= (window / np.float32(scale)).astype(np.float32)
     return out
+
+
+def own_cross_sections(
+    columns: Columns, smoothed: np.ndarray, background: float
+) -> np.ndarray:
+    """The column's own scattering strength, normalised per image to a mean of 1.
+
+    With the Gaussian column model (``refine="model"``) it is the model's scattering
+    cross-section (integrated intensity above the local background, neighbours' tails fitted
+    together); otherwise the smoothed image at the column position above the image offset
+    ``background``, a proxy that still holds some of the neighbours' tails. Either is a linear
+    statistic of the image, so dividing by its mean over the columns makes it the same at
+    every dose and under a change of detector gain.
+
+    Examples
+    --------
+    >>> cols = Columns(xy=np.array([[1.0, 1.0], [2.0, 2.0]]), intensity=np.zeros(2))
+    >>> img = np.array([[0, 0, 0, 0], [0, 4, 0, 0], [0, 0, 2, 0], [0, 0, 0, 0]], float)
+    >>> own_cross_sections(cols, img, 1.0).round(3).tolist()
+    [1.5, 0.5]
+    >>> modelled = Columns(xy=cols.xy, intensity=np.zeros(2), cross_section=np.array([3.0, 1.0]))
+    >>> own_cross_sections(modelled, img, 1.0).tolist()
+    [1.5, 0.5]
+    """
+    if columns.cross_section is not None:
+        own = np.asarray(columns.cross_section, dtype=np.float64)
+    else:
+        peaks = ndimage.map_coordinates(smoothed, [columns.xy[:, 1], columns.xy[:, 0]], order=1)
+        own = peaks.astype(np.float64) - background
+    mean = float(own.mean())
+    if not (np.isfinite(own).all() and mean > 0):
+        raise AnalysisError("column cross-sections are not finite and positive on average")
+    return own / mean
 
 
 def n_invariants(n_max: int) -> int:
@@ -327,18 +365,25 @@ def _analyze(
 
     report("features", 0.3)
     extractor = make_feature_extractor(params)
-    xy_in = columns.xy[inner]
     # One background and one column scale for the whole image (see image_intensity_scale);
     # with intensity_scale="patch" the transformer normalises each patch itself instead.
-    if params.intensity_scale == "image":
-        background, scale = image_intensity_scale(
-            image, xy_in, params.smoothing * period, smoothed=smoothed
-        )
-    else:
+    background, scale = image_intensity_scale(
+        image, columns.xy[inner], params.smoothing * period, smoothed=smoothed
+    )
+    own = own_cross_sections(columns, smoothed, background)
+    if params.intensity_scale != "image":
         background, scale = 0.0, 1.0
     window = patch_window(
-        size, None if params.window_sigma is None else params.window_sigma * spacing / step
+        size,
+        None if params.window_sigma is None else params.window_sigma * spacing / step,
+        params.env_radius * spacing / step,
     )
+    # Border columns get a class too: the image is padded with its mean (0 after the
+    # preparation below), i.e. the part of a patch outside the image is masked. The
+    # clusterer is fitted on the columns whose whole patch is inside and labels all.
+    pad = int(np.ceil((size // 2) * step)) + 2
+    padded = np.pad(image, pad, mode="constant", constant_values=float(image.mean()))
+    xy_pad = columns.xy + pad
     rng = np.random.default_rng(params.random_state)
     # The PCA baseline learns from a subsample; Zernike features learn nothing (one patch
     # suffices for fit's checks).
@@ -346,51 +391,91 @@ def _analyze(
     fit_idx = np.sort(rng.choice(inner, n_fit, replace=False))
     extractor.fit(
         prepare_patches(
-            extract_patches(image, columns.xy[fit_idx], size, step), background, scale, window
+            extract_patches(padded, xy_pad[fit_idx], size, step), background, scale, window
         )
     )
     zernike = params.features == "zernike"
-    n_out = n_invariants(params.n_max) if zernike else extractor.n_components
-    features = np.empty((len(inner), n_out), dtype=np.float64)
+    n_env = n_invariants(params.n_max) if zernike else extractor.n_components
+    n_all = len(columns)
+    # Descriptor = [own normalised cross-section, environment descriptor].
+    features = np.empty((n_all, 1 + n_env), dtype=np.float64)
+    features[:, 0] = own
     # Zernike moments are kept: they give the classes' average reconstructed motifs.
-    moments = np.empty((len(inner), len(zernike_indices(params.n_max)))) if zernike else None
+    moments = np.empty((n_all, len(zernike_indices(params.n_max)))) if zernike else None
 
     def describe(sl: slice) -> slice:
         patches = prepare_patches(
-            extract_patches(image, xy_in[sl], size, step), background, scale, window
+            extract_patches(padded, xy_pad[sl], size, step), background, scale, window
         )
         if moments is not None:
             moments[sl] = extractor.moments(patches)
-            features[sl] = rotation_invariants(moments[sl], params.n_max)
+            features[sl, 1:] = rotation_invariants(moments[sl], params.n_max)
         else:
-            features[sl] = extractor.transform(patches)
+            features[sl, 1:] = extractor.transform(patches)
         return sl
 
     # Chunks bound the memory (a few thousand patches at a time) and run on two threads:
     # NumPy releases the GIL in the gathers, the arithmetic and the matrix products.
-    chunks = [slice(i, min(len(inner), i + _CHUNK)) for i in range(0, len(inner), _CHUNK)]
+    chunks = [slice(i, min(n_all, i + _CHUNK)) for i in range(0, n_all, _CHUNK)]
     with ThreadPoolExecutor(max_workers=min(2, len(chunks))) as pool:
         for sl in pool.map(describe, chunks):
-            report("features", 0.3 + 0.4 * sl.stop / len(inner))
+            report("features", 0.3 + 0.4 * sl.stop / n_all)
 
     report("clustering", 0.7)
+    # The classes are learned one nearest-neighbour spacing further inside than the patch
+    # needs: the column model's cross-sections of columns near the edge are biased low
+    # (measured on synthetic MoSe2: -13 % at 15 px from the edge, -21 % at 5 px), and such a
+    # band of columns would otherwise found a chemistry class of its own.
+    margin = 2 * int(np.ceil(spacing / step))  # one spacing each side, in patch samples
+    learn = np.flatnonzero(patch_fits(columns.xy, image.shape, size + margin, step))
+    if len(learn) < max(_MIN_COLUMNS, len(inner) // 4):
+        learn = inner
     clusterer = make_clusterer(
         params.clusterer, max_classes=params.max_classes, random_state=params.random_state
-    ).fit(features)
-    inner_labels = clusterer.labels_
-    n_classes = int(inner_labels.max()) + 1
-    labels = np.full(len(columns), -1, dtype=np.int64)
-    labels[inner] = inner_labels
-
-    centroids = class_centroids(features, inner_labels, n_classes)
-    counts = np.bincount(inner_labels, minlength=n_classes)
+    ).fit(features[learn])
+    labels = clusterer.predict(features)
+    # A (site, chemistry) pair that no whole-patch column had cannot be a class of its own:
+    # such border columns take the class of their site's nearest chemistry instead.
+    missing = labels < 0
+    if missing.any():
+        cs_class = clusterer.class_cross_section_
+        labels[missing] = np.abs(features[missing, :1] - cs_class[None, :]).argmin(axis=1)
+    # Class 0 is the most frequent over the whole image (the clusterer orders by its fit set).
+    n_classes = clusterer.n_classes_
+    order = np.argsort(-np.bincount(labels, minlength=n_classes), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(n_classes)
+    labels = rank[labels]
+    # A class's descriptor (matched across images by the vocabulary) is the centroid of its
+    # whole-patch members: a masked border patch shifts the environment invariants.
+    centroids = class_centroids(features[inner], labels[inner], n_classes)
+    no_inner = np.bincount(labels[inner], minlength=n_classes) == 0
+    if no_inner.any():
+        centroids[no_inner] = class_centroids(features, labels, n_classes)[no_inner]
+    counts = np.bincount(labels, minlength=n_classes)
     if moments is not None:
+        # Average motifs from whole-patch members only (a masked patch would smear them), seen
+        # through the centred taper (the environment ring hides the column itself, and the
+        # average motif, like the exporter's column brightness, should show it): at most 64
+        # members per class, so this costs a few hundred patches.
+        picked = np.concatenate([
+            rng.permutation(inner[labels[inner] == k])[:64] for k in range(n_classes)
+        ]).astype(np.int64)
+        centred = patch_window(
+            size, None if params.window_sigma is None else params.window_sigma * spacing
+        )
+        shown = extractor.moments(
+            prepare_patches(extract_patches(padded, xy_pad[picked], size), background, scale,
+                            centred)
+        ) if len(picked) else moments[:0]
         mean_moments = aligned_class_means(
-            moments, features, inner_labels, centroids, params.n_max, rng=rng
+            shown, features[picked, 1:], labels[picked], centroids[:, 1:], params.n_max, rng=rng,
         )
         mean_images = reconstruct(mean_moments, size, n_max=params.n_max)
     else:
-        mean_images = extractor.pca_.inverse_transform(centroids).reshape(n_classes, size, size)
+        mean_images = extractor.pca_.inverse_transform(centroids[:, 1:]).reshape(
+            n_classes, size, size
+        )
     classes = [
         MotifClass(
             level=1,

@@ -133,14 +133,14 @@ def _write(analysis: Analysis, path: Path) -> None:
         doc = analysis_summary(analysis)
         doc["columns"] = {
             "xy": np.round(analysis.columns.xy, 3).tolist(),
+            "labels": analysis.labels.tolist(),
+            "features": np.round(analysis.features, 6).tolist(),
             "intensity": np.asarray(analysis.columns.intensity).tolist(),
             **{
                 k: np.asarray(getattr(analysis.columns, k)).tolist()
                 for k in Columns.OPTIONAL
                 if getattr(analysis.columns, k) is not None
             },
-            "labels": analysis.labels.tolist(),
-            "features": np.round(analysis.features, 6).tolist(),
         }
         if analysis.hierarchy is not None:
             doc["neighbour_pairs"] = analysis.hierarchy.neighbour_pairs.tolist()

@@ -42,10 +42,13 @@ from __future__ import annotations
 
 import functools
 import math
+from numbers import Integral
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.decomposition import PCA
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import AnalysisError
 
@@ -579,6 +582,17 @@ def _patches_from_X(X, name: str = "X") -> np.ndarray:
     return arr
 
 
+def _validated(estimator, X, reset: bool) -> np.ndarray:
+    """``X`` checked the scikit-learn way (finite, numeric), as flattened patches (P, s*s).
+
+    A stack (P, s, s) is flattened first, so that ``n_features_in_`` (pixels per patch) is the
+    same whichever form ``fit`` and ``transform`` receive.
+    """
+    if getattr(X, "ndim", 0) == 3:
+        X = _as_patch_stack(X).reshape(len(X), -1)
+    return validate_data(estimator, X, reset=reset, dtype=[np.float64, np.float32])
+
+
 @functools.lru_cache(maxsize=32)
 def _constant_moments(size: int, n_max: int) -> np.ndarray:
     """What a unit brightness offset adds to the raw outputs of ``_project(..., with_mean=True)``.
@@ -641,13 +655,16 @@ class ZernikeFeatures(TransformerMixin, BaseEstimator):
     ----------
     patch_size_ : int
         Patch side seen by :meth:`fit`.
+    n_features_in_ : int
+        Pixels per patch seen by :meth:`fit`.
     n_features_out_ : int
         Number of invariants.
 
     Notes
     -----
-    :meth:`fit` learns nothing; :meth:`transform` works without it. ``X`` is a stack of patches
-    ``(P, size, size)`` or the same flattened ``(P, size*size)``.
+    :meth:`fit` only checks the patches (nothing is learned), as scikit-learn's stateless
+    transformers do. ``X`` is a stack of patches ``(P, size, size)`` or the same flattened
+    ``(P, size*size)``.
 
     Examples
     --------
@@ -657,13 +674,19 @@ class ZernikeFeatures(TransformerMixin, BaseEstimator):
     (5, 36)
     """
 
-    def __init__(self, n_max: int = 10, normalize: bool = True):
+    _parameter_constraints: dict = {
+        "n_max": [Interval(Integral, 1, 30, closed="both")],
+        "normalize": ["boolean"],
+    }
+
+    def __init__(self, *, n_max: int = 10, normalize: bool = True):
         self.n_max = n_max
         self.normalize = normalize
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Check the patches and the order; learns nothing. Returns self."""
-        patches = _patches_from_X(X)
+        patches = _patches_from_X(_validated(self, X, reset=True))
         zernike_basis(patches.shape[1], self.n_max)  # raises if the grid cannot resolve n_max
         self.patch_size_ = int(patches.shape[1])
         self.n_features_out_ = len(invariant_indices(self.n_max))
@@ -675,7 +698,8 @@ class ZernikeFeatures(TransformerMixin, BaseEstimator):
         ``rotation_invariants(self.moments(X), self.n_max)`` equals ``self.transform(X)``;
         ``reconstruct(self.moments(X), size, self.n_max)`` shows what the descriptor sees.
         """
-        patches = _patches_from_X(X)
+        check_is_fitted(self)
+        patches = _patches_from_X(_validated(self, X, reset=False))
         if self.normalize:
             return _normalised_moments(patches, self.n_max)
         return zernike_moments(patches, self.n_max)
@@ -690,7 +714,7 @@ class ZernikeFeatures(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.requires_fit = False
+        tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
 
 
@@ -714,8 +738,13 @@ class PCAFeatures(TransformerMixin, BaseEstimator):
     ----------
     pca_ : sklearn.decomposition.PCA
         The fitted PCA.
-    patch_size_ : int
-        Patch side seen by :meth:`fit`.
+    n_features_in_ : int
+        Pixels per (flattened) patch seen by :meth:`fit`.
+
+    Notes
+    -----
+    ``X`` is a stack of patches ``(P, size, size)`` or any 2-D array ``(P, n_pixels)`` of
+    flattened patches (the PCA needs no square).
 
     Examples
     --------
@@ -725,8 +754,16 @@ class PCAFeatures(TransformerMixin, BaseEstimator):
     (50, 36)
     """
 
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "whiten": ["boolean"],
+        "normalize": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
+        *,
         n_components: int = 36,
         whiten: bool = False,
         normalize: bool = True,
@@ -737,28 +774,26 @@ class PCAFeatures(TransformerMixin, BaseEstimator):
         self.normalize = normalize
         self.random_state = random_state
 
-    def _flatten(self, X) -> np.ndarray:
-        patches = _patches_from_X(X)
-        flat = np.asarray(patches, dtype=np.float64).reshape(len(patches), -1)
+    def _flatten(self, X, reset: bool) -> np.ndarray:
+        arr = np.asarray(X) if getattr(X, "ndim", 0) == 3 else X
+        if getattr(arr, "ndim", 0) == 3:
+            arr = _as_patch_stack(arr).reshape(len(arr), -1)
+        flat = validate_data(self, arr, reset=reset, dtype=np.float64)
         if self.normalize:
             flat = flat - flat.mean(axis=1, keepdims=True)
             norm = np.linalg.norm(flat, axis=1, keepdims=True)
             flat = flat / np.where(norm > 0, norm, np.inf)
-        if not np.isfinite(flat).all():
-            raise AnalysisError("patches contain NaN or Inf")
         return flat
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the PCA on the (normalised) flattened patches. Returns self."""
-        flat = self._flatten(X)
+        flat = self._flatten(X, reset=True)
         n = self.n_components
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise AnalysisError(f"n_components must be a positive integer, got {n!r}")
         if n > min(flat.shape):
             raise AnalysisError(
                 f"n_components={n} exceeds min(n_patches, n_pixels) = {min(flat.shape)}"
             )
-        self.patch_size_ = math.isqrt(flat.shape[1])
         self.pca_ = PCA(
             n_components=int(n), whiten=self.whiten, random_state=self.random_state
         ).fit(flat)
@@ -766,17 +801,8 @@ class PCAFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """Component scores, ndarray of float64 of shape (P, n_components)."""
-        if not hasattr(self, "pca_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("PCAFeatures is not fitted yet; call fit first")
-        flat = self._flatten(X)
-        if flat.shape[1] != self.patch_size_**2:
-            raise AnalysisError(
-                f"patches are {math.isqrt(flat.shape[1])} px wide, the PCA was fitted on "
-                f"{self.patch_size_} px"
-            )
-        return self.pca_.transform(flat)
+        check_is_fitted(self)
+        return self.pca_.transform(self._flatten(X, reset=False))
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Names ``pca0, pca1, ...`` of the components."""
