@@ -473,8 +473,9 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str,
     --------
     >>> from motifcat.query import image_units
     >>> unit = image_units(store, image_id)["motif_id"].iloc[0]  # a hexagon of MoSe2
-    >>> suggest_species(store, unit, "MoSe2")
-    {'L1-0001': 'Mo', 'L1-0002': 'Se2'}
+    >>> sp = suggest_species(store, unit, "MoSe2")  # classes ordered by count: Se2 sites first
+    >>> sp["L1-0001"], sp["L1-0002"]
+    ('Se2', 'Mo')
     """
     kinds = _formula_columns(formula)
     detail = motif_detail(store, motif_id)

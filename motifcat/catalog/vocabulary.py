@@ -260,6 +260,23 @@ def normalize_descriptor(
     return d / norm if norm > 0 else d
 
 
+def raw_descriptor(stored: np.ndarray | Sequence[float], space: str) -> np.ndarray:
+    """Undo :func:`normalize_descriptor`'s weighting: a stored image-scaled descriptor back in
+    the raw form of a class descriptor (patch-scaled ones stay unit vectors, which is their raw
+    form up to scale).
+
+    Examples
+    --------
+    >>> raw_descriptor(normalize_descriptor([0.5, 4.0], "zernike-n10-image-w0.5-r1.5"),
+    ...                "zernike-n10-image-w0.5-r1.5")
+    array([0.5, 4. ])
+    """
+    d = np.asarray(stored, dtype=np.float64).ravel().copy()
+    if parse_space(space).get("env_radius") and len(d):
+        d[0] /= CS_WEIGHT
+    return d
+
+
 def descriptor_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distances (len(a), len(b)) between rows of two descriptor stacks.
 

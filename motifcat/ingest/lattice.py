@@ -82,8 +82,8 @@ def lattice_period(
     --------
     >>> y, x = np.mgrid[:256, :256]
     >>> img = np.cos(2 * np.pi * x / 10.0) + np.cos(2 * np.pi * y / 10.0)
-    >>> round(lattice_period(img), 1)
-    10.0
+    >>> abs(lattice_period(img) - 10.0) < 0.15  # 25.6 periods: the ring falls between FFT bins
+    True
     """
     h, w = image.shape
     ch, cw = min(h, max_side_px), min(w, max_side_px)

@@ -288,8 +288,10 @@ def similar_motifs(
     >>> sim = similar_motifs(store, "L1-0001", k=3)
     >>> "L1-0001" in sim["motif_id"].tolist(), bool(sim["distance"].is_monotonic_increasing)
     (False, True)
-    >>> d = motif_detail(store, "L1-0001").descriptor
-    >>> similar_motifs(store, descriptor=d, space="zernike-n10-image-w0.5")["motif_id"].iloc[0]
+    >>> from motifcat.catalog.vocabulary import raw_descriptor
+    >>> m = motif_detail(store, "L1-0001")  # its key is "L1:<descriptor space>"
+    >>> raw = raw_descriptor(m.descriptor, m.key[3:])  # stored form -> a class descriptor
+    >>> similar_motifs(store, descriptor=raw, space=m.key[3:])["motif_id"].iloc[0]
     'L1-0001'
     """
     k = _check_count(k, "k", minimum=1)
