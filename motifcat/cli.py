@@ -67,7 +67,9 @@ def _max_megapixels_option():
 @app.command()
 @handle_errors
 def analyze(
-    image: Path = typer.Argument(..., help="Micrograph file (dm3/dm4/emd/ser/mrc/tif/png/npy)."),
+    image: Path = typer.Argument(
+        ..., help="Micrograph file (dm3/dm4/emd/ser/mrc/tif/png/npy/hspy/hdf5/zspy)."
+    ),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in Å."),
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
     features: str = typer.Option("zernike", help="Patch descriptor: zernike or pca."),

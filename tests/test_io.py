@@ -542,6 +542,9 @@ def test_registry():
         "jpg",
         "jpeg",
         "npy",
+        "hspy",
+        "hdf5",
+        "zspy",
     }
     assert READERS["dm3"] is READERS["dm4"]
 

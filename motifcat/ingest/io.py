@@ -2,11 +2,12 @@
 
 One entry point, :func:`load_image`, dispatches on the file extension through a small registry
 (``READERS``, in the manner of ``ase.io``): Gatan DigitalMicrograph (``.dm3``, ``.dm4``), EMD
-(Velox and NCEM/Berkeley, ``.emd``), FEI/Thermo TIA (``.ser``) and MRC (``.mrc``) through
-RosettaSciIO; TIFF through tifffile (ImageJ, OME and FEI pixel sizes, resolution tags); PNG and
-JPEG through imageio; NumPy ``.npy``. Every reader hands back the pixels, the pixel size with its
-unit and the metadata that matters; the common part converts the pixel size to Å, turns colour
-into luminance, selects a frame of a stack and validates the result.
+(Velox and NCEM/Berkeley, ``.emd``), FEI/Thermo TIA (``.ser``), MRC (``.mrc``) and HyperSpy
+(``.hspy``, ``.hdf5``, ``.zspy``; the pixel size from the axes' units, refused without them)
+through RosettaSciIO; TIFF through tifffile (ImageJ, OME and FEI pixel sizes, resolution
+tags); PNG and JPEG through imageio; NumPy ``.npy``. Every reader hands back the pixels, the
+pixel size with its unit and the metadata that matters; the common part converts the pixel
+size to Å, turns colour into luminance, selects a frame of a stack and validates the result.
 
 Errors are motifcat's own: :class:`~motifcat.errors.ImageReadError` when a file cannot be read
 (missing, unsupported, truncated, corrupt), :class:`~motifcat.errors.InvalidImageError` when it
@@ -387,6 +388,47 @@ def _read_mrc(path: Path) -> _Raw:
     return raw
 
 
+def _read_hspy(path: Path) -> _Raw:
+    """HyperSpy's own HDF5 (``.hspy``, ``.hdf5``) and Zarr (``.zspy``) files."""
+    ext = path.suffix.lower().lstrip(".")
+    if ext == "zspy":
+        try:
+            import zarr  # noqa: F401  (RosettaSciIO's zspy reader needs it; say so plainly)
+        except ImportError as exc:
+            raise ImageReadError(
+                f"{path}: reading .zspy files needs zarr (pip install zarr)"
+            ) from exc
+        from rsciio.zspy import file_reader
+    else:
+        _check_hyperspy_hdf5(path)
+        from rsciio.hspy import file_reader
+    signals = _rsciio_call("HyperSpy", lambda: file_reader(str(path), lazy=False), path)
+    raw = _from_rsciio(signals, path, "HyperSpy")
+    raw.metadata["needs_length_units"] = True
+    return raw
+
+
+def _check_hyperspy_hdf5(path: Path) -> None:
+    """Refuse, in plain words, an HDF5 file that HyperSpy did not write."""
+    try:
+        import h5py
+    except ImportError as exc:
+        raise ImageReadError(f"{path}: reading HDF5 files needs h5py (pip install h5py)") from exc
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("file_format")
+            has_experiments = "Experiments" in f
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read as HDF5: {_short(exc)}") from exc
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", errors="replace")
+    if str(fmt or "").lower() != "hyperspy" or not has_experiments:
+        raise ImageReadError(
+            f"{path}: HDF5 file not written by HyperSpy (no file_format='HyperSpy' attribute "
+            "and /Experiments group); only HyperSpy HDF5 images are read (.hspy, .hdf5)"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # TIFF (tifffile), PNG/JPEG (imageio), NPY (numpy)
 # --------------------------------------------------------------------------------------------
@@ -522,6 +564,9 @@ READERS: dict[str, Reader] = {
     "jpg": _read_imageio,
     "jpeg": _read_imageio,
     "npy": _read_npy,
+    "hspy": _read_hspy,
+    "hdf5": _read_hspy,
+    "zspy": _read_hspy,
 }
 
 #: Supported file extensions, for help texts and file pickers.
@@ -665,7 +710,8 @@ def load_image(
     path : str or path-like
         File with one of the extensions in ``SUPPORTED_EXTENSIONS``: ``dm3``, ``dm4``, ``emd``
         (Velox or NCEM), ``ser`` (TIA), ``mrc``, ``tif``/``tiff``, ``png``, ``jpg``/``jpeg``,
-        ``npy``.
+        ``npy``, ``hspy``/``hdf5``/``zspy`` (HyperSpy; an HDF5 file HyperSpy did not write is
+        refused).
     frame : int, optional
         Index (0-based) of the frame to take from a 3-D stack (frames first); required for
         stacks, and only 0 or None is accepted for a single image.
@@ -695,6 +741,7 @@ def load_image(
         corrupt); the message names the file and the format.
     InvalidImageError
         The pixels cannot be analysed: a stack without ``frame`` or ``frame`` out of range,
+        a HyperSpy image whose axes have no length unit and no ``pixel_size_A`` given,
         more than 3 dimensions, NaN/Inf, constant, smaller than 32 px on a side.
     ImageTooLargeError
         The frame is over ``max_megapixels`` (an ``InvalidImageError``).
@@ -726,6 +773,7 @@ def load_image(
 
     check_image_size(p, max_megapixels)  # from the header, before any pixel is read
     raw = reader(p)
+    needs_units = bool(raw.metadata.pop("needs_length_units", False))
     data = np.asarray(raw.data)
     metadata: dict[str, Any] = {
         "original_format": {"tiff": "tif", "jpeg": "jpg"}.get(ext, ext),
@@ -766,6 +814,8 @@ def load_image(
         if file_py is not None and abs(file_py - file_px) > 0.01 * file_px:
             # Non-square pixels distort the lattice; keep both so that the user can see it.
             metadata["pixel_size_yx_A"] = [file_py, file_px]
+    if needs_units and file_px is None and pixel_size_A is None:
+        _refuse_unitless(p.name, raw.scale, raw.units)
     if pixel_size_A is not None:
         metadata["pixel_size_source"] = "argument"
         if file_px is not None:
@@ -775,6 +825,16 @@ def load_image(
         metadata["pixel_size_source"] = "file" if file_px is not None else None
         px = file_px
     return micrograph_from_array(data, pixel_size_A=px, path=p, metadata=metadata)
+
+
+def _refuse_unitless(name: str, scale: float | None, units: str | None) -> None:
+    """HyperSpy axes without a length unit: the scale could be nm, Å or pixels; never guess."""
+    shown = "no units" if units in (None, "", "<undefined>") else f"units {units!r}"
+    raise InvalidImageError(
+        f"{name}: the image axes carry {shown} (scale {scale if scale is not None else '?'}), "
+        "so the pixel size is unknown; pass --pixel-size <Å> (pixel_size_A=...), or set the "
+        "axes' units (nm, Å, pm, µm) in HyperSpy"
+    )
 
 
 def check_size(micrograph: Micrograph, period_px: float, min_periods: float = 4) -> None:

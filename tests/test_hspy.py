@@ -1,0 +1,158 @@
+"""HyperSpy files (.hspy, .hdf5, .zspy) and in-memory signals, written by RosettaSciIO here."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from make_fixtures import fixture_image
+
+from motifcat.errors import ImageReadError, ImageTooLargeError, InvalidImageError
+from motifcat.ingest.io import load_image
+from motifcat.ingest.limits import check_image_size, image_shape
+
+IMG = fixture_image()  # 48 x 64
+
+
+def hspy_signal(data, scale=0.02, units="nm", title="HAADF", n_signal_axes=2):
+    """A RosettaSciIO signal dictionary as HyperSpy hands it to the hspy/zspy writers."""
+    data = np.asarray(data)
+    names = ["frame", "y", "x"][-data.ndim :]
+    axes = []
+    for i, (name, size) in enumerate(zip(names, data.shape, strict=True)):
+        navigate = i < data.ndim - n_signal_axes
+        axes.append(
+            {
+                "name": name,
+                "size": int(size),
+                "scale": 1.0 if navigate else scale,
+                "offset": 0.0,
+                "units": "<undefined>" if navigate else units,
+                "navigate": navigate,
+            }
+        )
+    return {
+        "data": data,
+        "axes": axes,
+        "metadata": {"General": {"title": title}, "Signal": {"signal_type": ""}},
+        "original_metadata": {},
+        "tmp_parameters": {},
+        "learning_results": {},
+        "models": {},
+        "attributes": {"_lazy": False},
+        "package_info": {"name": "hyperspy", "version": "2.0"},
+    }
+
+
+def write_hspy(path, data, **kw):
+    from rsciio.hspy import file_writer
+
+    file_writer(str(path), hspy_signal(data, **kw))
+
+
+@pytest.mark.parametrize(
+    ("ext", "scale", "units", "expected_A"),
+    [
+        ("hspy", 0.02, "nm", 0.2),
+        ("hdf5", 0.25, "\u00c5", 0.25),
+        ("hspy", 25.0, "pm", 0.25),
+        ("hdf5", 2e-5, "\u00b5m", 0.2),
+    ],
+)
+def test_hspy_pixel_size_from_axis_units(tmp_path, ext, scale, units, expected_A):
+    f = tmp_path / f"img.{ext}"
+    write_hspy(f, IMG, scale=scale, units=units)
+    m = load_image(f)
+    np.testing.assert_array_equal(m.data, IMG)
+    assert m.pixel_size_A == pytest.approx(expected_A)
+    assert m.metadata["pixel_size_source"] == "file"
+    assert m.metadata["original_units"] == units
+    assert m.metadata["original_format"] == ext
+    assert m.metadata["title"] == "HAADF" and m.metadata["detector"] == "HAADF"
+
+
+def test_hspy_without_units_asks_for_pixel_size(tmp_path):
+    f = tmp_path / "raw.hspy"
+    write_hspy(f, IMG, scale=1.0, units="<undefined>")
+    with pytest.raises(InvalidImageError, match=r"raw\.hspy: .*no units.*--pixel-size"):
+        load_image(f)
+    m = load_image(f, pixel_size_A=0.3)
+    assert m.pixel_size_A == 0.3 and m.metadata["pixel_size_source"] == "argument"
+
+
+def test_hspy_with_non_length_units_is_refused(tmp_path):
+    f = tmp_path / "fft.hspy"
+    write_hspy(f, IMG, scale=0.1, units="1/nm")
+    with pytest.raises(InvalidImageError, match=r"fft\.hspy: .*units '1/nm'.*--pixel-size"):
+        load_image(f)
+
+
+def test_plain_hdf5_is_refused_clearly(tmp_path):
+    f = tmp_path / "other.hdf5"
+    with h5py.File(f, "w") as h:
+        h.create_dataset("table", data=np.arange(10.0))
+    with pytest.raises(ImageReadError, match=r"other\.hdf5: HDF5 file not written by HyperSpy"):
+        load_image(f)
+
+
+def test_hspy_spectrum_is_not_an_image(tmp_path):
+    f = tmp_path / "spec.hspy"
+    write_hspy(f, np.random.default_rng(0).random((40, 200)), n_signal_axes=1, units="eV")
+    with pytest.raises(InvalidImageError, match=r"spec\.hspy: no 2-D image signal"):
+        load_image(f)
+
+
+def test_hspy_size_guard_reads_the_header(tmp_path):
+    f = tmp_path / "big.hspy"
+    write_hspy(f, np.zeros((600, 700), np.float32))
+    assert image_shape(f) == (600, 700)
+    with pytest.raises(ImageTooLargeError, match=r"big\.hspy: image of 600 x 700 px"):
+        check_image_size(f, max_megapixels=0.1)
+    with pytest.raises(ImageTooLargeError):
+        load_image(f, max_megapixels=0.1)
+
+
+def test_hspy_stack_takes_a_frame(tmp_path):
+    f = tmp_path / "stack.hspy"
+    stack = np.stack([IMG, IMG * 2, IMG * 3])
+    write_hspy(f, stack)
+    with pytest.raises(InvalidImageError, match=r"stack\.hspy: 3-D stack"):
+        load_image(f)
+    m = load_image(f, frame=2)
+    np.testing.assert_allclose(m.data, IMG * 3)
+    assert m.pixel_size_A == pytest.approx(0.2)
+
+
+def test_zspy(tmp_path):
+    pytest.importorskip("zarr")
+    from rsciio.zspy import file_writer
+
+    f = tmp_path / "img.zspy"
+    file_writer(str(f), hspy_signal(IMG, scale=0.03, units="nm"))
+    m = load_image(f)
+    assert m.pixel_size_A == pytest.approx(0.3)
+    np.testing.assert_array_equal(m.data, IMG)
+
+
+def test_hspy_file_analyses_with_its_pixel_size(tmp_path):
+    from motifcat.datasets import make_tmd
+    from motifcat.ingest import AnalysisParams, analyze
+
+    syn = make_tmd((192, 192), seed=3)
+    image = syn.micrograph().data
+    f = tmp_path / "tmd.hspy"
+    write_hspy(f, image, scale=0.021, units="nm")
+    result = analyze(load_image(f), AnalysisParams(hierarchy=False))
+    assert result.micrograph.pixel_size_A == pytest.approx(0.21)
+    assert len(result.columns) > 50
+
+
+@pytest.mark.parametrize("damage", ["half", "empty"])
+def test_corrupt_hspy(tmp_path, damage):
+    good = tmp_path / "good.hspy"
+    write_hspy(good, IMG)
+    content = good.read_bytes()
+    f = tmp_path / f"bad_{damage}.hspy"
+    f.write_bytes(content[: len(content) // 2] if damage == "half" else b"")
+    with pytest.raises(ImageReadError, match=r"bad_\w+\.hspy: cannot read as (HDF5|HyperSpy): "):
+        load_image(f)
