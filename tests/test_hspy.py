@@ -156,3 +156,83 @@ def test_corrupt_hspy(tmp_path, damage):
     f.write_bytes(content[: len(content) // 2] if damage == "half" else b"")
     with pytest.raises(ImageReadError, match=r"bad_\w+\.hspy: cannot read as (HDF5|HyperSpy): "):
         load_image(f)
+
+
+# ------------------------------------------------------------------------------------------
+# In-memory signals
+# ------------------------------------------------------------------------------------------
+
+
+class _Axis:
+    def __init__(self, size, scale, units):
+        self.size, self.scale, self.units = size, scale, units
+
+
+class _AxesManager:
+    def __init__(self, shape, scale, units):
+        # HyperSpy's order: signal axes fastest first, (x, y).
+        self.signal_axes = (_Axis(shape[-1], scale, units), _Axis(shape[-2], scale, units))
+
+
+class LookAlikeSignal:
+    """Not HyperSpy: only ``data``, ``axes_manager.signal_axes`` and a ``metadata`` dict."""
+
+    def __init__(self, data, scale=0.02, units="nm", title="HAADF"):
+        self.data = np.asarray(data)
+        self.axes_manager = _AxesManager(self.data.shape, scale, units)
+        self.metadata = {"General": {"title": title}}
+
+
+def test_look_alike_signal_loads_with_its_pixel_size():
+    m = load_image(LookAlikeSignal(IMG, scale=25.0, units="pm"))
+    np.testing.assert_array_equal(m.data, IMG)
+    assert m.pixel_size_A == pytest.approx(0.25)
+    assert m.metadata["original_format"] == "signal" and m.metadata["detector"] == "HAADF"
+
+
+def test_look_alike_signal_without_units_asks_for_pixel_size():
+    with pytest.raises(InvalidImageError, match=r"HAADF: .*no units.*--pixel-size"):
+        load_image(LookAlikeSignal(IMG, scale=1.0, units="<undefined>"))
+    assert load_image(LookAlikeSignal(IMG, 1.0, None), pixel_size_A=0.2).pixel_size_A == 0.2
+
+
+def test_look_alike_stack_takes_a_frame():
+    sig = LookAlikeSignal(np.stack([IMG, 2 * IMG]))
+    with pytest.raises(InvalidImageError, match="3-D stack"):
+        load_image(sig)
+    np.testing.assert_allclose(load_image(sig, frame=1).data, 2 * IMG)
+
+
+def test_analyze_accepts_a_look_alike_signal():
+    from motifcat.datasets import make_tmd
+    from motifcat.ingest import AnalysisParams, analyze
+
+    image = make_tmd((192, 192), seed=3).micrograph().data
+    result = analyze(
+        LookAlikeSignal(image, scale=0.022, units="nm"), AnalysisParams(hierarchy=False)
+    )
+    assert result.micrograph.pixel_size_A == pytest.approx(0.22)
+    assert len(result.columns) > 50
+
+
+def test_real_hyperspy_signal2d(tmp_path):
+    hs = pytest.importorskip("hyperspy.api")
+    from motifcat.datasets import make_tmd
+    from motifcat.ingest import AnalysisParams, analyze
+
+    image = make_tmd((192, 192), seed=3).micrograph().data
+    s = hs.signals.Signal2D(image)
+    s.metadata.General.title = "HAADF image"
+    for axis in s.axes_manager.signal_axes:
+        axis.scale, axis.units = 21.0, "pm"
+    m = load_image(s)
+    assert m.pixel_size_A == pytest.approx(0.21) and m.metadata["detector"] == "HAADF"
+    result = analyze(s, AnalysisParams(hierarchy=False))
+    assert result.micrograph.pixel_size_A == pytest.approx(0.21)
+    assert len(result.columns) > 50
+    # HyperSpy's own save, read back through the file reader.
+    s.save(tmp_path / "saved.hspy")
+    assert load_image(tmp_path / "saved.hspy").pixel_size_A == pytest.approx(0.21)
+    uncalibrated = hs.signals.Signal2D(image)
+    with pytest.raises(InvalidImageError, match="--pixel-size"):
+        analyze(uncalibrated)

@@ -37,8 +37,10 @@ __all__ = [
     "READERS",
     "SUPPORTED_EXTENSIONS",
     "check_size",
+    "is_signal",
     "load_image",
     "micrograph_from_array",
+    "micrograph_from_signal",
     "pixel_size_to_A",
 ]
 
@@ -696,6 +698,114 @@ def _select_frame(data: np.ndarray, frame: int | None, path: Path) -> tuple[np.n
     return data[int(frame)], {"frame": int(frame), "n_frames": int(n)}
 
 
+def is_signal(obj: Any) -> bool:
+    """True for a HyperSpy signal or any object with ``data`` and an ``axes_manager``.
+
+    Examples
+    --------
+    >>> is_signal("image.tif"), is_signal(object())
+    (False, False)
+    """
+    return hasattr(obj, "data") and hasattr(obj, "axes_manager")
+
+
+def _signal_metadata(signal: Any) -> dict[str, Any]:
+    """A signal's metadata tree as a plain dict (HyperSpy's DictionaryTreeBrowser or a dict)."""
+    md = getattr(signal, "metadata", None)
+    if hasattr(md, "as_dictionary"):
+        md = md.as_dictionary()
+    return dict(md) if isinstance(md, Mapping) else {}
+
+
+def micrograph_from_signal(
+    signal: Any,
+    frame: int | None = None,
+    pixel_size_A: float | None = None,
+) -> Micrograph:
+    """Wrap an in-memory HyperSpy ``Signal2D`` (or any look-alike) as a Micrograph.
+
+    Duck-typed, so HyperSpy is not needed: the object must have ``data`` (array_like, shape
+    ``(..., H, W)``, navigation axes first as HyperSpy keeps them) and ``axes_manager`` with
+    ``signal_axes``, a sequence of two axes ``(x, y)`` each with ``scale`` and ``units``.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.Signal2D or look-alike
+    frame : int, optional
+        Navigation index of a stack (one navigation axis); required for stacks.
+    pixel_size_A : float, optional
+        Pixel size in Å; overrides the axes' calibration.
+
+    Returns
+    -------
+    Micrograph
+        As :func:`load_image` gives it, with ``original_format`` = ``"signal"``.
+
+    Raises
+    ------
+    InvalidImageError
+        No two signal axes, axes without a length unit and no ``pixel_size_A``, or the pixels
+        cannot be analysed (see :func:`micrograph_from_array`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace as NS
+    >>> axes = (NS(scale=0.02, units="nm", size=80), NS(scale=0.02, units="nm", size=64))
+    >>> sig = NS(data=np.random.default_rng(0).random((64, 80)),
+    ...          axes_manager=NS(signal_axes=axes), metadata={"General": {"title": "HAADF"}})
+    >>> m = micrograph_from_signal(sig)
+    >>> m.shape, m.pixel_size_A, m.metadata["detector"]
+    ((64, 80), 0.2, 'HAADF')
+    """
+    title = _get_path(_signal_metadata(signal), "General.title")
+    name = str(title) if title else type(signal).__name__
+    axes = list(getattr(signal.axes_manager, "signal_axes", None) or ())
+    if len(axes) != 2:
+        raise InvalidImageError(
+            f"{name}: a 2-D image signal (Signal2D) is needed; this one has {len(axes)} signal "
+            "axes"
+        )
+    ax_x, ax_y = axes
+    units = getattr(ax_x, "units", None)
+    units = None if units is None else str(units)
+    scale, scale_y = _number(getattr(ax_x, "scale", None)), _number(getattr(ax_y, "scale", None))
+    data = np.asarray(signal.data)
+    data, frame_md = _select_frame(data, frame, Path(name))
+    metadata: dict[str, Any] = {
+        "original_format": "signal",
+        "voltage_kV": None,
+        "detector": None,
+        "dwell_time_s": None,
+        "signal_type": None,
+        "title": str(title) if title else None,
+        **frame_md,
+    }
+    md = _signal_metadata(signal)
+    metadata["signal_type"] = _get_path(md, "Signal.signal_type") or None
+    for inst in ("Acquisition_instrument.TEM", "Acquisition_instrument.SEM"):
+        voltage = _number(_get_path(md, f"{inst}.beam_energy"))  # kV in HyperSpy
+        metadata["voltage_kV"] = metadata["voltage_kV"] or voltage
+    if title:
+        match = _DETECTOR_RE.search(str(title))
+        metadata["detector"] = match.group(1) if match else None
+    file_px = pixel_size_to_A(scale, units) if scale is not None else None
+    file_px = float(f"{file_px:.7g}") if file_px is not None else None
+    metadata["original_units"] = units if units not in ("", None) else None
+    metadata["original_scale"] = scale
+    if file_px is not None and scale_y is not None:
+        file_py = pixel_size_to_A(scale_y, units)
+        if file_py is not None and abs(file_py - file_px) > 0.01 * file_px:
+            metadata["pixel_size_yx_A"] = [float(f"{file_py:.7g}"), file_px]
+    if pixel_size_A is None and file_px is None:
+        _refuse_unitless(name, scale, units)
+    metadata["pixel_size_source"] = "argument" if pixel_size_A is not None else "signal"
+    if pixel_size_A is not None and file_px is not None:
+        metadata["file_pixel_size_A"] = file_px
+    px = pixel_size_A if pixel_size_A is not None else file_px
+    return micrograph_from_array(data, pixel_size_A=px, path=None, metadata=metadata)
+
+
 def load_image(
     path: str | os.PathLike,
     frame: int | None = None,
@@ -755,11 +865,13 @@ def load_image(
     >>> m.shape, m.pixel_size_A, m.metadata["original_format"]
     ((64, 80), 0.25, 'npy')
     """
+    if is_signal(path):
+        return micrograph_from_signal(path, frame=frame, pixel_size_A=pixel_size_A)
     p = Path(os.fspath(path))
     # Existence first: a mistyped folder is "no such file", not "unsupported extension".
     if not p.exists():
         raise ImageReadError(f"{p}: no such file")
-    if not p.is_file():
+    if not p.is_file() and not (p.is_dir() and p.suffix.lower() == ".zspy"):  # zarr: a folder
         raise ImageReadError(f"{p}: not a regular file")
     ext = p.suffix.lower().lstrip(".")
     reader = READERS.get(ext)
