@@ -112,6 +112,8 @@ def _analyse_file(
     known: frozenset,
     frame: int | None = None,
     max_megapixels: float | None = None,
+    signal: str | None = None,
+    average: bool = False,
 ):
     """Worker: load and analyse one file. Returns ("ok", analysis), ("duplicate", sha) or
     ("failed", reason); never raises, so one bad file cannot stop the pool."""
@@ -120,7 +122,12 @@ def _analyse_file(
         from .ingest.pipeline import analyze
 
         micrograph = load_image(
-            path, frame=frame, pixel_size_A=pixel_size_A, max_megapixels=max_megapixels
+            path,
+            frame=frame,
+            pixel_size_A=pixel_size_A,
+            max_megapixels=max_megapixels,
+            signal=signal,
+            average=average,
         )
         if micrograph.sha256 in known:
             return "duplicate", micrograph.sha256
@@ -164,6 +171,8 @@ def ingest_files(
     progress: Progress | None = None,
     frame: int | None = None,
     max_megapixels: float | None = None,
+    signal: str | None = None,
+    average: bool = False,
 ) -> IngestSummary:
     """Analyse micrograph files and write them into the catalog, one transaction per image.
 
@@ -193,6 +202,10 @@ def ingest_files(
     frame : int, optional
         Frame (0-based) to take from every file that is a stack of images (see
         :func:`~motifcat.ingest.io.load_image`); None for single images.
+    signal : str, optional
+        Name of the image to take from files that hold several (Velox EMD: ``"HAADF"``...).
+    average : bool, optional
+        Average stacks after drift correction instead of taking one ``frame``.
 
     Returns
     -------
@@ -278,7 +291,10 @@ def ingest_files(
         done = 0
         if workers <= 1 or len(files) <= 1:
             for path in files:
-                handle(path, _analyse_file(path, pixel_size_A, params, known, frame, limit))
+                handle(
+                    path,
+                    _analyse_file(path, pixel_size_A, params, known, frame, limit, signal, average),
+                )
                 done += 1
                 report(done, len(files), path)
         else:
@@ -291,7 +307,17 @@ def ingest_files(
                 initargs=(os.getpid(),),
             ) as pool:
                 futures = [
-                    pool.submit(_analyse_file, path, pixel_size_A, params, known, frame, limit)
+                    pool.submit(
+                        _analyse_file,
+                        path,
+                        pixel_size_A,
+                        params,
+                        known,
+                        frame,
+                        limit,
+                        signal,
+                        average,
+                    )
                     for path in files
                 ]
                 # In submission order: writes (and new motif ids) do not depend on which

@@ -64,6 +64,40 @@ def _max_megapixels_option():
     )
 
 
+def _signal_option():
+    return typer.Option(
+        None,
+        "--signal",
+        help="Image to take from a file that holds several, by name (Velox EMD: HAADF, DF4, "
+        "BF...); default HAADF, else the first image.",
+    )
+
+
+def _average_option():
+    return typer.Option(
+        False,
+        "--average",
+        help="Average a stack after drift correction by phase correlation (instead of --frame).",
+    )
+
+
+def _print_selection(metadata: dict) -> None:
+    """Say which image of a multi-image file was taken and how a stack was averaged."""
+    if metadata.get("signals"):
+        chosen = metadata["signals"][metadata.get("signal_index", 0)]
+        err_console.print(
+            f"image: {chosen} (of {', '.join(metadata['signals'])}; choose with --signal)",
+            soft_wrap=True,
+        )
+    if metadata.get("frame_shifts_px") is not None:
+        shifts = ", ".join(f"({dy:+.1f}, {dx:+.1f})" for dy, dx in metadata["frame_shifts_px"])
+        err_console.print(
+            f"averaged {metadata['n_frames']} frames after drift correction; shifts (dy, dx) "
+            f"px: {shifts}; cropped (top, bottom, left, right) px: {metadata['frame_crop_px']}",
+            soft_wrap=True,
+        )
+
+
 @app.command()
 @handle_errors
 def analyze(
@@ -74,6 +108,8 @@ def analyze(
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
     features: str = typer.Option("zernike", help="Patch descriptor: zernike or pca."),
     frame: int | None = typer.Option(None, help="Frame of a 3-D stack."),
+    signal: str | None = _signal_option(),
+    average: bool = _average_option(),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the analysis (.npz/.json)."),
     no_hierarchy: bool = typer.Option(False, "--no-hierarchy", help="Level-1 classes only."),
     max_megapixels: float | None = _max_megapixels_option(),
@@ -83,8 +119,14 @@ def analyze(
     from .ingest import analyze as run_analysis
 
     micrograph = load_image(
-        image, frame=frame, pixel_size_A=pixel_size, max_megapixels=max_megapixels
+        image,
+        frame=frame,
+        pixel_size_A=pixel_size,
+        max_megapixels=max_megapixels,
+        signal=signal,
+        average=average,
     )
+    _print_selection(micrograph.metadata)
     params = AnalysisParams(
         pixel_size_A=pixel_size, n_max=n_max, features=features, hierarchy=not no_hierarchy
     )
@@ -151,6 +193,8 @@ def ingest(
     catalog: str | None = _catalog_option(),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in Å."),
     frame: int | None = typer.Option(None, help="Frame of 3-D stacks."),
+    signal: str | None = _signal_option(),
+    average: bool = _average_option(),
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
     max_megapixels: float | None = _max_megapixels_option(),
@@ -173,6 +217,8 @@ def ingest(
             catalog=catalog,
             pixel_size_A=pixel_size,
             frame=frame,
+            signal=signal,
+            average=average,
             params=params,
             workers=workers,
             progress=progress,

@@ -236,3 +236,76 @@ def test_real_hyperspy_signal2d(tmp_path):
     uncalibrated = hs.signals.Signal2D(image)
     with pytest.raises(InvalidImageError, match="--pixel-size"):
         analyze(uncalibrated)
+
+
+# ------------------------------------------------------------------------------------------
+# Multi-image files: choose by name; stacks: a frame or a drift-corrected mean
+# (Velox EMD written with h5py in the layout RosettaSciIO's Velox reader reads: its emd
+# writer writes only the NCEM variant.)
+# ------------------------------------------------------------------------------------------
+
+
+def _lattice(shape=(96, 96), shift=(0.0, 0.0)):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(float)
+    yy, xx = yy - shift[0], xx - shift[1]
+    return (2 + np.cos(2 * np.pi * xx / 8.3) * np.cos(2 * np.pi * yy / 7.1)).astype(np.float32)
+
+
+def test_velox_multi_image_choose_by_name(tmp_path):
+    from make_fixtures import write_velox_emd
+
+    haadf, df, bf = IMG, IMG[::-1].copy(), IMG[:, ::-1].copy()
+    f = tmp_path / "multi.emd"
+    write_velox_emd(f, [("BF", bf), ("HAADF", haadf), ("DF4", df)], pixel_size_m=2.5e-11)
+    m = load_image(f)  # HAADF by default
+    np.testing.assert_array_equal(m.data, haadf)
+    assert [s.split(" ")[0] for s in m.metadata["signals"]] == ["BF", "HAADF", "DF4"]
+    for name, data in (("df4", df), ("BF", bf), ("HAADF", haadf)):
+        m = load_image(f, signal=name)
+        np.testing.assert_array_equal(m.data, data)
+        assert m.pixel_size_A == pytest.approx(0.25)
+    with pytest.raises(InvalidImageError, match=r"multi\.emd: no signal is named 'ABF'.*BF"):
+        load_image(f, signal="ABF")
+
+
+def test_signal_name_on_a_single_image_file_is_refused(tmp_path):
+    np.save(tmp_path / "a.npy", IMG)
+    with pytest.raises(InvalidImageError, match=r"a\.npy: signal='HAADF' given but a npy"):
+        load_image(tmp_path / "a.npy", signal="HAADF", pixel_size_A=0.2)
+
+
+def test_velox_stack_drift_corrected_mean(tmp_path):
+    from make_fixtures import write_velox_emd
+
+    from motifcat.datasets import make_tmd
+
+    # A drifting field of view: windows of one larger synthetic crystal (with its vacancies).
+    scene = make_tmd((160, 160), seed=5).micrograph().data.astype(float)
+    scene = 50 * (scene - scene.min()) / (scene.max() - scene.min()) + 5
+    drift = np.array([[0, 0], [2, -1], [3, -3], [5, -4], [6, -6]])  # (dy, dx) px per frame
+    rng = np.random.default_rng(1)
+    frames = np.stack(
+        [rng.poisson(scene[10 + dy : 138 + dy, 10 + dx : 138 + dx]) for dy, dx in drift]
+    ).astype(np.float32)
+    f = tmp_path / "series.emd"
+    write_velox_emd(f, [("HAADF", frames)], pixel_size_m=2e-11)
+    assert load_image(f, frame=2).shape == (128, 128)
+    m = load_image(f, average=True)
+    shifts = np.array(m.metadata["frame_shifts_px"])
+    # Content moved by (dy, dx) px is registered back by (+dy, +dx): window i starts dy later.
+    np.testing.assert_allclose(shifts, drift, atol=0.25)
+    assert m.metadata["n_frames"] == 5 and m.pixel_size_A == pytest.approx(0.2)
+    top, bottom, left, right = m.metadata["frame_crop_px"]
+    assert (top, bottom, left, right) == (6, 0, 0, 6) and m.shape == (122, 122)
+    # The aligned mean is closer to the noiseless window of frame 0 than the plain mean.
+    clean = scene[10:138, 10:138][top : 128 - bottom, left : 128 - right]
+    plain = frames.mean(axis=0)[top : 128 - bottom, left : 128 - right]
+    assert np.abs(m.data - clean).mean() < 0.6 * np.abs(plain - clean).mean()
+    with pytest.raises(InvalidImageError, match="frame or average, not both"):
+        load_image(f, frame=1, average=True)
+
+
+def test_single_image_average_is_refused(tmp_path):
+    write_hspy(tmp_path / "one.hspy", IMG)
+    with pytest.raises(InvalidImageError, match=r"one\.hspy: average asked for"):
+        load_image(tmp_path / "one.hspy", average=True)

@@ -349,7 +349,10 @@ def test_tiff_stack(tmp_path):
     )
     with pytest.raises(InvalidImageError) as info:
         load_image(f)
-    assert str(info.value) == "stack.tif: 3-D stack of shape (5, 48, 64); pass frame=<0..4>"
+    assert str(info.value) == (
+        "stack.tif: 3-D stack of shape (5, 48, 64); pass frame=<0..4> (--frame N), "
+        "or average=True (--average) for a drift-corrected mean"
+    )
     m = load_image(f, frame=3)
     _check(m, stack[3], 0.2, "tif")
     assert m.metadata["frame"] == 3 and m.metadata["n_frames"] == 5

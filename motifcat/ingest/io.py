@@ -238,8 +238,32 @@ def _signal_title(signal: Mapping[str, Any]) -> str:
     return str(title) if title else ""
 
 
-def _pick_signal(signals: list[dict[str, Any]], path: Path) -> tuple[int, dict[str, Any]]:
-    """First 2-D image signal, HAADF first when titles say so; else the first image stack."""
+def _signal_names(signals: list[dict[str, Any]]) -> list[str]:
+    """``"<title> <shape>"`` of every signal, as error messages and metadata list them."""
+    return [
+        f"{_signal_title(s) or '?'} {tuple(int(n) for n in np.shape(s.get('data')))}"
+        for s in signals
+    ]
+
+
+def _pick_signal(
+    signals: list[dict[str, Any]], path: Path, name: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The signal titled ``name`` (case-insensitive: the whole title, else the detector named
+    in it); without a name the first 2-D image signal, HAADF first when titles say so, else
+    the first image stack."""
+    if name is not None:
+        wanted = str(name).strip().lower()
+        titles = [_signal_title(s).strip().lower() for s in signals]
+        hits = [i for i, t in enumerate(titles) if t == wanted]
+        if not hits:
+            detectors = [_DETECTOR_RE.search(t) for t in titles]
+            hits = [i for i, d in enumerate(detectors) if d and d.group(1).lower() == wanted]
+        if len(hits) != 1:
+            why = "no signal is" if not hits else f"{len(hits)} signals are"
+            held = ", ".join(_signal_names(signals))
+            raise InvalidImageError(f"{path.name}: {why} named {name!r}; the file holds: {held}")
+        return hits[0], signals[hits[0]]
 
     def image_ndim(sig: Mapping[str, Any]) -> int:
         data = sig.get("data")
@@ -268,10 +292,12 @@ def _pick_signal(signals: list[dict[str, Any]], path: Path) -> tuple[int, dict[s
     )
 
 
-def _from_rsciio(signals: list[dict[str, Any]], path: Path, fmt: str) -> _Raw:
+def _from_rsciio(
+    signals: list[dict[str, Any]], path: Path, fmt: str, name: str | None = None
+) -> _Raw:
     if not signals:
         raise ImageReadError(f"{path}: cannot read as {fmt}: the file holds no signal")
-    index, sig = _pick_signal(signals, path)
+    index, sig = _pick_signal(signals, path, name)
     data = np.asarray(sig["data"])
     axes = [a for a in (sig.get("axes") or []) if int(a.get("size", 2) or 2) != 1]
     scale = units = scale_y = None
@@ -312,10 +338,7 @@ def _from_rsciio(signals: list[dict[str, Any]], path: Path, fmt: str) -> _Raw:
     }
     if len(signals) > 1:
         metadata["signal_index"] = index
-        metadata["signals"] = [
-            f"{_signal_title(s) or '?'} {tuple(int(n) for n in np.shape(s.get('data')))}"
-            for s in signals
-        ]
+        metadata["signals"] = _signal_names(signals)
     return _Raw(data=data, scale=scale, units=units, scale_y=scale_y, metadata=metadata)
 
 
@@ -330,19 +353,19 @@ def _rsciio_call(fmt: str, fn: Callable[[], list[dict[str, Any]]], path: Path) -
         raise ImageReadError(f"{path}: cannot read as {fmt}: {_short(exc)}") from exc
 
 
-def _read_dm(path: Path) -> _Raw:
+def _read_dm(path: Path, signal: str | None = None) -> _Raw:
     from rsciio.digitalmicrograph import file_reader
 
     fmt = f"DigitalMicrograph {path.suffix.lstrip('.').upper()}"
     signals = _rsciio_call(fmt, lambda: file_reader(str(path), lazy=False), path)
-    raw = _from_rsciio(signals, path, fmt)
+    raw = _from_rsciio(signals, path, fmt, signal)
     if raw.data.dtype.names:  # RGBA DM images come as a structured array
         raw.data = np.stack([raw.data[c] for c in ("R", "G", "B")], axis=-1)
         raw.color = True
     return raw
 
 
-def _read_emd(path: Path) -> _Raw:
+def _read_emd(path: Path, signal: str | None = None) -> _Raw:
     try:
         import h5py  # noqa: F401  (RosettaSciIO's EMD reader needs it; say so plainly)
     except ImportError as exc:
@@ -351,7 +374,7 @@ def _read_emd(path: Path) -> _Raw:
 
     # Velox image stacks come back frame by frame (frames first), so `frame` can select one.
     signals = _rsciio_call("EMD", lambda: file_reader(str(path), lazy=False), path)
-    raw = _from_rsciio(signals, path, "EMD")
+    raw = _from_rsciio(signals, path, "EMD", signal)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -364,14 +387,14 @@ def _read_emd(path: Path) -> _Raw:
     return raw
 
 
-def _read_ser(path: Path) -> _Raw:
+def _read_ser(path: Path, signal: str | None = None) -> _Raw:
     from rsciio.tia import file_reader
 
     signals = _rsciio_call("TIA SER", lambda: file_reader(str(path), lazy=False), path)
-    return _from_rsciio(signals, path, "TIA SER")
+    return _from_rsciio(signals, path, "TIA SER", signal)
 
 
-def _read_mrc(path: Path) -> _Raw:
+def _read_mrc(path: Path, signal: str | None = None) -> _Raw:
     from rsciio.mrc import file_reader
 
     # metadata_file=None: RosettaSciIO otherwise looks for Direct Electron side files whenever
@@ -379,7 +402,7 @@ def _read_mrc(path: Path) -> _Raw:
     signals = _rsciio_call(
         "MRC", lambda: file_reader(str(path), lazy=False, metadata_file=None), path
     )
-    raw = _from_rsciio(signals, path, "MRC")
+    raw = _from_rsciio(signals, path, "MRC", signal)
     header = (signals[0].get("original_metadata") or {}).get("std_header") or {}
     has_fei = "fei_header" in (signals[0].get("original_metadata") or {})
     # RosettaSciIO reports 1 nm when the sampling MX is 0 and 0 nm when the cell is 0: both
@@ -390,7 +413,7 @@ def _read_mrc(path: Path) -> _Raw:
     return raw
 
 
-def _read_hspy(path: Path) -> _Raw:
+def _read_hspy(path: Path, signal: str | None = None) -> _Raw:
     """HyperSpy's own HDF5 (``.hspy``, ``.hdf5``) and Zarr (``.zspy``) files."""
     ext = path.suffix.lower().lstrip(".")
     if ext == "zspy":
@@ -405,7 +428,7 @@ def _read_hspy(path: Path) -> _Raw:
         _check_hyperspy_hdf5(path)
         from rsciio.hspy import file_reader
     signals = _rsciio_call("HyperSpy", lambda: file_reader(str(path), lazy=False), path)
-    raw = _from_rsciio(signals, path, "HyperSpy")
+    raw = _from_rsciio(signals, path, "HyperSpy", signal)
     raw.metadata["needs_length_units"] = True
     return raw
 
@@ -571,6 +594,9 @@ READERS: dict[str, Reader] = {
     "zspy": _read_hspy,
 }
 
+#: Readers of files that may hold several signals, chosen by ``signal=`` (title).
+_MULTI_SIGNAL_READERS = frozenset({_read_dm, _read_emd, _read_ser, _read_mrc, _read_hspy})
+
 #: Supported file extensions, for help texts and file pickers.
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(READERS)
 
@@ -671,7 +697,26 @@ def micrograph_from_array(
     )
 
 
-def _select_frame(data: np.ndarray, frame: int | None, path: Path) -> tuple[np.ndarray, dict]:
+def _select_frame(
+    data: np.ndarray, frame: int | None, path: Path, average: bool = False
+) -> tuple[np.ndarray, dict]:
+    if average:
+        if frame is not None:
+            raise InvalidImageError(f"{path.name}: give frame or average, not both")
+        if data.ndim != 3:
+            raise InvalidImageError(
+                f"{path.name}: average asked for but the image of shape {data.shape} is not a "
+                "stack of frames"
+            )
+        from .stack import drift_corrected_mean
+
+        aligned = drift_corrected_mean(data)
+        return aligned.mean, {
+            "n_frames": int(data.shape[0]),
+            "frames": "drift-corrected mean (phase correlation)",
+            "frame_shifts_px": np.round(aligned.shifts_px, 2).tolist(),
+            "frame_crop_px": list(aligned.crop),
+        }
     if data.ndim == 2:
         if frame not in (None, 0):
             raise InvalidImageError(
@@ -686,7 +731,8 @@ def _select_frame(data: np.ndarray, frame: int | None, path: Path) -> tuple[np.n
     n = data.shape[0]
     if frame is None:
         raise InvalidImageError(
-            f"{path.name}: 3-D stack of shape {data.shape}; pass frame=<0..{n - 1}>"
+            f"{path.name}: 3-D stack of shape {data.shape}; pass frame=<0..{n - 1}> "
+            "(--frame N), or average=True (--average) for a drift-corrected mean"
         )
     if isinstance(frame, bool) or not isinstance(frame, int | np.integer):
         raise InvalidImageError(f"{path.name}: frame must be an integer, got {frame!r}")
@@ -721,6 +767,7 @@ def micrograph_from_signal(
     signal: Any,
     frame: int | None = None,
     pixel_size_A: float | None = None,
+    average: bool = False,
 ) -> Micrograph:
     """Wrap an in-memory HyperSpy ``Signal2D`` (or any look-alike) as a Micrograph.
 
@@ -735,6 +782,8 @@ def micrograph_from_signal(
         Navigation index of a stack (one navigation axis); required for stacks.
     pixel_size_A : float, optional
         Pixel size in Å; overrides the axes' calibration.
+    average : bool, optional
+        Average a stack after drift correction (as in :func:`load_image`).
 
     Returns
     -------
@@ -771,7 +820,7 @@ def micrograph_from_signal(
     units = None if units is None else str(units)
     scale, scale_y = _number(getattr(ax_x, "scale", None)), _number(getattr(ax_y, "scale", None))
     data = np.asarray(signal.data)
-    data, frame_md = _select_frame(data, frame, Path(name))
+    data, frame_md = _select_frame(data, frame, Path(name), average)
     metadata: dict[str, Any] = {
         "original_format": "signal",
         "voltage_kV": None,
@@ -812,6 +861,8 @@ def load_image(
     pixel_size_A: float | None = None,
     *,
     max_megapixels: float | None = None,
+    signal: str | None = None,
+    average: bool = False,
 ) -> Micrograph:
     """Read a micrograph file into a :class:`~motifcat.ingest.model.Micrograph`.
 
@@ -831,6 +882,15 @@ def load_image(
         Refuse, from the file's header and before reading any pixel, a frame larger than
         this (10^6 px); default :func:`~motifcat.ingest.limits.default_max_megapixels` (what
         fits this machine's memory); 0 disables the check.
+    signal : str, optional
+        Title of the image to take from a file that holds several (Velox EMD: ``"HAADF"``,
+        ``"DF4"``, ``"BF"``...; matched case-insensitively to the whole title, else to the
+        detector named in it). Without it the HAADF image, else the first 2-D image, is
+        taken; ``metadata["signals"]`` lists them all.
+    average : bool, optional
+        Average a stack after drift correction by phase correlation
+        (:func:`~motifcat.ingest.stack.drift_corrected_mean`) instead of taking one
+        ``frame``; ``metadata["frame_shifts_px"]`` holds each frame's (dy, dx) in px.
 
     Returns
     -------
@@ -866,7 +926,9 @@ def load_image(
     ((64, 80), 0.25, 'npy')
     """
     if is_signal(path):
-        return micrograph_from_signal(path, frame=frame, pixel_size_A=pixel_size_A)
+        return micrograph_from_signal(
+            path, frame=frame, pixel_size_A=pixel_size_A, average=average
+        )
     p = Path(os.fspath(path))
     # Existence first: a mistyped folder is "no such file", not "unsupported extension".
     if not p.exists():
@@ -884,7 +946,12 @@ def load_image(
     from .limits import check_image_size
 
     check_image_size(p, max_megapixels)  # from the header, before any pixel is read
-    raw = reader(p)
+    if signal is not None and reader not in _MULTI_SIGNAL_READERS:
+        raise InvalidImageError(
+            f"{p.name}: signal={signal!r} given but a {ext} file holds one image; signals are "
+            "chosen by name in emd, dm3/dm4, ser, mrc and HyperSpy files"
+        )
+    raw = reader(p, signal=signal) if signal is not None else reader(p)
     needs_units = bool(raw.metadata.pop("needs_length_units", False))
     data = np.asarray(raw.data)
     metadata: dict[str, Any] = {
@@ -910,7 +977,7 @@ def load_image(
     # Singleton axes (a (1, H, W) "stack", a DM (H, W, 1)) carry nothing.
     if data.ndim > 2:
         data = data.reshape([n for n in data.shape if n != 1] or [1])
-    data, frame_md = _select_frame(data, frame, p)
+    data, frame_md = _select_frame(data, frame, p, average)
     metadata.update(frame_md)
 
     file_px = pixel_size_to_A(raw.scale, raw.units) if raw.scale is not None else None
