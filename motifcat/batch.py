@@ -93,7 +93,11 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
         p = Path(text).expanduser()
         if p.is_dir():
             found = sorted(
-                str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower().lstrip(".") in exts
+                str(f)
+                for f in p.rglob("*")
+                # A .zspy image is a zarr folder.
+                if (f.is_file() or f.suffix.lower() == ".zspy")
+                and f.suffix.lower().lstrip(".") in exts
             )
         elif glob.has_magic(text):
             found = sorted(f for f in glob.glob(str(p), recursive=True) if Path(f).is_file())

@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
@@ -25,21 +24,47 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-from .report import console  # noqa: E402  (one console for tables and messages)
+from .report import PlainWhenPipedConsole, console  # noqa: E402  (one console for tables)
 
-err_console = Console(stderr=True)
+err_console = PlainWhenPipedConsole(stderr=True)
+
+
+def _summarise_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """One line per kind of library warning instead of the raw ones (with their source line);
+    ``MOTIFCAT_SHOW_WARNINGS=1`` shows them in full."""
+    if not caught:
+        return
+    kinds: dict[tuple[str, str], int] = {}
+    for w in caught:
+        module = (w.category.__module__ or "").split(".")[0]
+        key = (
+            f"{module}.{w.category.__name__}" if module != "builtins" else w.category.__name__,
+            str(w.message).strip().splitlines()[0][:120] if str(w.message).strip() else "",
+        )
+        kinds[key] = kinds.get(key, 0) + 1
+    for (kind, text), n in kinds.items():
+        times = f" ({n}x)" if n > 1 else ""
+        err_console.print(f"note: {kind}{times} from a library: {text}", soft_wrap=True)
+    if os.environ.get("MOTIFCAT_SHOW_WARNINGS"):
+        for w in caught:
+            err_console.print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))
 
 
 def handle_errors(fn):
-    """Print motifcat errors as one line and exit 1 instead of a traceback."""
+    """Print motifcat errors as one line and exit 1 instead of a traceback; collect library
+    warnings (scikit-learn's ConvergenceWarning...) and summarise them at the end."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except MotifcatError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return fn(*args, **kwargs)
+            except MotifcatError as exc:
+                err_console.print(f"[bold red]error:[/] {exc}")
+                raise typer.Exit(1) from None
+            finally:
+                _summarise_warnings(list(caught))
 
     return wrapper
 
@@ -62,6 +87,38 @@ def _max_megapixels_option():
         help="Refuse larger images before loading them (default: what fits this machine's "
         "memory for the worker count; 0 = no limit; also $MOTIFCAT_MAX_MEGAPIXELS).",
     )
+
+
+def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if out.suffix.lower() not in suffixes:
+        raise MotifcatError(
+            f"{out}: --out must end in {' or '.join(suffixes)}, not {out.suffix or '(nothing)'!r}"
+        )
+    parent = out.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise MotifcatError(f"{out}: cannot write there: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise MotifcatError(f"{out}: cannot write there: permission denied")
+    if out.is_dir():
+        raise MotifcatError(f"{out}: is a folder; give a file name ending in {suffixes[0]}")
+
+
+def _check_inputs(paths: list[str]) -> None:
+    """Refuse a folder without readable images or a pattern that matches no file."""
+    import glob
+
+    from .batch import expand_paths
+    from .ingest.io import SUPPORTED_EXTENSIONS
+
+    for text in paths:
+        p = Path(text).expanduser()
+        if p.is_dir() and not expand_paths([p]):
+            raise MotifcatError(
+                f"{text}: no image files in this folder (read: {', '.join(SUPPORTED_EXTENSIONS)})"
+            )
+        if not p.exists() and glob.has_magic(text) and not glob.glob(str(p), recursive=True):
+            raise MotifcatError(f"{text}: the pattern matches no file")
 
 
 def _signal_option():
@@ -118,6 +175,8 @@ def analyze(
     from .ingest import AnalysisParams, load_image, save_analysis
     from .ingest import analyze as run_analysis
 
+    if out is not None:
+        _check_out(out, (".npz", ".json"))
     micrograph = load_image(
         image,
         frame=frame,
@@ -203,6 +262,7 @@ def ingest(
     from .batch import ingest_files
     from .ingest import AnalysisParams
 
+    _check_inputs(paths)
     params = AnalysisParams(pixel_size_A=pixel_size, n_max=n_max)
     with _progress() as bar:
         task = bar.add_task("ingesting", total=None)

@@ -8,7 +8,26 @@ from rich.table import Table
 
 from .errors import MotifcatError
 
-console = Console()
+#: Line width when the output is not a terminal: wide enough that no id, path or message is
+#: broken across lines (rich would otherwise wrap at 80 columns).
+NO_WRAP_WIDTH = 10_000
+
+
+class PlainWhenPipedConsole(Console):
+    """A rich console that wraps at the terminal's width on a terminal and never elsewhere
+    (pipes, files, captured output), so that ids stay whole and output can be grepped."""
+
+    @property
+    def size(self):
+        size = Console.size.fget(self)
+        return size if self.is_terminal else size._replace(width=NO_WRAP_WIDTH)
+
+    @size.setter
+    def size(self, new_size):
+        Console.size.fset(self, new_size)
+
+
+console = PlainWhenPipedConsole()
 
 
 def print_analysis(analysis) -> None:

@@ -594,6 +594,24 @@ READERS: dict[str, Reader] = {
     "zspy": _read_hspy,
 }
 
+# Format names as error messages give them.
+_FORMAT_NAMES = {
+    "dm3": "DigitalMicrograph DM3",
+    "dm4": "DigitalMicrograph DM4",
+    "emd": "EMD",
+    "ser": "TIA SER",
+    "mrc": "MRC",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "png": "PNG",
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "npy": "NumPy .npy",
+    "hspy": "HyperSpy",
+    "hdf5": "HyperSpy",
+    "zspy": "HyperSpy",
+}
+
 #: Readers of files that may hold several signals, chosen by ``signal=`` (title).
 _MULTI_SIGNAL_READERS = frozenset({_read_dm, _read_emd, _read_ser, _read_mrc, _read_hspy})
 
@@ -942,6 +960,10 @@ def load_image(
             f"{p}: unsupported file extension {p.suffix or '(none)'!r}; "
             f"supported: {', '.join(SUPPORTED_EXTENSIONS)}"
         )
+
+    if p.is_file() and p.stat().st_size == 0:  # libraries say odd things about no bytes
+        fmt = _FORMAT_NAMES.get(ext, ext.upper())
+        raise ImageReadError(f"{p}: cannot read as {fmt}: the file is empty (0 bytes)")
 
     from .limits import check_image_size
 
