@@ -68,7 +68,7 @@ def print_analysis(analysis) -> None:
 
 def print_ingest_summary(summary, catalog: str = "") -> None:
     """One line per image and a total: written / skipped as duplicates / failed."""
-    from .catalog.uri import redact_uri
+    from .catalog import redact_uri
 
     table = Table(title=f"Ingest into {redact_uri(catalog)}" if catalog else "Ingest")
     table.add_column("image", overflow="fold")

@@ -153,6 +153,7 @@ def _open_database(path: Path, read_only: bool):
         path.parent.mkdir(parents=True, exist_ok=True)
         return _open_read_write(path)
     deadline = time.monotonic() + OPEN_WAIT_S
+    recoveries = 0
     while True:
         try:
             return _ladybug_database(path, read_only=True)
@@ -167,15 +168,18 @@ def _open_database(path: Path, read_only: bool):
             ours = path in _WRITERS
             if not ours:
                 _WRITERS.add(path)
-        if not ours:
+        if not ours and recoveries < 3:
             try:
                 _open_read_write(path).close()
+                recoveries += 1
                 continue  # recovered (or found nothing to do): open read-only again
             except CatalogInUseError:
                 pass  # a live writer holds the file: it is checkpointing; wait for it
             finally:
                 with _WRITERS_LOCK:
                     _WRITERS.discard(path)
+        if recoveries >= 3:
+            raise CatalogError(f"{path}: cannot open the catalog read-only after recovery: {first}")
         if time.monotonic() > deadline:
             raise CatalogInUseError(
                 f"{path}: the catalog is being checkpointed by the process that writes it and "

@@ -209,7 +209,9 @@ def check_image_size(path: str | os.PathLike, max_megapixels: float | None = Non
     if limit <= 0:
         return
     shape = image_shape(path)
-    if shape is None:
+    # No header we can read, or one that is not a shape (negative or zero axes of a corrupt
+    # file): the full reader is the one to say what is wrong with the file.
+    if shape is None or any(int(k) <= 0 for k in shape):
         return
     n = frame_pixels(shape)
     # A stack is loaded whole before one frame is taken: bound its elements too (float64).
