@@ -289,6 +289,23 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command()
+@handle_errors
+def delete(
+    refs: list[str] = typer.Argument(..., help="Image ids (or a unique prefix), paths or samples."),
+    catalog: str | None = _catalog_option(),
+) -> None:
+    """Remove images, or every image of a sample, keeping the motif counts right."""
+    from .catalog import delete_images, resolve_images
+
+    with _open(catalog, read_only=False) as store:
+        ids: list[str] = []
+        for ref in refs:
+            ids.extend(resolve_images(store, ref))
+        report = delete_images(store, ids)
+    console.print(str(report))
+
+
 query_app = typer.Typer(help="Ask the catalog questions (Cypher across samples).")
 app.add_typer(query_app, name="query")
 

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+from .delete import DeleteReport, delete_images, resolve_images
 from .opener import open_catalog
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
 from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri, uri_password
@@ -29,17 +30,20 @@ __all__ = [
     "BulkNodes",
     "BulkRels",
     "CatalogState",
+    "DeleteReport",
     "GraphStore",
     "Statement",
     "WriteOp",
     "WritePlan",
     "WriteReport",
+    "delete_images",
     "match_level1",
     "motif_ids",
     "open_catalog",
     "parse_uri",
     "plan_analysis",
     "redact_uri",
+    "resolve_images",
     "resolve_uri",
     "uri_password",
     "write_analysis",
