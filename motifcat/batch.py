@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .catalog.delete import delete_images
 from .catalog.opener import open_catalog
 from .catalog.store import GraphStore
 from .catalog.uri import parse_uri
-from .catalog.writer import WriteReport, write_analysis
+from .catalog.writer import WriteReport, _duplicate_report, _image_exists, write_analysis
 from .errors import CatalogError, MotifcatError
 from .ingest.model import AnalysisParams
 
@@ -49,12 +50,19 @@ class IngestSummary:
         ``(file, reason)`` of the files that could not be read, analysed or written.
     seconds : float
         Wall time.
+    notes : dict of str to str
+        For a duplicate, what the catalog holds and which of the given sample, material and
+        pixel size differ from it (those were ignored; ``replace=True`` stores them).
+    replaced : list of str
+        Files whose image was in the catalog and was replaced (``replace=True``).
     """
 
     written: list[WriteReport] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    notes: dict[str, str] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -134,7 +142,7 @@ def _analyse_file(
             average=average,
         )
         if micrograph.sha256 in known:
-            return "duplicate", micrograph.sha256
+            return "duplicate", (micrograph.sha256, micrograph.pixel_size_A)
         if (params.pixel_size_A or micrograph.pixel_size_A) is None:
             return "failed", (
                 f"{Path(path).name}: no pixel size in the file; pass pixel_size_A "
@@ -177,6 +185,7 @@ def ingest_files(
     max_megapixels: float | None = None,
     signal: str | None = None,
     average: bool = False,
+    replace: bool = False,
 ) -> IngestSummary:
     """Analyse micrograph files and write them into the catalog, one transaction per image.
 
@@ -210,6 +219,11 @@ def ingest_files(
         Name of the image to take from files that hold several (Velox EMD: ``"HAADF"``...).
     average : bool, optional
         Average stacks after drift correction instead of taking one ``frame``.
+    replace : bool, optional
+        An image already in the catalog is deleted (with its instances and counts, see
+        :func:`~motifcat.catalog.delete_images`) and written again with this ``sample``,
+        ``material`` and pixel size; without it the stored one is kept and the summary says
+        what differs.
 
     Returns
     -------
@@ -271,7 +285,7 @@ def ingest_files(
     try:
         known = (
             frozenset(r["id"] for r in store.read("MATCH (i:Image) RETURN i.id AS id"))
-            if store is not None
+            if store is not None and not replace
             else frozenset()
         )
 
@@ -280,10 +294,25 @@ def ingest_files(
             kind, value = outcome
             if kind == "duplicate":
                 summary.duplicates.append(path)
+                sha, file_px = value
+                note = _duplicate_report(
+                    store,
+                    sha,
+                    Path(path).name,
+                    path,
+                    time.perf_counter(),
+                    sample=sample,
+                    material=material,
+                    pixel_size_A=params.pixel_size_A or file_px,
+                ).message
+                summary.notes[path] = note
             elif kind == "failed":
                 summary.failed.append((path, str(value)))
             else:
                 try:
+                    if replace and _image_exists(store, value.micrograph.sha256):
+                        delete_images(store, [value.micrograph.sha256])
+                        summary.replaced.append(path)
                     rep = write_analysis(store, value, sample=sample, material=material, path=path)
                 except MotifcatError as exc:
                     summary.failed.append((path, str(exc)))

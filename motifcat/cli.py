@@ -255,6 +255,12 @@ def ingest(
     signal: str | None = _signal_option(),
     average: bool = _average_option(),
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="Images already in the catalog are deleted and written again with this sample, "
+        "material and pixel size (default: kept, and the summary says what differs).",
+    ),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
     max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
@@ -279,6 +285,7 @@ def ingest(
             frame=frame,
             signal=signal,
             average=average,
+            replace=replace,
             params=params,
             workers=workers,
             progress=progress,

@@ -82,8 +82,12 @@ def print_ingest_summary(summary, catalog: str = "") -> None:
             f"{len(report.new_motifs)} new / {len(report.matched_motifs)} matched motifs, "
             f"{report.seconds:.1f} s",
         )
+    notes = getattr(summary, "notes", {})
     for path in summary.duplicates:
-        table.add_row(str(path), "[yellow]skipped[/]", "already in the catalog (same pixels)")
+        note = notes.get(path) or "already in the catalog (same pixels)"
+        table.add_row(str(path), "[yellow]skipped[/]", note)
+    for path in getattr(summary, "replaced", []):
+        table.add_row(str(path), "[cyan]replaced[/]", "the stored image was deleted first")
     for path, reason in summary.failed:
         table.add_row(str(path), "[red]failed[/]", reason)
     console.print(table)

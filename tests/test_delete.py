@@ -94,3 +94,35 @@ def test_delete_unknown_image_changes_nothing(tmp_path, analyses):
         with pytest.raises(CatalogError, match="not in the catalog; nothing deleted"):
             delete_images(store, ["f" * 64])
         assert snapshot(store) == before
+
+
+def test_reingest_says_what_differs_and_replace_stores_it_again(tmp_path):
+    import numpy as np
+
+    f = tmp_path / "img.npy"
+    np.save(f, make_tmd((224, 224), seed=21).micrograph().data)
+    cat = str(tmp_path / "cat")
+
+    def ingest(*extra):
+        with threadpool_limits(1):
+            return runner.invoke(app, ["ingest", str(f), "-c", cat, "-j", "1", *extra])
+
+    first = ingest("-s", "S1", "-m", "MoSe2", "--pixel-size", "0.2")
+    assert first.exit_code == 0, first.output
+    again = ingest("-s", "S2", "-m", "WS2", "--pixel-size", "0.25")
+    assert again.exit_code == 0, again.output
+    assert "0 written, 1 skipped as duplicates" in again.output
+    for said in ("sample 'S2'", "material 'WS2'", "pixel size 0.25 Å (stored 0.2 Å)", "--replace"):
+        assert said in again.output
+    replaced = ingest("-s", "S2", "-m", "WS2", "--pixel-size", "0.25", "--replace")
+    assert replaced.exit_code == 0, replaced.output
+    assert "1 written" in replaced.output and "replaced" in replaced.output
+    with open_catalog(cat, read_only=True) as store:
+        rows = store.read(
+            "MATCH (i:Image)-[:OF_SAMPLE]->(s:Sample)-[:OF_MATERIAL]->(m:Material) "
+            "RETURN s.name AS s, m.name AS m, i.pixel_size_A AS px"
+        )
+        assert rows == [{"s": "S2", "m": "WS2", "px": 0.25}]
+        assert [r["m"] for r in store.read("MATCH (m:Material) RETURN m.name AS m")] == ["WS2"]
+        motifs, _, counted, _ = snapshot(store)
+        assert motifs == {m: counted.get(m, 0) for m in motifs}
