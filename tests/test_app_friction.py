@@ -1,0 +1,64 @@
+"""App friction found as a new user (Streamlit AppTest on a real embedded catalog)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+from threadpoolctl import threadpool_limits
+
+from motifcat.app import MAIN_SCRIPT
+from motifcat.catalog import open_catalog, write_analysis
+from motifcat.ingest import analyze, load_image
+
+TIMEOUT_S = 60
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
+
+
+def _write(uri, folder, synthetic, kind, seed, sample, material):
+    syn = synthetic(kind, (192, 192), seed=seed)
+    path = folder / f"{sample}-{seed}.npy"
+    np.save(path, syn.image)
+    with threadpool_limits(1), open_catalog(uri) as store:
+        analysis = analyze(load_image(path, pixel_size_A=syn.pixel_size_A))
+        write_analysis(store, analysis, sample=sample, material=material)
+
+
+def _metric(at, label):
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_counts_update_after_an_ingest_without_reload(tmp_path, synthetic, monkeypatch):
+    uri = str(tmp_path / "catalog.lbug")
+    _write(uri, tmp_path, synthetic, "tmd", 1, "A", "MoSe2")
+    monkeypatch.setenv("MOTIFCAT_CATALOG", uri)
+    at = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=TIMEOUT_S).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _metric(at, "Images") == "1"
+    _write(uri, tmp_path, synthetic, "tmd", 2, "B", "MoSe2")  # an ingest while the app runs
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _metric(at, "Images") == "2" and _metric(at, "Samples") == "2"
+
+
+def test_recurring_box_messages_agree(tmp_path, synthetic, monkeypatch):
+    # Two materials of unlike structure, one sample each: nothing recurs.
+    uri = str(tmp_path / "catalog.lbug")
+    _write(uri, tmp_path, synthetic, "tmd", 1, "A", "MoSe2")
+    _write(uri, tmp_path, synthetic, "cairo", 3, "C", "MoVTeNbO")
+    monkeypatch.setenv("MOTIFCAT_CATALOG", uri)
+    at = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=TIMEOUT_S).run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = [i.value for i in at.info if "No motif is found" in i.value]
+    # One message, about the searches that were run (not "showing ... 2 samples" and then
+    # "none in 1 or more samples").
+    assert said == ["No motif is found in 2 or more materials, nor in 2 or more samples."]
