@@ -120,13 +120,15 @@ def match_positions(found: np.ndarray, truth: np.ndarray, radius: float):
 
 
 def score_positions(found: np.ndarray, d: dict, radius: float | None = None,
-                    margin: float = 0.0) -> dict:
+                    margin: float = 0.0, exclude_classes=("O",)) -> dict:
     """Recall, precision and RMSE (px) of found positions against a set's ground truth.
 
     Found positions are matched one to one to all sites (present or empty) within ``radius``
     (default 0.5 x the shortest site spacing). A match to a present site is a hit, a match to
     an empty site or no match is a false column. ``margin`` (px) restricts the score to sites
-    (and found positions) at least that far inside the image. Recall is also given per class.
+    (and found positions) at least that far inside the image. Recall is also given per class;
+    the overall recall leaves out ``exclude_classes`` (a perovskite's pure O columns, nearly
+    invisible in HAADF), whose recall stays in the per-class figures.
     """
     from scipy.spatial import cKDTree
 
@@ -150,9 +152,10 @@ def score_positions(found: np.ndarray, d: dict, radius: float | None = None,
     matched_present[fi[ok]] = True
     on_empty = np.zeros(len(found), bool)
     on_empty[fi[~ok]] = True
-    n_true = int((present & site_in).sum())
+    scored = present & site_in & ~np.isin(d["class_names"][cls], list(exclude_classes))
+    n_true = int(scored.sum())
     n_found = int(found_in.sum())
-    tp = int((hit_site & site_in).sum())
+    tp = int((hit_site & scored).sum())
     err = np.linalg.norm(found[fi[ok]] - xy[ti[ok]], axis=1) if ok.any() else np.empty(0)
     err_in = err[site_in[ti[ok]]]
     per_class = {}

@@ -9,8 +9,8 @@ site "O" so that a benchmark can report them apart). Each column holds one atom 
 along the beam. Point defects in Sr columns, placed at random (fixed seed), isolated and away
 from the edges: "Sr_vac" (one Sr of the column missing) and "La_Sr" (one Sr replaced by La).
 
-- ``fine`` (set b, ``perovskite.npz``): 14 × 14 cells, 4 cells thick, ~0.12 Å/px.
-- ``coarse`` (set c, ``coarse.npz``): 24 × 24 cells, 3 cells thick, simulated at 0.25 Å/px and
+- ``fine`` (set b, ``perovskite.npz``): 12 × 12 cells, 4 cells thick, ~0.12 Å/px.
+- ``coarse`` (set c, ``coarse.npz``): 20 × 20 cells, 3 cells thick, simulated at 0.25 Å/px and
   binned 4 × 4 to ~1 Å/px, so that Sr and Ti–O columns are 2.76 px apart (Sr–Sr 3.9 px).
 """
 
@@ -43,7 +43,7 @@ CLASS_NAMES = ["Sr", "TiO", "O", "Sr_vac", "La_Sr"]
 SITE_NAMES = ["A", "B", "O"]
 SIGMAS_A = {38: 0.088, 22: 0.07, 8: 0.085, 57: 0.08}  # rms per axis (B ~ 0.4-0.6 Å²)
 VARIANTS = {
-    "fine": {"cells": 14, "thick": 4, "px": 0.12, "bin": 1, "configs": 4,
+    "fine": {"cells": 12, "thick": 4, "px": 0.12, "bin": 1, "configs": 4,
              "defects": {"Sr_vac": 5, "La_Sr": 5}, "out": "perovskite.npz"},
     "coarse": {"cells": 20, "thick": 3, "px": 0.25, "bin": 4, "configs": 2,
                "defects": {"Sr_vac": 8, "La_Sr": 8}, "out": "coarse.npz"},

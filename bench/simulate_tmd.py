@@ -81,7 +81,7 @@ def place_defects(xy, site, box, seed):
     return cls, which
 
 
-def build_atoms(xy, cls, which, box, vacuum=3.0):
+def build_atoms(xy, cls, which, box, vacuum=0.5):
     """ase.Atoms of the defective monolayer and the site index of every atom."""
     from ase import Atoms
 
@@ -130,7 +130,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=20260)
     args = ap.parse_args(argv)
 
-    mic = Microscope()
+    # three slices: bottom S, Mo, top S (the monolayer needs no more; each slice costs a pass)
+    mic = Microscope(slice_thickness_A=(2 * (0.5 + S_HALF_GAP)) / 3)
     xy_A, site, box = build_sites()
     cls, which = place_defects(xy_A, site, box, args.seed)
     atoms, owner = build_atoms(xy_A, cls, which, box)

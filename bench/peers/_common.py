@@ -28,8 +28,9 @@ def bright_site(d: dict) -> int:
     return 0
 
 
-def lattice_spacing_px(d: dict, site: int | None = None) -> float:
-    """Median nearest-neighbour distance (px) among present sites of one sublattice (all: None).
+def lattice_spacing_px(d: dict, site=None) -> float:
+    """Median nearest-neighbour distance (px) among present sites of a sublattice or a tuple of
+    sublattices (all: None).
 
     Taken from the ground truth: the peers get the known lattice spacing, as a user who knows
     the material would type it.
@@ -38,7 +39,7 @@ def lattice_spacing_px(d: dict, site: int | None = None) -> float:
 
     sel = d["present"].copy()
     if site is not None:
-        sel &= d["site"] == site
+        sel &= np.isin(d["site"], np.atleast_1d(site))
     xy = d["xy"][sel]
     dist = cKDTree(xy).query(xy, k=2)[0][:, 1]
     return float(np.median(dist))

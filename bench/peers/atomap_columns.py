@@ -10,8 +10,9 @@ ones, which is what ``get_feature_separation`` would be used to choose), then
 ``refine_atom_positions_using_center_of_mass`` and ``refine_atom_positions_using_2d_gaussian``;
 the bright sublattice is then subtracted from the image
 (``remove_atoms_from_image_using_2d_gaussian``, as Atomap's two-sublattice tutorial does)
-and a second peak search on that image, with 0.75 x the shortest site spacing, gives the dim
-sublattice, refined the same way. Second-search peaks within 0.5 x the shortest site spacing of
+and a second peak search on that image, with 0.75 x the spacing between the bright and the dim
+sublattice (sites 0 and 1; pure O columns of a perovskite are not searched), gives the dim
+sublattice, refined the same way. Second-search peaks within 0.5 x that spacing of
 a first-sublattice column are dropped (they are remains of the subtracted columns).
 Writes ``bench/results/peers/atomap_<set>.npz`` (found positions per dose) and ``.json``
 (timings: the 2-D Gaussian refinement alone, in columns/s).
@@ -79,7 +80,7 @@ def main(argv=None):
     d = load_set(args.set)
     idx = dose_indices(d, args.doses)
     a_bright = lattice_spacing_px(d, site=0)
-    shortest = lattice_spacing_px(d)
+    shortest = lattice_spacing_px(d, site=(0, 1))  # the two searched sublattices
     sep1 = max(1, int(0.75 * a_bright))
     sep2 = max(1, int(0.75 * shortest))
     xy_all, sub_all, dose_all, t_g, n_g, t_tot = [], [], [], [], [], []

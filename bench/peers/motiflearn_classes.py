@@ -9,8 +9,9 @@ moments: this release has no ``rotinv()``), ``ForceGraph8(n_neighbors=10, init_m
 num_iterations=100, num_negative_samples=5, force_params1=(0, 2, 1, 1),
 force_params2=(2, 5, 5, 1), divide=0.5)`` and ``seg_lbs`` island segmentation of the layout.
 The patch is two lattice periods wide (2 x the bright-sublattice spacing + 1 px, odd), as
-motifcat's patches. Positions: the present true sites (default) or ``--positions`` (npz with
-``xy`` (N, 2) px). Columns whose patch crosses the border get no label (-1), as KeyPoints drops
+motifcat's patches, and at least n_max + 1 = 11 px (ZPs' own limit). Positions: the present
+true sites (default) or ``--positions`` (npz with ``xy`` (N, 2) px). Columns whose patch crosses
+the border get no label (-1), as KeyPoints drops
 them. Writes ``bench/results/peers/motiflearn_<set>.npz`` (labels (n_doses, N)) and ``.json``.
 """
 
@@ -60,6 +61,14 @@ def classify(image: np.ndarray, xy: np.ndarray, size: int):
     return labels, seconds
 
 
+def _warm_up() -> None:
+    """Compile ForceGraph8's numba kernels on a small random input, so timings are warm."""
+    from mtflearn.manifold import ForceGraph8
+
+    x = np.random.default_rng(0).random((60, 36))
+    ForceGraph8(X=x, **{**FORCE_PARAMS, "num_iterations": 2}).fit_transform(x)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="motif-learn peer: labels per column per dose")
     ap.add_argument("set")
@@ -75,6 +84,8 @@ def main(argv=None):
     else:
         xy = d["xy"][d["present"]]
     size = int(round(2 * lattice_spacing_px(d, site=0))) // 2 * 2 + 1
+    size = max(size, N_MAX + 1)  # ZPs refuses n_max > size (coarse sets): smallest valid patch
+    _warm_up()
     labels, seconds = [], []
     for k in idx:
         with warnings.catch_warnings():

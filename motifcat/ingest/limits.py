@@ -69,10 +69,14 @@ def _npy_shape(path: Path) -> tuple[int, ...]:
     with open(path, "rb") as fh:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
-            shape, _, _ = np.lib.format.read_array_header_1_0(fh)
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
         else:
-            shape, _, _ = np.lib.format.read_array_header_2_0(fh)
-    return tuple(int(n) for n in shape)
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        start = fh.tell()
+    shape = tuple(int(n) for n in shape)
+    if start + _n_elements(shape) * dtype.itemsize > path.stat().st_size:
+        raise ValueError("truncated .npy")  # corrupt, not large: the reader says so
+    return shape
 
 
 def _png_shape(path: Path) -> tuple[int, ...]:
@@ -84,12 +88,27 @@ def _png_shape(path: Path) -> tuple[int, ...]:
     return (int(height), int(width))
 
 
+#: Bytes per voxel of the MRC modes.
+_MRC_MODE_BYTES = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}
+
+
 def _mrc_shape(path: Path) -> tuple[int, ...]:
     with open(path, "rb") as fh:
-        head = fh.read(224)
-    # MRC2014: nx, ny, nz int32 at bytes 0-11; the machine stamp at 212 says the byte order.
+        head = fh.read(1024)
+    # MRC2014: nx, ny, nz, mode int32 at bytes 0-15, the extended-header size at 92; the
+    # machine stamp at 212 says the byte order.
     order = ">" if head[212:213] == b"\x11" else "<"
-    nx, ny, nz = struct.unpack(order + "3i", head[:12])
+    nx, ny, nz, mode = struct.unpack(order + "4i", head[:16])
+    (next_,) = struct.unpack(order + "i", head[92:96])
+    nbytes = _MRC_MODE_BYTES.get(mode)
+    # An uncompressed format: a header whose data would not fit the file is corrupt, not
+    # large (the reader proper says so).
+    if (
+        min(nx, ny, nz) < 1
+        or nbytes is None
+        or 1024 + max(next_, 0) + nx * ny * nz * nbytes > path.stat().st_size
+    ):
+        raise ValueError("inconsistent MRC header")
     return (int(nz), int(ny), int(nx)) if nz > 1 else (int(ny), int(nx))
 
 
