@@ -62,3 +62,37 @@ def test_recurring_box_messages_agree(tmp_path, synthetic, monkeypatch):
     # One message, about the searches that were run (not "showing ... 2 samples" and then
     # "none in 1 or more samples").
     assert said == ["No motif is found in 2 or more materials, nor in 2 or more samples."]
+
+
+def test_unit_legend_is_ordered_by_count_not_id():
+    import pandas as pd
+
+    from motifcat.app.plots import image_figure
+
+    cols = pd.DataFrame(
+        {
+            "instance_id": [f"c{i}" for i in range(6)],
+            "x_A": np.arange(6.0),
+            "y_A": np.ones(6),
+            "motif_id": ["L1-0001", "L1-0002", "L1-0002", "L1-0003", "L1-0003", "L1-0003"],
+        }
+    )
+    square = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    units = {
+        2: pd.DataFrame(
+            {
+                "instance_id": ["u0", "u1", "u2"],
+                "motif_id": ["L2-aaa", "L2-bbb", "L2-bbb"],
+                "polygon": [square, square, square],
+            }
+        )
+    }
+    fig = image_figure(None, 10.0, 8.0, cols, units)
+    names = [t.name for t in fig.data]
+    assert names == [
+        "L2-bbb (2)",
+        "L2-aaa (1)",
+        "L1-0003 (3)",
+        "L1-0002 (2)",
+        "L1-0001 (1)",
+    ]
