@@ -96,3 +96,21 @@ def test_unit_legend_is_ordered_by_count_not_id():
         "L1-0002 (2)",
         "L1-0001 (1)",
     ]
+
+
+def test_cypher_page_forgets_the_result_when_another_example_is_chosen(
+    tmp_path, synthetic, monkeypatch
+):
+    uri = str(tmp_path / "catalog.lbug")
+    _write(uri, tmp_path, synthetic, "tmd", 1, "A", "MoSe2")
+    monkeypatch.setenv("MOTIFCAT_CATALOG", uri)
+    at = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=TIMEOUT_S).run()
+    at.switch_page("views/cypher.py").run()
+    at.button(key="cypher_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.dataframe) == 1  # "Motifs per level" ran
+    at.selectbox(key="cypher_example").set_value("Samples and materials").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.dataframe) == 0 and not [c for c in at.caption if c.value.endswith("rows")]
+    at.button(key="cypher_run").click().run()
+    assert list(at.dataframe[0].value.columns) == ["sample", "material"]
