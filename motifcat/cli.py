@@ -109,7 +109,7 @@ def _check_inputs(paths: list[str]) -> None:
     import glob
 
     from .batch import expand_paths
-    from .ingest.io import SUPPORTED_EXTENSIONS
+    from .ingest import SUPPORTED_EXTENSIONS
 
     for text in paths:
         p = Path(text).expanduser()

@@ -114,3 +114,21 @@ def test_cypher_page_forgets_the_result_when_another_example_is_chosen(
     assert len(at.dataframe) == 0 and not [c for c in at.caption if c.value.endswith("rows")]
     at.button(key="cypher_run").click().run()
     assert list(at.dataframe[0].value.columns) == ["sample", "material"]
+
+
+def test_image_header_says_which_columns_are_stored(tmp_path, synthetic, monkeypatch):
+    from motifcat.query import image_instances, list_images
+
+    uri = str(tmp_path / "catalog.lbug")
+    _write(uri, tmp_path, synthetic, "tmd", 1, "A", "MoSe2")
+    with open_catalog(uri, read_only=True) as store:
+        row = list_images(store).iloc[0]
+        stored = len(image_instances(store, row["image_id"], 1))
+    detected = int(row["n_columns"])
+    assert detected > stored  # border columns are detected but not stored
+    monkeypatch.setenv("MOTIFCAT_CATALOG", uri)
+    at = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=TIMEOUT_S).run()
+    at.switch_page("views/image.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    header = next(c.value for c in at.caption if "Å/px" in c.value)
+    assert f"{detected} columns detected, {stored} stored" in header
