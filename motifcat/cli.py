@@ -262,6 +262,12 @@ def ingest(
         "material and pixel size (default: kept, and the summary says what differs).",
     ),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
+    reference: str | None = typer.Option(
+        None, "--reference",
+        help="Reference crystal of the material for exports: a CIF/POSCAR/… file or "
+        "proto:mx2:formula=MoS2,a=3.19 (stored with the material)."
+    ),
+    zone: str | None = typer.Option(None, "--zone", help="Zone axis of the reference, e.g. 001."),
     max_megapixels: float | None = _max_megapixels_option(),
 ) -> None:
     """Analyse images in parallel and write them to the catalog (one transaction per image)."""
@@ -269,6 +275,12 @@ def ingest(
     from .ingest import AnalysisParams
 
     _check_inputs(paths)
+    ref = None
+    if reference is not None:  # read it first: a bad reference stops before any analysis
+        from .structure import load_reference
+
+        ref = load_reference(reference, zone=zone)
+
     params = AnalysisParams(pixel_size_A=pixel_size, n_max=n_max)
     with _progress() as bar:
         task = bar.add_task("ingesting", total=None)
@@ -292,6 +304,14 @@ def ingest(
             max_megapixels=max_megapixels,
         )
     print_ingest_summary(summary, catalog or "")
+    if ref is not None:
+        from .catalog import store_reference
+        from .structure import reference_to_json
+
+        with _open(catalog, read_only=False) as store:
+            store_reference(store, material, reference_to_json(ref), ref.source, ref.provenance)
+        console.print(f"reference of {material}: {ref.formula} from {ref.source} "
+                      f"({ref.provenance})")
     if summary.failed:
         raise typer.Exit(1)
 
@@ -483,7 +503,9 @@ def _parse_species(items: list[str]) -> dict[str, str]:
     return out
 
 
-_SUFFIX = {"extxyz": ".extxyz", "cif": ".cif", "vasp": ".vasp", "lammps-data": ".lmp"}
+_SUFFIX = {"extxyz": ".extxyz", "xyz": ".xyz", "cif": ".cif", "vasp": ".vasp",
+           "poscar": ".vasp", "lammps-data": ".lmp", "lammps": ".lmp", "db": ".db",
+           "ase-db": ".db"}
 
 
 @app.command()
@@ -491,58 +513,99 @@ _SUFFIX = {"extxyz": ".extxyz", "cif": ".cif", "vasp": ".vasp", "lammps-data": "
 def export(
     motif_id: str | None = typer.Argument(None, help="Motif to export."),
     species: list[str] = typer.Option(
-        [], "--species", help="LEVEL1_MOTIF=SPECIES, e.g. L1-0002=Se2."
+        [], "--species", help="LEVEL1_MOTIF=CONTENT overriding the suggestion, e.g. L1-0003=Se."
     ),
-    formula: str | None = typer.Option(None, help="Suggest species from intensities, e.g. MoSe2."),
-    fmt: str = typer.Option("extxyz", "--format", "-f", help="extxyz, cif, vasp, lammps-data."),
+    formula: str | None = typer.Option(
+        None, help="Formula of the material (must match its elements), e.g. MoSe2."
+    ),
+    fmt: str = typer.Option(
+        "extxyz", "--format", "-f", help="extxyz, cif, poscar (= vasp), lammps-data, db."
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file."),
     persistent: bool = typer.Option(False, "--persistent", help="Export all persistent motifs."),
     out_dir: Path = typer.Option(Path("motifs"), "--out-dir", help="Folder for --persistent."),
     min_images: int = typer.Option(2, help="With --persistent: seen in this many images."),
     min_instances: int = typer.Option(10, help="With --persistent: this many instances."),
     level: int | None = typer.Option(None, help="With --persistent: only this level."),
-    vacuum: float = typer.Option(10.0, help="Vacuum padding in Å."),
+    material: str | None = typer.Option(
+        None, "--material", "-m", help="Material to draw species from (a motif in several)."
+    ),
+    reference: str | None = typer.Option(
+        None, "--reference",
+        help="Reference crystal: file or proto:NAME:k=v,… (default: the material's stored one)."
+    ),
+    no_reference: bool = typer.Option(
+        False, "--no-reference", help="Flat model from the prototype (no reference crystal)."
+    ),
+    zone: str | None = typer.Option(None, "--zone", help="Zone axis, e.g. 001 (default: best)."),
+    min_cell: float = typer.Option(12.0, "--min-cell", help="Smallest defect supercell (Å)."),
+    force: bool = typer.Option(False, "--force", help="Write even with overlapping atoms."),
+    vacuum: float = typer.Option(10.0, help="Vacuum padding in Å (flat model)."),
     catalog: str | None = _catalog_option(),
 ) -> None:
-    """Turn motifs into atomic models (unrelaxed starting structures for DFT/MD)."""
-    from .export import motif_to_atoms, write_motif
+    """Turn motifs into atomic models (unrelaxed starting structures for DFT/MD).
+
+    Every export prints a report line (formula, minimum distance, cell, registration residual,
+    reference provenance), also appended to exports-report.txt beside the file.
+    """
+    from .export import FORMATS, motif_to_atoms, write_motif
     from .query import persistent_motifs
 
-    if fmt not in _SUFFIX:
+    key = fmt.lower()
+    if key not in _SUFFIX or key not in FORMATS:
         raise MotifcatError(f"--format must be one of {', '.join(_SUFFIX)}, got {fmt!r}")
+    if reference is not None and no_reference:
+        raise MotifcatError("give --reference or --no-reference, not both")
     mapping = _parse_species(species)
     if persistent and (motif_id is not None or out is not None):
         raise MotifcatError(
             "--persistent exports every persistent motif into --out-dir; "
             "give either MOTIF_ID (with -o) or --persistent, not both"
         )
+    ref = False if no_reference else None
+    if reference is not None:
+        from .structure import load_reference
+
+        ref = load_reference(reference, zone=zone)
     with _open(catalog) as store:
         if persistent:
             ranked = persistent_motifs(
                 store, min_images=min_images, min_instances=min_instances, level=level
             )
-            ids = list(ranked["motif_id"])
-            if not ids:
+            if not len(ranked):
                 console.print("no persistent motif in the catalog")
                 return
             out_dir.mkdir(parents=True, exist_ok=True)
-            targets = [(m, out_dir / f"{m}{_SUFFIX[fmt]}") for m in ids]
+            targets = []
+            for mid, mats in zip(ranked["motif_id"], ranked["materials"], strict=True):
+                mats = list(mats)
+                if material is not None:
+                    if material not in mats:
+                        continue
+                    mats = [material]
+                for mat in mats or [None]:  # one export per material: species never cross
+                    tag = f"_{mat}" if len(mats) > 1 else ""
+                    targets.append((mid, mat, out_dir / f"{mid}{tag}{_SUFFIX[key]}"))
         elif motif_id is None:
             raise MotifcatError("give a MOTIF_ID or --persistent")
         else:
-            targets = [(motif_id, out or Path(f"{motif_id}{_SUFFIX[fmt]}"))]
-        for mid, path in targets:
+            targets = [(motif_id, material, out or Path(f"{motif_id}{_SUFFIX[key]}"))]
+        for mid, mat, path in targets:
             try:
                 atoms = motif_to_atoms(
-                    store, mid, species=mapping or None, formula=formula, vacuum_A=vacuum
+                    store, mid, species=mapping or None, formula=formula, vacuum_A=vacuum,
+                    material=mat, reference=ref, zone=zone, min_cell_A=min_cell, force=force,
                 )
             except MotifcatError as exc:
                 if not persistent:
                     raise
                 err_console.print(f"[yellow]skipped {mid}:[/] {exc}")
                 continue
-            written = write_motif(atoms, path, format=fmt)
-            console.print(f"{mid}: {len(atoms)} atoms ({atoms.get_chemical_formula()}) → {written}")
+            written = write_motif(atoms, path, format=key)
+            line = atoms.info["report"]
+            with open(Path(written).parent / "exports-report.txt", "a", encoding="utf-8") as fh:
+                fh.write(f"{written.name}\t{line}\n")
+            console.print(f"{line} → {written}", soft_wrap=True, markup=False)
 
 
 @app.command("app")

@@ -127,6 +127,7 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
         str(path),
     )
     console.print(table)
+    console.print(atoms.info.get("report", ""), markup=False, soft_wrap=True)
     console.print("Browse the catalog with: [bold]motifcat app[/]")
 
 

@@ -1,21 +1,25 @@
-"""Motif → :class:`ase.Atoms` → extxyz / CIF / POSCAR / LAMMPS data: starting structures.
+"""Motif → :class:`ase.Atoms` → extxyz / CIF / POSCAR / LAMMPS data / ASE db: starting
+structures for DFT/MD that a user can trust.
 
-A motif's prototype (stored with the ``Motif`` node) gives the mean positions of its atom
-columns in Å, relative to the motif's centre, and the level-1 motif (column environment) of
-each. A STEM image is a projection along the beam, so a column becomes one or several atoms
-stacked along z:
+A STEM image is a projection along the beam, so the heights of the atoms come from a
+**reference crystal** of the motif's material (:mod:`motifcat.structure`): given at export, stored
+with the material at ingest, or motifcat's default for a known formula. :func:`motif_to_atoms`
 
-* each level-1 motif is mapped to a column content such as ``"Mo"`` (one atom) or ``"Se2"``
-  (two Se atoms along the beam), given by the user or suggested by :func:`suggest_species`
-  from a formula;
-* a column of one atom sits at z = 0 (the metal plane of a 2H TMD); a column of n > 1 atoms is
-  spread evenly over the layer thickness, so a chalcogen pair sits at ±thickness/2 exactly as
-  in :func:`ase.build.mx2`;
-* the model is padded with vacuum and given a cell; a motif that is a lattice cell gets its
-  in-plane cell vectors and periodic boundary conditions in x and y.
+* takes the motif's own material (never species of another one);
+* projects the reference along the zone axis (given, or the best low-index axis) into columns
+  and registers the motif's prototype columns to them (rotation or mirror, translation, scale
+  within a few %; the RMS residual is reported);
+* gives each column the atoms of the reference column it sits on, with atoms removed or
+  substituted where its class's predicted contrast (cross-section or intensity, calibrated per
+  image within the material, ``sum Z^1.7``) says it is a defect;
+* writes a perfect motif as the periodic reference cell, a defect motif embedded in a supercell
+  at least ``min_cell_A`` wide;
+* refuses a model with two atoms closer than 0.75 × the sum of their covalent radii (naming
+  them) unless forced, and puts a one-line report in ``atoms.info["report"]``.
 
-The result is an *unrelaxed* model from a projection: relax it (DFT/MD) before trusting
-z coordinates or bond lengths; ``atoms.info["note"]`` says so in every file written.
+Without any reference, :func:`flat_model` stacks each column's atoms evenly over a layer
+thickness (the old model, still checked for overlaps). The result is *unrelaxed*: relax it
+before trusting bond lengths; ``atoms.info["note"]`` says so in every file written.
 """
 
 from __future__ import annotations
@@ -36,7 +40,23 @@ from ase.formula import Formula
 from . import __version__
 from .catalog import GraphStore
 from .errors import ExportError, MotifcatError, QueryError
-from .query import level1_motifs_in_images_of, motif_detail
+from .query import material_level1, material_reference, motif_detail
+from .structure import (
+    LOW_INDEX_ZONES,
+    MIN_CELL_A,
+    SCALE_TOLERANCE,
+    Reference,
+    build_model,
+    check_overlaps,
+    choose_content,
+    default_reference,
+    load_reference,
+    minimum_distance,
+    parse_zone,
+    project,
+    reference_from_json,
+    register,
+)
 
 #: ``ase.build.mx2``'s default layer thickness (Å, chalcogen–chalcogen along c): its MoS2 value.
 ASE_MX2_THICKNESS_A: float = float(inspect.signature(mx2).parameters["thickness"].default)
@@ -66,7 +86,14 @@ FORMATS: dict[str, str] = {
     "poscar": "vasp",
     "lammps-data": "lammps-data",
     "lammps": "lammps-data",
+    "db": "db",
+    "ase-db": "db",
 }
+
+#: A registration whose RMS residual exceeds this (Å) is refused: the motif does not sit on the
+#: reference's columns (about a quarter of the shortest projected column spacing of MX2 and
+#: ABO3 crystals along [001], ~1.8-2.0 Å; chosen by hand, not on a benchmark).
+MAX_RMS_A = 0.5
 
 NOTE = "unrelaxed model from STEM motif"
 
@@ -175,31 +202,262 @@ def column_brightness(mean_image: np.ndarray) -> float:
     return float((centre - vals.mean()) / std) if std > 0 else 0.0
 
 
-def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str, str]:
-    """Suggest the column content of each level-1 motif a motif is made of, from a formula.
+def material_elements(material: str | None) -> set[str] | None:
+    """The elements of a material whose name is a chemical formula, else None.
 
-    How: the formula gives the column kinds of the perfect lattice (each element one kind
-    holding all its atoms of a formula unit: ``"MoSe2"`` -> ``Mo`` and ``Se2`` columns) and
-    their HAADF contrast ``sum(Z^1.7)``; their partial columns (``Se``) are candidates too.
-    Every level-1 motif found in the images where ``motif_id`` occurs is measured by
-    :func:`column_brightness` of its mean image. A linear map ``brightness = α·contrast + β``
-    is fitted by matching the most frequent motifs (by instances in those images), ranked by
-    brightness, to the perfect-lattice kinds ranked by contrast — the perfect lattice
-    dominates any real image. Each level-1 motif then gets the candidate whose predicted
-    brightness is nearest to its own.
+    Examples
+    --------
+    >>> sorted(material_elements("SrTiO3")), material_elements("sample-7")
+    (['O', 'Sr', 'Ti'], None)
+    """
+    if not material:
+        return None
+    try:
+        counts = Formula(material).count()
+    except Exception:
+        return None
+    if not counts or any(sym not in atomic_numbers for sym in counts):
+        return None
+    return set(counts)
 
-    The brightness is relative to the column's neighbourhood (the stored mean images are
-    normalised), so the ranking of the majority columns is reliable but a defect column may
-    be named after the perfect column it resembles; pass ``species`` explicitly to
-    :func:`motif_to_atoms` when it matters.
+
+def _material_of(detail, material: str | None) -> str | None:
+    """The one material an export draws on: given, or the motif's only material."""
+    if material is not None:
+        if material not in detail.materials:
+            found = ", ".join(detail.materials) or "no material"
+            raise ExportError(
+                f"motif {detail.motif_id}: not found in material {material!r} (found in {found})"
+            )
+        return material
+    if len(detail.materials) == 1:
+        return detail.materials[0]
+    if not detail.materials:
+        return None
+    raise ExportError(
+        f"motif {detail.motif_id} occurs in {len(detail.materials)} materials "
+        f"({', '.join(detail.materials)}); species are never taken across materials: choose "
+        "one (CLI: --material NAME)"
+    )
+
+
+def class_measures(store: GraphStore, material: str
+                   ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], str]:
+    """Per image of one material, per level-1 class: its Z-contrast measure and its count.
+
+    The measure is the class's mean column cross-section in that image when the catalog
+    stores cross-sections for every class of the material, else :func:`column_brightness` of
+    the class's mean image (relative to its surroundings). Only the images of ``material`` are
+    read. Images are kept apart because an image is where the perfect lattice dominates (one
+    image's classes are one set of column kinds; cross-sections scale with each image's dose).
+
+    Returns
+    -------
+    measure, count : dict
+        Image id -> {level-1 motif id -> value} (classes without a measure left out).
+    kind : str
+        ``"cross-section"`` or ``"intensity"``.
+    """
+    df = material_level1(store, material)
+    xs = df["cross_section"].to_numpy(dtype=float)
+    use_xs = bool(len(xs)) and bool(np.isfinite(xs).all()) and bool((xs > 0).all())
+    bright: dict[str, float] = {}
+    measure: dict[str, dict[str, float]] = {}
+    count: dict[str, dict[str, float]] = {}
+    for img, mid, n, mean, x in zip(df["image_id"], df["motif_id"], df["count"],
+                                    df["mean_image"], xs, strict=True):
+        count.setdefault(img, {})[mid] = float(n)
+        if use_xs:
+            measure.setdefault(img, {})[mid] = float(x)
+        elif mean is not None:
+            if mid not in bright:
+                bright[mid] = column_brightness(mean)
+            measure.setdefault(img, {})[mid] = bright[mid]
+    return measure, count, "cross-section" if use_xs else "intensity"
+
+
+def detected_kinds(store: GraphStore, images, crystal) -> dict[str, int]:
+    """How many of a reference's brightest column kinds each image shows, from geometry: the
+    median nearest-neighbour spacing of the image's columns against the shortest projected
+    spacing of the brightest 1, 2, … kinds (faint columns — S2 beside Mo at 37 %, O in a
+    perovskite — may go undetected, and then the brighter kinds must not be split among them).
+
+    Parameters
+    ----------
+    store : GraphStore
+    images : iterable of str
+        Image ids.
+    crystal : ProjectedCrystal
+
+    Returns
+    -------
+    dict
+        Image id -> number of kinds (images with fewer than 3 columns are left out).
+    """
+    from scipy.spatial import cKDTree
+
+    from .query import image_instances
+
+    contrasts = np.unique(crystal.contrast)[::-1]
+    tiles, col, _ = crystal.tiled(12.0)
+    spacing = []
+    for m in range(1, len(contrasts) + 1):
+        t = tiles[np.isin(crystal.contrast[col], contrasts[:m])]
+        spacing.append(float(cKDTree(t).query(t, k=2)[0][:, 1].min()))
+    out = {}
+    for img in images:
+        inst = image_instances(store, img, level=1)
+        if len(inst) < 3:
+            continue
+        xy = inst[["x_A", "y_A"]].to_numpy(dtype=float)
+        observed = float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]))
+        out[img] = 1 + int(np.argmin(np.abs(np.log(observed / np.array(spacing)))))
+    return out
+
+
+def material_contrast(measure: Mapping[str, Mapping[str, float]],
+                      count: Mapping[str, Mapping[str, float]], kinds: np.ndarray,
+                      fractions: np.ndarray | None = None,
+                      through_origin: bool = False,
+                      n_kinds: Mapping[str, int] | None = None) -> dict[str, float]:
+    """:func:`calibrate_contrast` in every image of a material, combined per class (mean over
+    images weighted by the class's count in each).
+
+    Examples
+    --------
+    >>> kinds = np.array([column_contrast("Se2"), column_contrast("Mo")])
+    >>> meas = {"img1": {"a": 2.0, "b": 1.0}, "img2": {"c": 3.0, "d": 2.5}}
+    >>> cnt = {"img1": {"a": 50, "b": 50}, "img2": {"c": 40, "d": 40}}
+    >>> pred = material_contrast(meas, cnt, kinds)
+    >>> bool(pred["a"] == pred["c"] == kinds[0]), bool(pred["b"] == pred["d"] == kinds[1])
+    (True, True)
+    """
+    total: dict[str, float] = {}
+    weight: dict[str, float] = {}
+    for img, meas in measure.items():
+        pred = calibrate_contrast(meas, count.get(img, {}), kinds, fractions, through_origin,
+                                  (n_kinds or {}).get(img))
+        for mid, v in pred.items():
+            if np.isfinite(v):
+                w = float(count.get(img, {}).get(mid, 1.0))
+                total[mid] = total.get(mid, 0.0) + w * v
+                weight[mid] = weight.get(mid, 0.0) + w
+    ids = {m for meas in measure.values() for m in meas}
+    return {m: total[m] / weight[m] if weight.get(m) else float("nan") for m in sorted(ids)}
+
+
+#: The most frequent classes covering this share of a material's instances are its perfect
+#: lattice columns; the rest are defect (or near-defect) classes. Chosen by hand.
+PERFECT_SHARE = 0.9
+
+
+def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
+                       kinds: np.ndarray, fractions: np.ndarray | None = None,
+                       through_origin: bool = False,
+                       max_kinds: int | None = None) -> dict[str, float]:
+    """Predicted HAADF contrast (``sum Z^1.7`` units) of each class from its measure.
+
+    The perfect lattice dominates an image: the most frequent classes (covering
+    :data:`PERFECT_SHARE` of the instances) are matched to the perfect column kinds by rank
+    and abundance — classes sorted by measure fill the kinds sorted by contrast in proportion
+    to each kind's share of the projected cell (``fractions``), so two O classes of a
+    perovskite both become O. Faint kinds may go undetected: with fewer perfect classes than
+    kinds, only the brightest kinds are used. A perfect class's prediction is its kind's
+    contrast; any other class is interpolated (piecewise linearly in the measure, extrapolated
+    from the end segments; through the origin for a cross-section) between the perfect
+    classes. Only rank and monotonicity are assumed, which holds for the relative brightness
+    of normalised mean images as for cross-sections.
+
+    Parameters
+    ----------
+    measure, count : mapping
+        Class id -> measure (cross-section or brightness) and -> instances.
+    kinds : ndarray
+        Contrast of the reference's perfect column kinds.
+    fractions : ndarray, optional
+        Share of each kind among the projected cell's columns (default equal).
+    through_origin : bool
+        Cross-sections are proportional to the contrast (an empty column measures 0).
+    max_kinds : int, optional
+        How many of the brightest kinds the image shows (:func:`detected_kinds`).
+
+    Returns
+    -------
+    dict
+        Class id -> predicted contrast (NaN when nothing can be calibrated).
+
+    Examples
+    --------
+    >>> kinds = np.array([column_contrast("Se2"), column_contrast("Mo")])
+    >>> m = {"a": 2 * kinds[0], "b": 2 * kinds[1], "c": kinds[0]}  # Se2, Mo, and Se
+    >>> pred = calibrate_contrast(m, {"a": 100, "b": 100, "c": 2}, kinds, through_origin=True)
+    >>> {k: round(v / column_contrast("Se"), 2) for k, v in pred.items()}
+    {'a': 2.0, 'b': 1.43, 'c': 1.0}
+    """
+    ids = [k for k in measure if np.isfinite(measure[k])]
+    kinds = np.asarray(kinds, dtype=float)
+    frac = (np.ones(len(kinds)) if fractions is None else np.asarray(fractions, float))
+    order = np.argsort(-kinds, kind="stable")
+    kinds, frac = kinds[order], frac[order]
+    nan = {k: float("nan") for k in measure}
+    if not ids or not len(kinds):
+        return nan
+    m = np.array([measure[k] for k in ids], dtype=float)
+    w = np.array([max(float(count.get(k, 1.0)), 1e-9) for k in ids])
+    by_count = np.argsort(-w, kind="stable")
+    cover = np.cumsum(w[by_count]) / w.sum()
+    perfect = by_count[: int(np.searchsorted(cover, PERFECT_SHARE - 1e-9)) + 1]
+    perfect = perfect[np.argsort(-m[perfect], kind="stable")]
+    share = np.cumsum(w[perfect]) - w[perfect] / 2
+    share /= w[perfect].sum()
+    # Faint kinds may go undetected: with fewer perfect classes than kinds, the brightest kinds.
+    n = min(len(kinds), len(perfect), max_kinds or len(kinds))
+    edges = np.cumsum(frac[:n]) / frac[:n].sum()
+    assign = np.minimum(np.searchsorted(edges, share), n - 1)
+    pts_m = np.array([np.average(m[perfect][assign == u], weights=w[perfect][assign == u])
+                      for u in np.unique(assign)])
+    pts_c = kinds[np.unique(assign)]
+    if through_origin:
+        pts_m, pts_c = np.append(pts_m, 0.0), np.append(pts_c, 0.0)
+    srt = np.argsort(pts_m)
+    pts_m, pts_c = pts_m[srt], pts_c[srt]
+    out = {}
+    for k, mk in zip(ids, m, strict=True):
+        if len(pts_m) == 1:
+            out[k] = float(pts_c[0] * mk / pts_m[0]) if pts_m[0] else float("nan")
+        elif mk < pts_m[0]:
+            slope = (pts_c[1] - pts_c[0]) / max(pts_m[1] - pts_m[0], 1e-12)
+            out[k] = float(pts_c[0] + slope * (mk - pts_m[0]))
+        elif mk > pts_m[-1]:
+            slope = (pts_c[-1] - pts_c[-2]) / max(pts_m[-1] - pts_m[-2], 1e-12)
+            out[k] = float(pts_c[-1] + slope * (mk - pts_m[-1]))
+        else:
+            out[k] = float(np.interp(mk, pts_m, pts_c))
+    for pos, u in zip(perfect, assign, strict=True):  # a perfect class is its kind exactly
+        out[ids[pos]] = float(kinds[u])
+    return {k: out.get(k, float("nan")) for k in measure}
+
+
+def suggest_species(store: GraphStore, motif_id: str, formula: str,
+                    material: str | None = None) -> dict[str, str]:
+    """Suggest the column content of every level-1 class of a motif's material, from a formula.
+
+    The formula gives the perfect column kinds (each element one kind holding all its atoms of
+    a formula unit: ``"MoSe2"`` -> ``Mo`` and ``Se2`` columns, as in a 2H TMD along c) and
+    their partial columns (``Se``). The classes' measures (:func:`class_measures`) **of that
+    material only** are calibrated against the kinds' contrast (:func:`calibrate_contrast`);
+    each class gets the candidate nearest to its predicted contrast.
 
     Parameters
     ----------
     store : GraphStore
     motif_id : str
-        The motif to export (any level).
+        The motif to export (any level): it sets the material.
     formula : str
-        Chemical formula of the material, e.g. ``"MoSe2"``.
+        Chemical formula, e.g. ``"MoSe2"``; when the material's name is a formula too, both
+        must have the same elements.
+    material : str, optional
+        Needed when the motif occurs in several materials.
 
     Returns
     -------
@@ -209,7 +467,7 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str,
     Raises
     ------
     ExportError
-        If the formula is not one, or a level-1 motif has no mean image to measure.
+        Not a formula, a formula of other elements than the material's, no measurable class.
 
     Examples
     --------
@@ -219,42 +477,35 @@ def suggest_species(store: GraphStore, motif_id: str, formula: str) -> dict[str,
     {'L1-0001': 'Mo', 'L1-0002': 'Se2'}
     """
     kinds = _formula_columns(formula)
-    rows = level1_motifs_in_images_of(store, motif_id)
-    if rows.empty:
-        detail = motif_detail(store, motif_id)  # raises QueryError for an unknown motif
-        raise ExportError(f"motif {detail.motif_id}: no level-1 motif found in its images")
-    ids = rows["motif_id"].tolist()
-    counts = rows["count"].to_numpy(dtype=float)
-    bright = np.empty(len(rows))
-    for i, (level1_id, img) in enumerate(zip(ids, rows["mean_image"], strict=True)):
-        if img is None:
-            raise ExportError(
-                f"level-1 motif {level1_id}: no mean image to measure its brightness; "
-                "map the level-1 motifs to species explicitly"
-            )
-        bright[i] = column_brightness(img)
-    full = sorted((column_contrast(_column_spec(s, n)), _column_spec(s, n)) for s, n in kinds)
+    detail = motif_detail(store, motif_id)
+    mat = _material_of(detail, material)
+    if mat is None:
+        raise ExportError(f"motif {detail.motif_id}: the catalog records no material for it")
+    own = material_elements(mat)
+    if own is not None and own != {sym for sym, _ in kinds}:
+        raise ExportError(
+            f"formula {formula!r}: its elements are not those of material {mat!r} of motif "
+            f"{detail.motif_id}; species are never taken from another material"
+        )
+    measure, count, how = class_measures(store, mat)
+    if not measure:
+        raise ExportError(
+            f"material {mat}: no level-1 class with a mean image or cross-section to measure; "
+            "map the level-1 motifs to species explicitly"
+        )
+    full = np.array([column_contrast(_column_spec(sym, n)) for sym, n in kinds])
+    pred = material_contrast(measure, count, full, through_origin=how == "cross-section")
     candidates = sorted(
-        {(column_contrast(_column_spec(s, k)), _column_spec(s, k)) for s, n in kinds
+        {(column_contrast(_column_spec(sym, k)), _column_spec(sym, k)) for sym, n in kinds
          for k in range(1, n + 1)}
     )
-    # Calibrate on the most frequent motifs (one per perfect-lattice kind).
-    n_ref = min(len(full), len(ids))
-    ref = np.argsort(-counts, kind="stable")[:n_ref]
-    ref = ref[np.argsort(bright[ref], kind="stable")]
-    x = np.array([c for c, _ in full[len(full) - n_ref :]])
-    y = bright[ref]
-    if n_ref >= 2 and np.ptp(x) > 0:
-        alpha, beta = np.polyfit(x, y, 1)
-    else:  # one kind only: every column is that element; nothing to calibrate
-        alpha, beta = 0.0, float(y.mean()) if len(y) else 0.0
     cand_c = np.array([c for c, _ in candidates])
-    cand_s = [s for _, s in candidates]
-    if alpha == 0.0:
-        best = np.full(len(ids), int(np.argmax(cand_c)))
-    else:
-        best = np.argmin(np.abs(bright[:, None] - (alpha * cand_c[None, :] + beta)), axis=1)
-    return {mid: cand_s[b] for mid, b in zip(ids, best, strict=True)}
+    out = {}
+    for mid in sorted(pred):
+        p = pred[mid]
+        out[mid] = (candidates[-1][1] if not np.isfinite(p)
+                    else candidates[int(np.argmin(np.abs(cand_c - p)))][1])
+    return out
 
 
 # ---------------------------------------------------------------------------- prototype
@@ -307,8 +558,359 @@ def motif_to_atoms(
     column_atoms: Mapping[str, int] | None = None,
     layer_thickness_A: float | None = None,
     vacuum_A: float = 10.0,
+    *,
+    material: str | None = None,
+    reference: Reference | str | bool | None = None,
+    zone: Any = None,
+    min_cell_A: float = MIN_CELL_A,
+    scale_tolerance: float = SCALE_TOLERANCE,
+    max_rms_A: float = MAX_RMS_A,
+    force: bool = False,
 ) -> Atoms:
-    """An atomic model of one motif from its prototype, for DFT/MD.
+    """A 3-D model of one motif for DFT/MD, registered to its material's reference crystal.
+
+    1. The material is the motif's own (``material`` when it occurs in several); species are
+       never taken from another material.
+    2. The reference crystal is ``reference`` (a :class:`~motifcat.structure.Reference` or its
+       spec text), else the one stored with the material at ingest, else motifcat's default for
+       a known formula (:func:`~motifcat.structure.default_reference`); ``reference=False``, or
+       no reference at all, falls back to :func:`flat_model`.
+    3. The reference is projected along the zone axis (``zone``, the reference's own, or the
+       best registration over :data:`~motifcat.structure.LOW_INDEX_ZONES`) and the motif's
+       columns are registered to its columns (:func:`~motifcat.structure.register`) using the
+       classes' predicted contrast (:func:`calibrate_contrast`, within the material).
+    4. Each column takes the atoms of its reference column; a column whose class is a defect
+       (its predicted contrast, or ``species``) has atoms removed or substituted; reference
+       sites inside the motif without a column (of a kind the motif does show) are emptied.
+    5. A perfect motif is the periodic oriented reference cell; a defect motif is embedded in a
+       supercell at least ``min_cell_A`` wide.
+    6. No two atoms may be closer than 0.75 × the sum of their covalent radii unless ``force``.
+
+    Parameters
+    ----------
+    store : GraphStore
+    motif_id : str
+    species : mapping, optional
+        Level-1 motif id -> column content (``"Se"``): overrides the suggestion for the columns
+        of that class (elements of the material only).
+    formula, column_atoms, layer_thickness_A, vacuum_A
+        Used by the flat fallback only (:func:`flat_model`); ``formula`` must have the
+        material's elements.
+    material : str, optional
+    reference : Reference, str, False or None
+    zone : str or sequence of 3 int, optional
+        Zone axis in the reference's cell, e.g. ``"001"``.
+    min_cell_A : float
+        Smallest width (Å) of a defect supercell.
+    scale_tolerance : float
+        Allowed |scale - 1| of the registration.
+    max_rms_A : float
+        Largest accepted registration residual (Å).
+    force : bool
+        Write a model with overlapping atoms anyway (the report still lists them).
+
+    Returns
+    -------
+    ase.Atoms
+        ``info`` has the provenance (``motif_id, key, level, samples, images, materials,
+        material, n_instances, software, note``) and the report (``model, formula,
+        min_distance_A, rms_A, scale, zone, reference, provenance, species, report``).
+
+    Raises
+    ------
+    ExportError
+        Ambiguous material, species of another material, bad reference, failed registration,
+        or overlapping atoms (naming them).
+    QueryError
+        If there is no such motif.
+
+    Examples
+    --------
+    >>> from motifcat.query import persistent_motifs
+    >>> ranked = persistent_motifs(store, min_images=1, level=2)
+    >>> unit = ranked[[list(m) == ["MoSe2"] for m in ranked["materials"]]]["motif_id"].iloc[0]
+    >>> atoms = motif_to_atoms(store, unit)  # MoSe2's default reference: ase.build.mx2
+    >>> atoms.get_chemical_formula(), atoms.info["model"], atoms.info["zone"]
+    ('MoSe2', 'periodic reference cell', '[001]')
+    >>> atoms.info["report"].split(", ")[2]
+    'min distance 2.53 Å (Mo0–Se1)'
+    """
+    detail = motif_detail(store, motif_id)
+    mat = _material_of(detail, material)
+    own = material_elements(mat)
+    if formula is not None and own is not None:
+        f_elems = {sym for sym, _ in _formula_columns(formula)}
+        if f_elems != own:
+            raise ExportError(
+                f"formula {formula!r}: its elements are not those of material {mat!r} of motif "
+                f"{detail.motif_id}; species are never taken from another material"
+            )
+    if species is not None and own is not None and isinstance(species, Mapping):
+        foreign = {sym for v in species.values() for sym in parse_column(v)} - own
+        if foreign:
+            raise ExportError(
+                f"species: {', '.join(sorted(foreign))} not in material {mat!r} of motif "
+                f"{detail.motif_id}; species are never taken from another material"
+            )
+    ref = _resolve_reference(store, reference, mat, formula)
+    if ref is None:
+        atoms = flat_model(store, detail.motif_id, species=species, formula=formula,
+                           column_atoms=column_atoms, layer_thickness_A=layer_thickness_A,
+                           vacuum_A=vacuum_A, material=mat)
+    else:
+        if own is not None and not ref.elements <= own:
+            raise ExportError(
+                f"reference {ref.source}: elements {', '.join(sorted(ref.elements - own))} are "
+                f"not in material {mat!r} of motif {detail.motif_id}; species are never taken "
+                "from another material"
+            )
+        atoms = _registered_model(store, detail, mat, ref, species, zone, min_cell_A,
+                                  scale_tolerance, max_rms_A)
+    atoms.info["material"] = mat or ""
+    _finish(atoms, force)
+    return atoms
+
+
+def _resolve_reference(store, reference, material, formula) -> Reference | None:
+    if reference is False:
+        return None
+    if isinstance(reference, Reference):
+        return reference
+    if isinstance(reference, str):
+        return load_reference(reference)
+    if reference is not None:
+        raise ExportError(f"reference: expected a Reference, a spec text or False, got "
+                          f"{type(reference).__name__}")
+    if material:
+        text = material_reference(store, material)
+        if text:
+            return reference_from_json(text)
+    return default_reference(material if material_elements(material) else formula)
+
+
+def _registered_model(store, detail, material, ref: Reference, species, zone, min_cell_A,
+                      scale_tolerance, max_rms_A) -> Atoms:
+    if not (isinstance(min_cell_A, int | float) and np.isfinite(min_cell_A) and min_cell_A > 0):
+        raise ExportError(f"min_cell_A: expected a number > 0 Å, got {min_cell_A!r}")
+    xy, ids, _, _ = _prototype_columns(detail)
+    user = {}
+    if species is not None:
+        if not isinstance(species, Mapping):
+            raise ExportError("species: expected a mapping of level-1 motif id -> 'Se'-like text")
+        user = {str(k): tuple(sorted(parse_column(v))) for k, v in species.items()}
+        bad = {sym for c in user.values() for sym in c} - ref.elements
+        if bad:
+            raise ExportError(
+                f"species: {', '.join(sorted(bad))} not in the reference of material "
+                f"{material!r} ({ref.formula}); species are never taken from another material"
+            )
+    given = parse_zone(zone) or ref.zone
+    zones = [given] if given else list(LOW_INDEX_ZONES)
+    trials = []
+    errors = []
+    measure, count, how = class_measures(store, material) if material else ({}, {}, "none")
+    for z in zones:
+        try:
+            pc = project(ref.atoms, z)
+        except ExportError as exc:
+            errors.append(str(exc))
+            continue
+        kinds, n_kind = np.unique(pc.contrast, return_counts=True)
+        shown = detected_kinds(store, measure, pc)
+        pred = material_contrast(measure, count, kinds, n_kind,
+                                 through_origin=how == "cross-section", n_kinds=shown)
+        # Kinds the material's images show at all: only those can have empty sites.
+        m_shown = max(shown.values(), default=len(kinds))
+        visible = np.sort(kinds)[::-1][:m_shown]
+        con = np.array([pred.get(m, np.nan) for m in ids])
+        try:
+            reg = register(xy, pc, con, scale_tolerance=scale_tolerance)
+        except ExportError as exc:
+            errors.append(f"zone {''.join(map(str, z))}: {exc}")
+            continue
+        trials.append((reg, pc, z, pred, visible))
+    if not trials:
+        raise ExportError(f"motif {detail.motif_id}: cannot register to reference {ref.source}: "
+                          + "; ".join(errors))
+    reg, pc, z, pred, visible = min(trials, key=lambda t: (round(t[0].rms_A, 2),
+                                                           -np.nan_to_num(t[0].chemistry)))
+    if reg.rms_A > max_rms_A:
+        raise ExportError(
+            f"motif {detail.motif_id}: its columns do not sit on the columns of reference "
+            f"{ref.source} along {''.join(map(str, z))} (registration residual "
+            f"{reg.rms_A:.2f} Å > {max_rms_A} Å); give the right reference or --zone"
+        )
+    if len(ids) == 1:
+        reg = _single_site(reg, pc, pred.get(ids[0], np.nan), ref.elements)
+    contents: list[tuple[str, ...] | None] = []
+    for mid, j in zip(ids, reg.column, strict=True):
+        perfect = tuple(pc.symbols[j])
+        if mid in user:
+            contents.append(user[mid])
+        else:
+            contents.append(choose_content(pred.get(mid, np.nan), perfect, ref.elements))
+    empty = _empty_sites(pc, reg, visible)
+    atoms, perfect = build_model(pc, reg.column, reg.shift, contents, empty, min_cell_A)
+    used = {}
+    columns = []
+    for mid, c, j in zip(ids, contents, reg.column, strict=True):
+        used.setdefault(mid, "".join(c) if c else "empty")
+        columns.append(f"{mid}@{''.join(pc.symbols[j])}={''.join(c) if c else 'empty'}")
+    columns += [f"empty@{''.join(pc.symbols[j])}=empty" for j, _ in empty]
+    atoms.info.update(
+        _provenance(detail),
+        model="periodic reference cell" if perfect else "defect in reference supercell",
+        reference=ref.source,
+        provenance=ref.provenance,
+        zone="[" + "".join(str(v) for v in z) + "]",
+        rms_A=round(float(reg.rms_A), 4),
+        scale=round(float(reg.scale), 4),
+        mirrored=bool(reg.mirrored),
+        measure=how,
+        species=used,
+        columns=columns,
+        empty_sites=len(empty),
+    )
+    return atoms
+
+
+def _single_site(reg, pc, predicted: float, elements):
+    """The site of a lone column (a level-1 motif): the reference column whose best content
+    (:func:`~motifcat.structure.choose_content`) is nearest the predicted contrast; at equal
+    distance a vacancy (atoms removed) beats a substitution, which is rarer."""
+    if not np.isfinite(predicted):
+        return reg
+    best = None
+    for j in range(len(pc.xy)):
+        perfect = tuple(pc.symbols[j])
+        c = choose_content(predicted, perfect, elements)
+        dist = abs(predicted - column_contrast(''.join(c))) if c else abs(predicted)
+        substituted = bool(set(c) - set(perfect)) or any(c.count(e) > perfect.count(e)
+                                                         for e in set(c))
+        changed = len(set(range(len(perfect))) ^ set(range(len(c)))) + substituted
+        key = (round(dist / max(abs(predicted), 1e-9), 2), substituted,
+               c != tuple(sorted(perfect)), changed)
+        if best is None or key < best[0]:
+            best = (key, j)
+    j = best[1]
+    return type(reg)(reg.rotation, reg.scale, pc.xy[j] - reg.mapped_xy[0] + reg.translation,
+                     np.array([j]), np.zeros((1, 2), int), pc.xy[[j]], pc.xy[[j]], 0.0,
+                     reg.chemistry)
+
+
+def _empty_sites(pc, reg, visible=None) -> list[tuple[int, tuple[int, int]]]:
+    """Reference sites surrounded by the motif's columns but holding none: every nearest-
+    neighbour site of theirs (within 1.15 × the shortest column spacing) is a motif column, and
+    they are of a kind the motif shows elsewhere and the material's images detect at all
+    (``visible`` contrasts, :func:`detected_kinds`: faint O or S2 columns left undetected are
+    kept, even where a brighter defect column on that sublattice was seen)."""
+    from scipy.spatial import cKDTree
+
+    if len(reg.site_xy) < 3:
+        return []
+    lo, hi = reg.shift.min(0) - 1, reg.shift.max(0) + 1
+    r = [np.arange(lo[i], hi[i] + 1) for i in range(2)]
+    shifts = np.stack(np.meshgrid(*r, indexing="ij"), -1).reshape(-1, 2)
+    xy = (pc.xy[None] + (shifts @ pc.cell2)[:, None]).reshape(-1, 2)
+    col = np.tile(np.arange(len(pc.xy)), len(shifts))
+    sh = np.repeat(shifts, len(pc.xy), axis=0)
+    tree = cKDTree(xy)
+    d, _ = tree.query(xy, k=2)
+    nn = float(d[:, 1].min())
+    taken = {(int(j), int(a), int(b)) for j, (a, b) in zip(reg.column, reg.shift, strict=True)}
+    is_taken = np.array([(int(j), int(a), int(b)) in taken
+                         for j, (a, b) in zip(col, sh, strict=True)])
+    shown = np.isin(pc.kind[col], np.unique(pc.kind[reg.column]))
+    if visible is not None:
+        shown &= np.isin(pc.contrast[col], np.asarray(visible))
+    neighbours = tree.query_ball_point(xy, 1.15 * nn)
+    out = []
+    for i in np.flatnonzero(~is_taken & shown):
+        others = [n for n in neighbours[i] if n != i]
+        if len(others) >= 3 and is_taken[others].all():
+            out.append((int(col[i]), (int(sh[i, 0]), int(sh[i, 1]))))
+    return out
+
+
+def _provenance(detail) -> dict[str, Any]:
+    return dict(
+        motif_id=detail.motif_id,
+        key=detail.key,
+        level=detail.level,
+        samples=list(detail.samples),
+        images=list(detail.images),
+        materials=list(detail.materials),
+        n_instances=int(detail.n_instances),
+        software=f"motifcat {__version__}",
+        note=NOTE,
+    )
+
+
+def report_line(atoms: Atoms) -> str:
+    """The one-line report of an export: formula, minimum distance, cell, registration
+    residual and the reference's provenance.
+
+    Examples
+    --------
+    >>> from ase.build import mx2
+    >>> a = mx2("MoS2", vacuum=5.0)
+    >>> a.info.update(motif_id="L2-x", material="MoS2", min_distance_A=2.41, rms_A=0.03,
+    ...               scale=1.01, zone="001", reference="proto:mx2", provenance="ase.build.mx2")
+    >>> report_line(a).split(":")[0]
+    'L2-x MoS2'
+    """
+    info = atoms.info
+    cell = atoms.cell.cellpar()
+    pbc = "".join("T" if p else "F" for p in atoms.pbc)
+    d = info.get("min_distance_A", float("nan"))
+    pair = info.get("min_pair", "")
+    rms = info.get("rms_A")
+    reg = ("no registration" if rms is None else
+           f"registration rms {rms:.3f} Å, scale {info.get('scale', 1.0):.3f}, "
+           f"zone {info.get('zone', '?')}")
+    return (
+        f"{info.get('motif_id', '?')} {info.get('material', '')}: formula "
+        f"{atoms.get_chemical_formula()}, {len(atoms)} atoms, min distance {d:.2f} Å {pair}, "
+        f"cell {cell[0]:.2f} {cell[1]:.2f} {cell[2]:.2f} Å {cell[3]:.0f} {cell[4]:.0f} "
+        f"{cell[5]:.0f}° pbc {pbc}, {reg}, reference {info.get('reference', 'none')} "
+        f"({info.get('provenance', '')})"
+    )
+
+
+def _finish(atoms: Atoms, force: bool) -> None:
+    """Sanity (overlaps, minimum distance) and the report, into ``atoms.info``."""
+    d, (i, j) = minimum_distance(atoms)
+    syms = atoms.get_chemical_symbols()
+    atoms.info["formula"] = atoms.get_chemical_formula()
+    atoms.info["min_distance_A"] = round(d, 4) if np.isfinite(d) else float("inf")
+    atoms.info["min_pair"] = f"({syms[i]}{i}–{syms[j]}{j})" if i >= 0 else ""
+    overlaps = check_overlaps(atoms)
+    atoms.info["overlaps"] = len(overlaps)
+    atoms.info["report"] = report_line(atoms)
+    if overlaps and not force:
+        shown = "; ".join(str(o) for o in overlaps[:5])
+        more = f" and {len(overlaps) - 5} more" if len(overlaps) > 5 else ""
+        raise ExportError(
+            f"motif {atoms.info.get('motif_id', '?')}: atoms closer than 0.75 × the sum of "
+            f"their covalent radii: {shown}{more}; nothing written (force to write anyway)"
+        )
+
+
+def flat_model(
+    store: GraphStore,
+    motif_id: str,
+    species: Mapping[str, str] | None = None,
+    formula: str | None = None,
+    column_atoms: Mapping[str, int] | None = None,
+    layer_thickness_A: float | None = None,
+    vacuum_A: float = 10.0,
+    material: str | None = None,
+) -> Atoms:
+    """The model used when a material has no reference crystal: columns from the prototype,
+    species from ``species``/``formula``, multi-atom columns spread over a layer thickness.
+
+    Prefer :func:`motif_to_atoms`, which registers the motif to a reference crystal; this model
+    knows nothing of the material's real heights (a perovskite comes out flat).
 
     Parameters
     ----------
@@ -350,7 +952,7 @@ def motif_to_atoms(
     --------
     >>> from motifcat.query import image_units
     >>> unit = image_units(store, image_id)["motif_id"].iloc[0]  # a hexagon of MoSe2
-    >>> atoms = motif_to_atoms(store, unit, formula="MoSe2")
+    >>> atoms = flat_model(store, unit, formula="MoSe2")
     >>> atoms.get_chemical_formula()
     'Mo3Se6'
     """
@@ -375,7 +977,7 @@ def motif_to_atoms(
     xy, ids, periodic, cell2 = _prototype_columns(detail)
     mapping: dict[str, str] = {}
     if formula is not None:
-        mapping.update(suggest_species(store, detail.motif_id, formula))
+        mapping.update(suggest_species(store, detail.motif_id, formula, material=material))
     if species is not None:
         if not isinstance(species, Mapping):
             raise ExportError("species: expected a mapping of level-1 motif id -> 'Se2'-like text")
@@ -434,6 +1036,9 @@ def motif_to_atoms(
         note=NOTE,
         layer_thickness_A=float(thickness),
         species={mid: mapping[mid] for mid in sorted(set(ids))},
+        model="flat (no reference crystal)",
+        reference="none",
+        provenance="layer thickness of motifcat.export.LAYER_THICKNESS_A",
     )
     return atoms
 
@@ -447,11 +1052,12 @@ def write_motif(atoms: Atoms, path: str | os.PathLike, format: str = "extxyz") -
         From :func:`motif_to_atoms`.
     path : str or path-like
         Output file (its folder must exist).
-    format : {"extxyz", "cif", "vasp", "lammps-data"}
+    format : {"extxyz", "cif", "vasp" (or "poscar"), "lammps-data", "db"}
         ``"vasp"`` writes a POSCAR (Cartesian, species line sorted); ``"lammps-data"`` writes
         ``atom_style atomic`` with a ``Masses`` section and atom types numbered in
         alphabetical order of the symbols (``specorder``), so that ``ase.io.read`` recovers
-        the elements from the masses. The metadata of ``atoms.info`` is kept in extxyz (as
+        the elements from the masses; ``"db"`` appends a row to an ASE database (metadata as
+        key-value pairs and data). The metadata of ``atoms.info`` is kept in extxyz (as
         key=value pairs; lists become comma-separated text); CIF, POSCAR and LAMMPS data
         cannot hold it.
 
@@ -485,6 +1091,8 @@ def write_motif(atoms: Atoms, path: str | os.PathLike, format: str = "extxyz") -
     out = atoms.copy()
     # extxyz stores info as key=value pairs: lists and dicts become plain strings.
     out.info = {k: _info_value(v) for k, v in atoms.info.items()}
+    if fmt == "db":
+        return _write_db(atoms, path)
     kwargs: dict[str, Any] = {}
     if fmt == "lammps-data":
         kwargs = {"specorder": sorted(set(out.get_chemical_symbols())), "atom_style": "atomic",
@@ -495,6 +1103,33 @@ def write_motif(atoms: Atoms, path: str | os.PathLike, format: str = "extxyz") -
         ase.io.write(path, out, format=fmt, **kwargs)
     except (OSError, ValueError, TypeError, MotifcatError) as exc:
         raise ExportError(f"{path}: cannot write {fmt}: {exc}") from exc
+    return path
+
+
+def _write_db(atoms: Atoms, path: Path) -> Path:
+    """One row per export in an ASE database (SQLite ``.db``), appended: scalar metadata as
+    key-value pairs (searchable: ``ase db FILE motif_id=L2-…``), the rest under ``data``."""
+    import ase.db
+    from ase.db.core import reserved_keys
+
+    pairs, data = {}, {}
+    for k, v in atoms.info.items():
+        key = re.sub(r"\W", "_", str(k))
+        if key in reserved_keys:  # e.g. "formula": ASE computes it from the atoms
+            data[key] = v
+        elif isinstance(v, bool | int | float | np.integer | np.floating) and np.isfinite(v):
+            pairs[key] = v.item() if isinstance(v, np.generic) else v
+        elif isinstance(v, str) and key not in ("report", "provenance", "note"):
+            pairs[key] = v
+        else:
+            data[key] = v if not isinstance(v, Mapping) else dict(v)
+    out = atoms.copy()
+    out.info = {}
+    try:
+        with ase.db.connect(path, type="db") as db:
+            db.write(out, key_value_pairs=pairs, data=data)
+    except Exception as exc:  # sqlite / ase.db errors: name the file
+        raise ExportError(f"{path}: cannot write an ASE database: {exc}") from exc
     return path
 
 
@@ -511,11 +1146,19 @@ __all__ = [
     "FORMATS",
     "LAYER_THICKNESS_A",
     "NOTE",
+    "MAX_RMS_A",
+    "calibrate_contrast",
+    "class_measures",
+    "material_contrast",
     "column_brightness",
     "column_contrast",
     "default_layer_thickness",
+    "detected_kinds",
+    "flat_model",
+    "material_elements",
     "motif_to_atoms",
     "parse_column",
+    "report_line",
     "suggest_species",
     "write_motif",
 ]

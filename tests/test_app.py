@@ -321,21 +321,27 @@ def test_cypher_console_table_csv_and_refusal(monkeypatch, catalog, store):
 
 def test_export_preview_and_downloads(monkeypatch, catalog, store):
     at = run_page(monkeypatch, catalog[0], "export")
+    assert not at.exception and not at.error
     motif_id = at.selectbox(key="export_motif").value
     detail = motif_detail(store, motif_id)
     assert detail.level >= 2  # units before single columns
-    assert at.text_input(key=f"export_formula_{motif_id}").value == detail.materials[0]
+    material = at.selectbox(key=f"export_material_{motif_id}").value
+    assert material in detail.materials
     editor = frames(at, "level-1 motif", "column")[0]
     species = dict(zip(editor["level-1 motif"], editor["column"], strict=True))
-    assert all(species.values()), species
-    assert set(species.values()) <= {"Mo", "Se", "Se2"}
-    atoms = motif_to_atoms(store, motif_id, species=species)
+    assert set(species.values()) <= {"Mo", "SeSe", "Se"}, species
+    atoms = motif_to_atoms(store, motif_id, material=material)
     assert int(metric(at, "Atoms")) == len(atoms)
+    assert atoms.info["report"] in [c.value for c in at.code]
+    side = chart_spec(at, 1)  # the x-z side view: every atom at its height
+    z_plotted = np.sort(np.concatenate([arr(t["y"]) for t in side["data"]]))
+    np.testing.assert_allclose(z_plotted, np.sort(atoms.positions[:, 2]), atol=1e-6)
     spec = chart_spec(at)
     n_plotted = sum(len(arr(t["x"])) for t in spec["data"] if t.get("name") != "cell")
     assert n_plotted == len(atoms)
     labels = [b.label for b in at.download_button]
-    assert labels == ["Download extxyz", "Download CIF", "Download POSCAR"]
+    assert labels == ["Download extxyz", "Download CIF", "Download POSCAR",
+                      "Download LAMMPS data", "Download ASE db"]
 
 
 # ------------------------------------------------------------------------ empty and broken

@@ -104,7 +104,8 @@ def test_export_a_unit_to_extxyz(catalog, tmp_path):
     assert result.exit_code == 0, result.output
     atoms = ase.io.read(out)
     symbols = atoms.get_chemical_symbols()
-    assert symbols.count("Se") == 2 * symbols.count("Mo") and len(atoms) == 9
+    assert symbols.count("Se") == 2 * symbols.count("Mo") and len(atoms) == 3  # the MoSe2 cell
+    assert atoms.pbc.tolist() == [True, True, False]
     bad = runner.invoke(app, ["export", top, "--persistent", "-c", cat])
     assert bad.exit_code == 1 and "not both" in bad.output
 

@@ -126,7 +126,7 @@ def test_default_thickness_from_ase():
 
 def test_hexagon_to_atoms(catalog):
     atoms = motif_to_atoms(catalog, "L2-hex", species={"L1-0001": "Mo", "L1-0002": "Se2"},
-                           layer_thickness_A=3.3, vacuum_A=8.0)
+                           layer_thickness_A=3.3, vacuum_A=8.0, reference=False)
     assert atoms.get_chemical_formula() == "Mo3Se6"
     assert not atoms.pbc.any()
     mo = atoms.positions[atoms.numbers == 42]
@@ -150,18 +150,28 @@ def test_hexagon_to_atoms(catalog):
 
 
 def test_formula_suggests_species_and_thickness(catalog):
-    atoms = motif_to_atoms(catalog, "L2-hex", formula="MoSe2")
+    atoms = motif_to_atoms(catalog, "L2-hex", formula="MoSe2", reference=False)
     assert atoms.get_chemical_formula() == "Mo3Se6"
     assert atoms.info["layer_thickness_A"] == 3.34
     # explicit species win over the suggestion; column_atoms changes the multiplicity
-    atoms = motif_to_atoms(catalog, "L2-hex", formula="MoSe2", species={"L1-0001": "W"},
-                           column_atoms={"L1-0002": 1})
-    assert atoms.get_chemical_formula() == "Se3W3"
+    # a single Se in the metal plane, 1.90 Å from Mo: refused, naming the atoms, unless forced
+    with pytest.raises(ExportError, match=r"Mo0–Se1 1\.90 Å < 2\.05 Å.*nothing written"):
+        motif_to_atoms(catalog, "L2-hex", formula="MoSe2", column_atoms={"L1-0002": 1},
+                       reference=False)
+    atoms = motif_to_atoms(catalog, "L2-hex", formula="MoSe2", column_atoms={"L1-0002": 1},
+                           reference=False, force=True)
+    assert atoms.get_chemical_formula() == "Mo3Se3" and atoms.info["overlaps"] == 6
+    # W is not an element of MoSe2: never exported for a MoSe2 motif, with or without reference
+    for ref in (None, False):
+        with pytest.raises(ExportError, match="W not in material 'MoSe2'"):
+            motif_to_atoms(catalog, "L2-hex", species={"L1-0001": "W"}, reference=ref)
+    with pytest.raises(ExportError, match="never taken from another material"):
+        motif_to_atoms(catalog, "L2-hex", formula="WSe2")
 
 
 def test_periodic_cell_matches_ase_mx2(catalog):
     atoms = motif_to_atoms(catalog, "L2-cell", species={"L1-0001": "Mo", "L1-0002": "Se2"},
-                           layer_thickness_A=3.34, vacuum_A=7.5)
+                           layer_thickness_A=3.34, vacuum_A=7.5, reference=False)
     assert atoms.pbc.tolist() == [True, True, False]
     ref = mx2("MoSe2", a=A_MOSE2, thickness=3.34, vacuum=7.5)
     np.testing.assert_allclose(atoms.cell.lengths(), ref.cell.lengths(), atol=1e-6)
@@ -174,20 +184,21 @@ def test_periodic_cell_matches_ase_mx2(catalog):
 
 def test_export_errors(catalog):
     with pytest.raises(ExportError, match="no species for level-1 motif") as err:
-        motif_to_atoms(catalog, "L2-hex")
+        motif_to_atoms(catalog, "L2-hex", reference=False)
     # the hint names no Python syntax: it reads the same from the CLI, the app and Python
     assert "L1-0001=Mo (CLI: --species L1-0001=Mo)" in str(err.value)
     assert "{" not in str(err.value) and "=" + "'" not in str(err.value)
     with pytest.raises(ExportError, match="no prototype"):
-        motif_to_atoms(catalog, "L2-bare", species={})
+        motif_to_atoms(catalog, "L2-bare", species={}, reference=False)
     with pytest.raises(ExportError, match="vacuum_A"):
-        motif_to_atoms(catalog, "L2-hex", formula="MoSe2", vacuum_A=-1)
+        motif_to_atoms(catalog, "L2-hex", formula="MoSe2", vacuum_A=-1, reference=False)
     with pytest.raises(ExportError, match="column_atoms"):
-        motif_to_atoms(catalog, "L2-hex", formula="MoSe2", column_atoms={"L1-0002": 0})
+        motif_to_atoms(catalog, "L2-hex", formula="MoSe2", column_atoms={"L1-0002": 0},
+                       reference=False)
     with pytest.raises(QueryError, match="no motif"):
         motif_to_atoms(catalog, "L9-none", formula="MoSe2")
     # a level-1 motif without a stored neighbourhood is one column
-    one = motif_to_atoms(catalog, "L1-0002", species={"L1-0002": "Se2"})
+    one = motif_to_atoms(catalog, "L1-0002", species={"L1-0002": "Se2"}, reference=False)
     assert one.get_chemical_formula() == "Se2"
 
 

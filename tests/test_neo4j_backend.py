@@ -541,7 +541,7 @@ def test_writer_statements_lint_clean(server, tmp_path, synthetic_analysis):
     n_first = len(server.statements)
     written = {c for c, _, m in server.statements if m == "write"}
     creates = [c for c in written if "CREATE" in c and "CONSTRAINT" not in c and "INDEX" not in c]
-    for label in NODE_TABLES:
+    for label in set(NODE_TABLES) - {"Reference"}:  # a material's reference: store_reference
         assert any(re.search(rf"\(\w*:{label}\b", c) for c in creates), f"no {label} written"
     for rel in ("IN_IMAGE", "INSTANCE_OF", "NEAR", "CONTAINS", "OF_SAMPLE", "OF_MATERIAL"):
         assert any(f":{rel}]" in c for c in creates), f"no {rel} written"
@@ -556,6 +556,20 @@ def test_writer_statements_lint_clean(server, tmp_path, synthetic_analysis):
     # A second material: the vocabulary-matching reads see an existing catalog.
     other = synthetic_analysis(seed=1)
     writer.write_analysis(store, other, sample="tmd-b", material="MoSe2")
+    assert_clean([(c, p) for c, p, _ in server.statements])
+
+
+@needs_linter
+def test_reference_statements_lint_clean(server, tmp_path):
+    """A material's reference crystal (motifcat.catalog.store_reference) through Neo4j."""
+    from motifcat.catalog import store_reference
+
+    server.reads_from = _embedded(tmp_path)
+    store = n4.Neo4jStore("bolt://db.example:7687")
+    store_reference(store, "MoSe2", "{}", "proto:mx2:formula=MoSe2", "ase.build.mx2")
+    creates = [c for c, _, m in server.statements if m == "write" and "CREATE (" in c]
+    assert any(":Reference {" in c for c in creates)
+    assert any(":HAS_REFERENCE]" in c for c in creates)
     assert_clean([(c, p) for c, p, _ in server.statements])
 
 

@@ -35,6 +35,8 @@ DOWNLOAD_FORMATS: dict[str, tuple[str, str]] = {
     "extxyz": ("extxyz", ".xyz"),
     "CIF": ("cif", ".cif"),
     "POSCAR": ("vasp", ".vasp"),
+    "LAMMPS data": ("lammps-data", ".lmp"),
+    "ASE db": ("db", ".db"),
 }
 
 
@@ -320,21 +322,28 @@ def suggested_species(uri: str, motif_id: str, formula: str) -> dict[str, str]:
 def atoms(
     uri: str,
     motif_id: str,
-    species: tuple[tuple[str, str], ...],
-    layer_thickness_A: float | None = None,
-    vacuum_A: float = 10.0,
+    species: tuple[tuple[str, str], ...] = (),
+    material: str | None = None,
+    reference: str | None = None,
+    zone: str | None = None,
+    min_cell_A: float = 12.0,
+    force: bool = False,
 ):
-    """:func:`motifcat.export.motif_to_atoms` with an explicit species mapping.
+    """:func:`motifcat.export.motif_to_atoms`, registered to the material's reference.
 
-    ``species`` is a tuple of (level-1 motif id, column content) pairs so that it hashes.
+    ``species`` is a tuple of (level-1 motif id, column content) overrides so that it hashes;
+    ``reference`` None uses the material's stored (or default) reference.
     """
     return _call(
         uri,
         export.motif_to_atoms,
         motif_id,
-        species=dict(species),
-        layer_thickness_A=layer_thickness_A,
-        vacuum_A=vacuum_A,
+        species=dict(species) or None,
+        material=material,
+        reference=reference or None,
+        zone=zone or None,
+        min_cell_A=min_cell_A,
+        force=force,
     )
 
 

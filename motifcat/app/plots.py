@@ -413,6 +413,7 @@ def normalise(image: np.ndarray) -> np.ndarray:
 __all__ = [
     "PALETTE",
     "atoms_figure",
+    "atoms_side_figure",
     "context_figure",
     "hierarchy_figure",
     "image_figure",
@@ -422,3 +423,41 @@ __all__ = [
     "normalise",
     "recurring_figure",
 ]
+
+
+def atoms_side_figure(atoms) -> go.Figure:
+    """Side view (x, z in Å) of an :class:`ase.Atoms`: the heights along the beam, to check
+    that every column's atoms sit where the reference puts them.
+
+    Examples
+    --------
+    >>> from ase import Atoms
+    >>> fig = atoms_side_figure(Atoms("MoSe2", positions=[[0, 0, 0], [1.9, 0, 1.6],
+    ...                                                  [1.9, 0, -1.6]]))
+    >>> [list(t.y) for t in fig.data if t.name.startswith("Se")]
+    [[1.6, -1.6]]
+    """
+    from ase.data import atomic_numbers, covalent_radii
+    from ase.data.colors import jmol_colors
+
+    pos = atoms.get_positions()
+    symbols = np.array(atoms.get_chemical_symbols())
+    fig = go.Figure()
+    for sym in sorted(set(symbols)):
+        sel = symbols == sym
+        z = atomic_numbers[sym]
+        r, g, b = (int(round(255 * c)) for c in jmol_colors[z])
+        fig.add_trace(
+            go.Scatter(
+                x=pos[sel, 0], y=pos[sel, 2], mode="markers", name=f"{sym} ({int(sel.sum())})",
+                marker={"size": 10 + 8 * covalent_radii[z], "color": f"rgb({r}, {g}, {b})",
+                        "line": {"width": 1, "color": "#333"}},
+                customdata=pos[sel, 1],
+                hovertemplate=sym + " x %{x:.2f} y %{customdata:.2f} z %{y:.2f} Å<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title="x (Å)")
+    fig.update_yaxes(title="z (Å, along the beam)", scaleanchor="x", scaleratio=1)
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 20, "b": 10})
+    return fig
+

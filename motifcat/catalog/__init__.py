@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .delete import DeleteReport, delete_images, resolve_images
 from .opener import open_catalog
+from .references import store_reference
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
 from .uri import DEFAULT_CATALOG, parse_uri, redact_uri, resolve_uri, uri_password
 from .vocabulary import DEFAULT_THRESHOLD, match_level1
@@ -45,6 +46,7 @@ __all__ = [
     "redact_uri",
     "resolve_images",
     "resolve_uri",
+    "store_reference",
     "uri_password",
     "write_analysis",
 ]

@@ -3,7 +3,8 @@
 An image owns its instances (``IN_IMAGE``) and its ``CONTAINS`` counts; the motifs are shared.
 Deleting an image subtracts its ``CONTAINS`` counts from every motif's ``n_instances``, deletes
 its instances (with their ``NEAR``/``PART_OF``/``INSTANCE_OF`` relationships) and the image,
-then the motifs no remaining image contains, and samples and materials left without images.
+then the motifs no remaining image contains, and samples and materials left without images
+(a material with a reference crystal is kept).
 All of it in one transaction: a failure leaves the catalog as it was.
 """
 
@@ -162,7 +163,15 @@ def delete_images(store: GraphStore, image_ids: list[str]) -> DeleteReport:
         "RETURN DISTINCT m.name AS name",
         {"names": empty_samples},
     )
-    empty_materials = sorted({r["name"] for r in materials} - {r["name"] for r in used})
+    # A material with a stored reference crystal keeps it (and so itself) for later ingests.
+    with_reference = store.read(
+        "MATCH (m:Material)-[:HAS_REFERENCE]->(:Reference) WHERE m.name IN $names "
+        "RETURN m.name AS name",
+        {"names": sorted({r["name"] for r in materials})},
+    )
+    empty_materials = sorted(
+        {r["name"] for r in materials} - {r["name"] for r in used + with_reference}
+    )
     ops.append(
         Statement(
             "MATCH (m:Material) WHERE m.name IN $names DETACH DELETE m", {"names": empty_materials}

@@ -25,6 +25,10 @@ Motif {id, level, key, descriptor, n_instances, prototype, mean_image}
                                       periodic, cell_A}
                                       mean_image: JSON list of rows, a <= 32 px thumbnail
                                       scaled to [0, 1] ("" when unknown)
+Reference {id, source, provenance, structure, created_at}
+                                      a material's reference crystal for exports: id = the
+                                      material's name, structure = JSON (symbols, positions,
+                                      cell, pbc, zone; motifcat.structure.reference_to_json)
 Instance {id, x_A, y_A, level}        id = "<first 16 hex of image id>-<level>-<index>";
                                       index = column index (level 1) or instance index;
                                       border columns (level-1 label -1) are not stored
@@ -44,6 +48,7 @@ Relationships
                                               index of the unit in the composite's member list
 (Motif)-[:COMPOSED_OF {count}]->(Motif)       higher-level motif made of lower-level ones
 (Image)-[:CONTAINS {count}]->(Motif)          instances of the motif in the image
+(Material)-[:HAS_REFERENCE]->(Reference)      at most one per material
 """
 
 from __future__ import annotations
@@ -74,6 +79,14 @@ NODE_TABLES: dict[str, list[tuple[str, str]]] = {
         ("mean_image", "STRING"),
     ],
     "Instance": [("id", "STRING"), ("x_A", "DOUBLE"), ("y_A", "DOUBLE"), ("level", "INT64")],
+    # A material's reference crystal for exports (id = the material's name; one per material).
+    "Reference": [
+        ("id", "STRING"),
+        ("source", "STRING"),
+        ("provenance", "STRING"),
+        ("structure", "STRING"),
+        ("created_at", "STRING"),
+    ],
 }
 
 #: Relationship type -> (from label, to label, ordered (property, Ladybug type)).
@@ -86,6 +99,7 @@ REL_TABLES: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     "PART_OF": ("Instance", "Instance", [("pos", "INT64")]),
     "COMPOSED_OF": ("Motif", "Motif", [("count", "INT64")]),
     "CONTAINS": ("Image", "Motif", [("count", "INT64")]),
+    "HAS_REFERENCE": ("Material", "Reference", []),
 }
 
 

@@ -14,6 +14,8 @@ Examples
 """
 
 from . import synthetic
+from .projected import ProjectedImage as ProjectedImage
+from .projected import make_projected as make_projected
 from .synthetic import *  # noqa: F403
 
-__all__ = list(synthetic.__all__)
+__all__ = sorted([*synthetic.__all__, "ProjectedImage", "make_projected"])

@@ -18,6 +18,7 @@ from .catalog_questions import (
 )
 from .console import check_readonly, run_readonly
 from .cypher import CYPHER
+from .material_questions import material_level1, material_reference
 from .motif_questions import (
     DEFAULT_SPACE,
     Composition,
@@ -48,6 +49,8 @@ __all__ = [
     "list_images",
     "list_materials",
     "list_samples",
+    "material_level1",
+    "material_reference",
     "mean_images",
     "motif_detail",
     "persistence_score",

@@ -211,4 +211,29 @@ CYPHER: dict[str, str] = {
         "MATCH (m:Motif) WHERE m.id IN $motif_ids "
         "RETURN m.id AS motif_id, m.mean_image AS mean_image"
     ),
+    # Export: level-1 classes of one material (species are suggested within a material only).
+    "material_level1": (
+        "MATCH (mat:Material) WHERE mat.name = $material "
+        "MATCH (s:Sample)-[:OF_MATERIAL]->(mat) "
+        "MATCH (img:Image)-[:OF_SAMPLE]->(s) "
+        "MATCH (img)-[c:CONTAINS]->(l:Motif) WHERE l.level = 1 "
+        "RETURN img.id AS image_id, l.id AS motif_id, l.mean_image AS mean_image, "
+        "c.count AS count ORDER BY image_id, motif_id"
+    ),
+    # Mean column cross-section per level-1 class within one material (catalogs that store
+    # Instance.cross_section; older ones fail this query and the caller falls back).
+    "material_cross_sections": (
+        "MATCH (mat:Material) WHERE mat.name = $material "
+        "MATCH (s:Sample)-[:OF_MATERIAL]->(mat) "
+        "MATCH (img:Image)-[:OF_SAMPLE]->(s) "
+        "MATCH (i:Instance)-[:IN_IMAGE]->(img) WHERE i.level = 1 "
+        "MATCH (i)-[:INSTANCE_OF]->(l:Motif) "
+        "RETURN img.id AS image_id, l.id AS motif_id, avg(i.cross_section) AS cross_section, "
+        "count(i) AS n ORDER BY image_id, motif_id"
+    ),
+    "material_reference": (
+        "MATCH (mat:Material)-[:HAS_REFERENCE]->(r:Reference) WHERE mat.name = $material "
+        "RETURN r.id AS id, r.structure AS structure, r.source AS source, "
+        "r.provenance AS provenance"
+    ),
 }

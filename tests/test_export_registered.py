@@ -1,0 +1,196 @@
+"""Exports registered to a reference crystal, on a real embedded catalog of two materials.
+
+MoSe2 images (``make_tmd``, with point defects) and a SrTiO3 [001] image (the projected
+``ase`` crystal, ``make_projected``) are analysed and written by the real pipeline and writer;
+every assertion is on the exported atoms or the files written.
+"""
+
+from __future__ import annotations
+
+import ase.db
+import ase.io
+import numpy as np
+import pytest
+from ase.build import mx2
+from ase.formula import Formula
+from ase.neighborlist import neighbor_list
+from typer.testing import CliRunner
+
+from motifcat.catalog import open_catalog, write_analysis
+from motifcat.cli import app
+from motifcat.datasets import make_projected, make_tmd
+from motifcat.errors import ExportError
+from motifcat.export import motif_to_atoms, write_motif
+from motifcat.ingest import analyze
+from motifcat.query import material_reference, persistent_motifs
+from motifcat.structure import (
+    check_overlaps,
+    default_reference,
+    load_reference,
+    project,
+    reference_from_json,
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def two_materials(tmp_path_factory):
+    path = tmp_path_factory.mktemp("registered") / "catalog.lbug"
+    store = open_catalog(str(path), read_only=False)
+    for seed in (0, 1):
+        mg = make_tmd((384, 384), seed=seed).micrograph()
+        write_analysis(store, analyze(mg), sample=f"mose2-{seed}", material="MoSe2")
+    pc = project(default_reference("SrTiO3").atoms, (0, 0, 1))
+    img = make_projected(pc, (256, 256), seed=3)
+    from motifcat.ingest import micrograph_from_array
+
+    mg = micrograph_from_array(img.image, pixel_size_A=img.pixel_size_A, path="sto.npy")
+    write_analysis(store, analyze(mg), sample="sto-0", material="SrTiO3")
+    store.close()
+    store = open_catalog(str(path), read_only=True)
+    yield store, str(path)
+    store.close()
+
+
+def _nn(atoms, cutoff=3.6):
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    sym = np.array(atoms.get_chemical_symbols())
+    out: dict[str, float] = {}
+    for a, b, dist in zip(sym[i], sym[j], d, strict=True):
+        key = "-".join(sorted((a, b)))
+        out[key] = min(out.get(key, np.inf), dist)
+    return out
+
+
+def _top(store, material, level):
+    ranked = persistent_motifs(store, min_images=1, min_instances=3, level=level)
+    return [m for m, mats in zip(ranked["motif_id"], ranked["materials"], strict=True)
+            if material in list(mats)]
+
+
+@pytest.mark.parametrize("material, bonds", [
+    ("MoSe2", {"Mo-Se": 2.5283, "Se-Se": 3.288}),
+    ("SrTiO3", {"O-Ti": 1.9525, "O-Sr": 2.7613}),
+])
+def test_perfect_unit_exports_the_reference_cell(two_materials, material, bonds):
+    store, _ = two_materials
+    motif = _top(store, material, 2)[0]  # the most persistent unit: perfect lattice
+    atoms = motif_to_atoms(store, motif)
+    assert atoms.info["model"] == "periodic reference cell"
+    ref = default_reference(material)
+    assert Formula(atoms.get_chemical_formula()).reduce()[0] == Formula(ref.formula)
+    got = _nn(atoms)
+    for pair, length in bonds.items():  # the crystal's bonds (not the flat 1.95 Å Sr-Ti)
+        assert got[pair] == pytest.approx(length, rel=0.02)
+    assert atoms.info["rms_A"] < 0.1 and abs(atoms.info["scale"] - 1) < 0.02
+    assert atoms.pbc.tolist() == ([True, True, False] if material == "MoSe2" else [True] * 3)
+    assert not check_overlaps(atoms)
+    assert material in atoms.info["report"] and "rms" in atoms.info["report"]
+
+
+def test_single_chalcogen_vacancy_has_one_se_fewer(two_materials):
+    store, _ = two_materials
+    ranked = persistent_motifs(store, min_images=1, min_instances=1, level=1)
+    formulas = {}
+    for motif, mats in zip(ranked["motif_id"], ranked["materials"], strict=True):
+        if "MoSe2" in list(mats):
+            formulas[motif] = motif_to_atoms(store, motif)
+    perfect = [a for a in formulas.values() if a.info["model"].startswith("periodic")]
+    assert {a.get_chemical_formula() for a in perfect} == {"MoSe2"}
+    vacancies = []
+    for a in formulas.values():
+        c = Formula(a.get_chemical_formula()).count()
+        if a.info["model"].startswith("defect") and c.get("Se") == 2 * c["Mo"] - 1:
+            vacancies.append(a)
+    assert vacancies, {m: a.get_chemical_formula() for m, a in formulas.items()}
+    a = vacancies[0]
+    # the remaining chalcogen of the defect column sits where the reference has one
+    assert set(a.info["species"].values()) == {"Se"}
+    z = np.unique(np.round(a.positions[a.numbers == 34, 2], 2))
+    assert len(z) == 2 and np.ptp(z) == pytest.approx(3.34, abs=0.01)
+    assert min(a.cell.lengths()[:2] * np.sin(np.pi / 3)) >= 12.0  # DFT-sized supercell
+
+
+def test_species_never_cross_materials(two_materials):
+    store, _ = two_materials
+    ranked = persistent_motifs(store, min_images=1, min_instances=3)
+    n = 0
+    for motif, mats in zip(ranked["motif_id"], ranked["materials"], strict=True):
+        for mat in mats:
+            try:
+                atoms = motif_to_atoms(store, motif, material=mat)
+            except ExportError as exc:
+                assert "not found" not in str(exc)
+                continue
+            n += 1
+            assert set(atoms.get_chemical_symbols()) <= set(Formula(mat).count()), motif
+            assert not check_overlaps(atoms)
+    assert n >= 4
+    mose2 = _top(store, "MoSe2", 2)[0]
+    with pytest.raises(ExportError, match="Sr, Ti.*not in material 'MoSe2'"):
+        motif_to_atoms(store, mose2, reference="proto:perovskite:formula=SrTiO3")
+    with pytest.raises(ExportError, match="not found in material 'SrTiO3'"):
+        motif_to_atoms(store, mose2, material="SrTiO3")
+
+
+def test_zone_axis_found_when_not_given(two_materials):
+    store, _ = two_materials
+    sto = _top(store, "SrTiO3", 2)[0]
+    atoms = motif_to_atoms(store, sto, reference=load_reference("proto:perovskite:a=3.905"))
+    assert atoms.info["zone"] in ("[001]", "[100]", "[010]")
+    assert atoms.info["rms_A"] < 0.1
+
+
+def test_reference_file_with_overlapping_atoms_is_refused(two_materials, tmp_path):
+    store, _ = two_materials
+    squashed = mx2("MoSe2", a=3.288, thickness=1.0, vacuum=8.0)  # Mo-Se 1.96 Å < 2.05 Å
+    ase.io.write(tmp_path / "POSCAR", squashed, format="vasp")
+    motif = _top(store, "MoSe2", 2)[0]
+    with pytest.raises(ExportError, match=r"Mo0–Se\d 1\.96 Å < 2\.05 Å.*nothing written"):
+        motif_to_atoms(store, motif, reference=str(tmp_path / "POSCAR"))
+    atoms = motif_to_atoms(store, motif, reference=str(tmp_path / "POSCAR"), force=True)
+    assert atoms.info["overlaps"] > 0 and "sha256:" in atoms.info["provenance"]
+
+
+def test_poscar_alias_and_ase_db_round_trip(two_materials, tmp_path):
+    store, _ = two_materials
+    motif = _top(store, "MoSe2", 2)[0]
+    atoms = motif_to_atoms(store, motif)
+    a = write_motif(atoms, tmp_path / "a.vasp", format="poscar").read_text()
+    b = write_motif(atoms, tmp_path / "b.vasp", format="vasp").read_text()
+    assert a == b and "Mo" in a.splitlines()[5]
+    db_path = tmp_path / "motifs.db"
+    write_motif(atoms, db_path, format="db")
+    write_motif(motif_to_atoms(store, _top(store, "SrTiO3", 2)[0]), db_path, format="db")
+    with ase.db.connect(db_path) as db:
+        assert db.count() == 2
+        row = db.get(motif_id=motif)
+        assert row.material == "MoSe2" and row.rms_A == atoms.info["rms_A"]
+        back = row.toatoms()
+    assert back.get_chemical_formula() == atoms.get_chemical_formula()
+    np.testing.assert_allclose(back.positions, atoms.positions, atol=1e-8)
+
+
+def test_cli_reference_at_ingest_and_export(tmp_path):
+    cat = str(tmp_path / "cat.lbug")
+    syn = make_tmd((192, 192), seed=5)
+    np.save(tmp_path / "mose2.npy", syn.image)
+    result = runner.invoke(app, [
+        "ingest", str(tmp_path / "mose2.npy"), "--sample", "s", "--material", "MoSe2",
+        "--pixel-size", "0.15", "-c", cat, "-j", "1",
+        "--reference", "proto:mx2:formula=MoSe2,a=3.30,thickness=3.34", "--zone", "001",
+    ])
+    assert result.exit_code == 0, result.output
+    with open_catalog(cat, read_only=True) as store:
+        ref = reference_from_json(material_reference(store, "MoSe2"))
+        motif = _top(store, "MoSe2", 2)[0]
+    assert ref.source.endswith("a=3.30,thickness=3.34") and ref.zone == (0, 0, 1)
+    assert "ase.build.mx2" in ref.provenance
+    out = tmp_path / "unit.vasp"
+    result = runner.invoke(app, ["export", motif, "-f", "poscar", "-o", str(out), "-c", cat])
+    assert result.exit_code == 0, result.output
+    back = ase.io.read(out, format="vasp")
+    assert back.cell.lengths()[0] == pytest.approx(3.30)  # the stored reference, not a default
+    report = (tmp_path / "exports-report.txt").read_text()
+    assert "unit.vasp" in report and "a=3.30" in report and "min distance" in report
