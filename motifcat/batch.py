@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .catalog.delete import delete_images
 from .catalog.opener import open_catalog
 from .catalog.store import GraphStore
 from .catalog.uri import parse_uri
-from .catalog.writer import WriteReport, write_analysis
+from .catalog.writer import WriteReport, _duplicate_report, _image_exists, write_analysis
 from .errors import CatalogError, MotifcatError
 from .ingest.model import AnalysisParams
 
@@ -49,12 +50,19 @@ class IngestSummary:
         ``(file, reason)`` of the files that could not be read, analysed or written.
     seconds : float
         Wall time.
+    notes : dict of str to str
+        For a duplicate, what the catalog holds and which of the given sample, material and
+        pixel size differ from it (those were ignored; ``replace=True`` stores them).
+    replaced : list of str
+        Files whose image was in the catalog and was replaced (``replace=True``).
     """
 
     written: list[WriteReport] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    notes: dict[str, str] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -93,7 +101,11 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
         p = Path(text).expanduser()
         if p.is_dir():
             found = sorted(
-                str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower().lstrip(".") in exts
+                str(f)
+                for f in p.rglob("*")
+                # A .zspy image is a zarr folder.
+                if (f.is_file() or f.suffix.lower() == ".zspy")
+                and f.suffix.lower().lstrip(".") in exts
             )
         elif glob.has_magic(text):
             found = sorted(f for f in glob.glob(str(p), recursive=True) if Path(f).is_file())
@@ -112,6 +124,8 @@ def _analyse_file(
     known: frozenset,
     frame: int | None = None,
     max_megapixels: float | None = None,
+    signal: str | None = None,
+    average: bool = False,
 ):
     """Worker: load and analyse one file. Returns ("ok", analysis), ("duplicate", sha) or
     ("failed", reason); never raises, so one bad file cannot stop the pool."""
@@ -120,10 +134,15 @@ def _analyse_file(
         from .ingest.pipeline import analyze
 
         micrograph = load_image(
-            path, frame=frame, pixel_size_A=pixel_size_A, max_megapixels=max_megapixels
+            path,
+            frame=frame,
+            pixel_size_A=pixel_size_A,
+            max_megapixels=max_megapixels,
+            signal=signal,
+            average=average,
         )
         if micrograph.sha256 in known:
-            return "duplicate", micrograph.sha256
+            return "duplicate", (micrograph.sha256, micrograph.pixel_size_A)
         if (params.pixel_size_A or micrograph.pixel_size_A) is None:
             return "failed", (
                 f"{Path(path).name}: no pixel size in the file; pass pixel_size_A "
@@ -164,6 +183,9 @@ def ingest_files(
     progress: Progress | None = None,
     frame: int | None = None,
     max_megapixels: float | None = None,
+    signal: str | None = None,
+    average: bool = False,
+    replace: bool = False,
 ) -> IngestSummary:
     """Analyse micrograph files and write them into the catalog, one transaction per image.
 
@@ -193,6 +215,15 @@ def ingest_files(
     frame : int, optional
         Frame (0-based) to take from every file that is a stack of images (see
         :func:`~motifcat.ingest.io.load_image`); None for single images.
+    signal : str, optional
+        Name of the image to take from files that hold several (Velox EMD: ``"HAADF"``...).
+    average : bool, optional
+        Average stacks after drift correction instead of taking one ``frame``.
+    replace : bool, optional
+        An image already in the catalog is deleted (with its instances and counts, see
+        :func:`~motifcat.catalog.delete_images`) and written again with this ``sample``,
+        ``material`` and pixel size; without it the stored one is kept and the summary says
+        what differs.
 
     Returns
     -------
@@ -254,7 +285,7 @@ def ingest_files(
     try:
         known = (
             frozenset(r["id"] for r in store.read("MATCH (i:Image) RETURN i.id AS id"))
-            if store is not None
+            if store is not None and not replace
             else frozenset()
         )
 
@@ -263,10 +294,25 @@ def ingest_files(
             kind, value = outcome
             if kind == "duplicate":
                 summary.duplicates.append(path)
+                sha, file_px = value
+                note = _duplicate_report(
+                    store,
+                    sha,
+                    Path(path).name,
+                    path,
+                    time.perf_counter(),
+                    sample=sample,
+                    material=material,
+                    pixel_size_A=params.pixel_size_A or file_px,
+                ).message
+                summary.notes[path] = note
             elif kind == "failed":
                 summary.failed.append((path, str(value)))
             else:
                 try:
+                    if replace and _image_exists(store, value.micrograph.sha256):
+                        delete_images(store, [value.micrograph.sha256])
+                        summary.replaced.append(path)
                     rep = write_analysis(store, value, sample=sample, material=material, path=path)
                 except MotifcatError as exc:
                     summary.failed.append((path, str(exc)))
@@ -278,7 +324,10 @@ def ingest_files(
         done = 0
         if workers <= 1 or len(files) <= 1:
             for path in files:
-                handle(path, _analyse_file(path, pixel_size_A, params, known, frame, limit))
+                handle(
+                    path,
+                    _analyse_file(path, pixel_size_A, params, known, frame, limit, signal, average),
+                )
                 done += 1
                 report(done, len(files), path)
         else:
@@ -291,7 +340,17 @@ def ingest_files(
                 initargs=(os.getpid(),),
             ) as pool:
                 futures = [
-                    pool.submit(_analyse_file, path, pixel_size_A, params, known, frame, limit)
+                    pool.submit(
+                        _analyse_file,
+                        path,
+                        pixel_size_A,
+                        params,
+                        known,
+                        frame,
+                        limit,
+                        signal,
+                        average,
+                    )
                     for path in files
                 ]
                 # In submission order: writes (and new motif ids) do not depend on which

@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
@@ -25,21 +24,47 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-from .report import console  # noqa: E402  (one console for tables and messages)
+from .report import PlainWhenPipedConsole, console  # noqa: E402  (one console for tables)
 
-err_console = Console(stderr=True)
+err_console = PlainWhenPipedConsole(stderr=True)
+
+
+def _summarise_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """One line per kind of library warning instead of the raw ones (with their source line);
+    ``MOTIFCAT_SHOW_WARNINGS=1`` shows them in full."""
+    if not caught:
+        return
+    kinds: dict[tuple[str, str], int] = {}
+    for w in caught:
+        module = (w.category.__module__ or "").split(".")[0]
+        key = (
+            f"{module}.{w.category.__name__}" if module != "builtins" else w.category.__name__,
+            str(w.message).strip().splitlines()[0][:120] if str(w.message).strip() else "",
+        )
+        kinds[key] = kinds.get(key, 0) + 1
+    for (kind, text), n in kinds.items():
+        times = f" ({n}x)" if n > 1 else ""
+        err_console.print(f"note: {kind}{times} from a library: {text}", soft_wrap=True)
+    if os.environ.get("MOTIFCAT_SHOW_WARNINGS"):
+        for w in caught:
+            err_console.print(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))
 
 
 def handle_errors(fn):
-    """Print motifcat errors as one line and exit 1 instead of a traceback."""
+    """Print motifcat errors as one line and exit 1 instead of a traceback; collect library
+    warnings (scikit-learn's ConvergenceWarning...) and summarise them at the end."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except MotifcatError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return fn(*args, **kwargs)
+            except MotifcatError as exc:
+                err_console.print(f"[bold red]error:[/] {exc}")
+                raise typer.Exit(1) from None
+            finally:
+                _summarise_warnings(list(caught))
 
     return wrapper
 
@@ -94,14 +119,84 @@ def _max_megapixels_option():
     )
 
 
+def _check_out(out: Path, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if out.suffix.lower() not in suffixes:
+        raise MotifcatError(
+            f"{out}: --out must end in {' or '.join(suffixes)}, not {out.suffix or '(nothing)'!r}"
+        )
+    parent = out.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise MotifcatError(f"{out}: cannot write there: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise MotifcatError(f"{out}: cannot write there: permission denied")
+    if out.is_dir():
+        raise MotifcatError(f"{out}: is a folder; give a file name ending in {suffixes[0]}")
+
+
+def _check_inputs(paths: list[str]) -> None:
+    """Refuse a folder without readable images or a pattern that matches no file."""
+    import glob
+
+    from .batch import expand_paths
+    from .ingest import SUPPORTED_EXTENSIONS
+
+    for text in paths:
+        p = Path(text).expanduser()
+        if p.is_dir() and not expand_paths([p]):
+            raise MotifcatError(
+                f"{text}: no image files in this folder (read: {', '.join(SUPPORTED_EXTENSIONS)})"
+            )
+        if not p.exists() and glob.has_magic(text) and not glob.glob(str(p), recursive=True):
+            raise MotifcatError(f"{text}: the pattern matches no file")
+
+
+def _signal_option():
+    return typer.Option(
+        None,
+        "--signal",
+        help="Image to take from a file that holds several, by name (Velox EMD: HAADF, DF4, "
+        "BF...); default HAADF, else the first image.",
+    )
+
+
+def _average_option():
+    return typer.Option(
+        False,
+        "--average",
+        help="Average a stack after drift correction by phase correlation (instead of --frame).",
+    )
+
+
+def _print_selection(metadata: dict) -> None:
+    """Say which image of a multi-image file was taken and how a stack was averaged."""
+    if metadata.get("signals"):
+        chosen = metadata["signals"][metadata.get("signal_index", 0)]
+        err_console.print(
+            f"image: {chosen} (of {', '.join(metadata['signals'])}; choose with --signal)",
+            soft_wrap=True,
+        )
+    if metadata.get("frame_shifts_px") is not None:
+        shifts = ", ".join(f"({dy:+.1f}, {dx:+.1f})" for dy, dx in metadata["frame_shifts_px"])
+        err_console.print(
+            f"averaged {metadata['n_frames']} frames after drift correction; shifts (dy, dx) "
+            f"px: {shifts}; cropped (top, bottom, left, right) px: {metadata['frame_crop_px']}",
+            soft_wrap=True,
+        )
+
+
 @app.command()
 @handle_errors
 def analyze(
-    image: Path = typer.Argument(..., help="Micrograph file (dm3/dm4/emd/ser/mrc/tif/png/npy)."),
+    image: Path = typer.Argument(
+        ..., help="Micrograph file (dm3/dm4/emd/ser/mrc/tif/png/npy/hspy/hdf5/zspy)."
+    ),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in Å."),
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
     features: str = typer.Option("zernike", help="Patch descriptor: zernike or pca."),
     frame: int | None = typer.Option(None, help="Frame of a 3-D stack."),
+    signal: str | None = _signal_option(),
+    average: bool = _average_option(),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the analysis (.npz/.json)."),
     no_hierarchy: bool = typer.Option(False, "--no-hierarchy", help="Level-1 classes only."),
     period: float | None = _PERIOD,
@@ -116,9 +211,17 @@ def analyze(
     from .ingest import AnalysisParams, load_image, save_analysis
     from .ingest import analyze as run_analysis
 
+    if out is not None:
+        _check_out(out, (".npz", ".json"))
     micrograph = load_image(
-        image, frame=frame, pixel_size_A=pixel_size, max_megapixels=max_megapixels
+        image,
+        frame=frame,
+        pixel_size_A=pixel_size,
+        max_megapixels=max_megapixels,
+        signal=signal,
+        average=average,
     )
+    _print_selection(micrograph.metadata)
     params = AnalysisParams(
         pixel_size_A=pixel_size,
         n_max=n_max,
@@ -189,7 +292,15 @@ def ingest(
     catalog: str | None = _catalog_option(),
     pixel_size: float | None = typer.Option(None, "--pixel-size", help="Pixel size in Å."),
     frame: int | None = typer.Option(None, help="Frame of 3-D stacks."),
+    signal: str | None = _signal_option(),
+    average: bool = _average_option(),
     n_max: int = typer.Option(10, "--n-max", help="Highest Zernike order."),
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="Images already in the catalog are deleted and written again with this sample, "
+        "material and pixel size (default: kept, and the summary says what differs).",
+    ),
     workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
     reference: str | None = typer.Option(
         None, "--reference",
@@ -209,6 +320,7 @@ def ingest(
     from .batch import ingest_files
     from .ingest import AnalysisParams
 
+    _check_inputs(paths)
     ref = None
     if reference is not None:  # read it first: a bad reference stops before any analysis
         from .structure import load_reference
@@ -233,6 +345,9 @@ def ingest(
             catalog=catalog,
             pixel_size_A=pixel_size,
             frame=frame,
+            signal=signal,
+            average=average,
+            replace=replace,
             params=params,
             workers=workers,
             progress=progress,
@@ -249,6 +364,23 @@ def ingest(
                       f"({ref.provenance})")
     if summary.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def delete(
+    refs: list[str] = typer.Argument(..., help="Image ids (or a unique prefix), paths or samples."),
+    catalog: str | None = _catalog_option(),
+) -> None:
+    """Remove images, or every image of a sample, keeping the motif counts right."""
+    from .catalog import delete_images, resolve_images
+
+    with _open(catalog, read_only=False) as store:
+        ids: list[str] = []
+        for ref in refs:
+            ids.extend(resolve_images(store, ref))
+        report = delete_images(store, ids)
+    console.print(str(report))
 
 
 query_app = typer.Typer(help="Ask the catalog questions (Cypher across samples).")

@@ -8,7 +8,26 @@ from rich.table import Table
 
 from .errors import MotifcatError
 
-console = Console()
+#: Line width when the output is not a terminal: wide enough that no id, path or message is
+#: broken across lines (rich would otherwise wrap at 80 columns).
+NO_WRAP_WIDTH = 10_000
+
+
+class PlainWhenPipedConsole(Console):
+    """A rich console that wraps at the terminal's width on a terminal and never elsewhere
+    (pipes, files, captured output), so that ids stay whole and output can be grepped."""
+
+    @property
+    def size(self):
+        size = Console.size.fget(self)
+        return size if self.is_terminal else size._replace(width=NO_WRAP_WIDTH)
+
+    @size.setter
+    def size(self, new_size):
+        Console.size.fset(self, new_size)
+
+
+console = PlainWhenPipedConsole()
 
 
 def print_analysis(analysis) -> None:
@@ -72,8 +91,12 @@ def print_ingest_summary(summary, catalog: str = "") -> None:
             f"{len(report.new_motifs)} new / {len(report.matched_motifs)} matched motifs, "
             f"{report.seconds:.1f} s",
         )
+    notes = getattr(summary, "notes", {})
     for path in summary.duplicates:
-        table.add_row(str(path), "[yellow]skipped[/]", "already in the catalog (same pixels)")
+        note = notes.get(path) or "already in the catalog (same pixels)"
+        table.add_row(str(path), "[yellow]skipped[/]", note)
+    for path in getattr(summary, "replaced", []):
+        table.add_row(str(path), "[cyan]replaced[/]", "the stored image was deleted first")
     for path, reason in summary.failed:
         table.add_row(str(path), "[red]failed[/]", reason)
     console.print(table)

@@ -105,6 +105,44 @@ def reload() -> None:
     _store.clear()
 
 
+#: Catalog version each URI's caches were filled at (shared by sessions, as the caches are).
+_VERSIONS: dict[str, object] = {}
+
+
+def catalog_version(uri: str) -> object:
+    """A value that changes whenever the catalog is written: for an embedded catalog the
+    modification time and size of its files (the read-only connection sees a snapshot, so
+    the catalog itself cannot be asked), for a server the image count and newest ingest."""
+    path = _embedded_path(uri)
+    if path is not None:
+        stamps = []
+        for f in (path, path.with_name(path.name + ".wal")):
+            try:
+                st_ = f.stat()
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((st_.st_mtime_ns, st_.st_size))
+        return tuple(stamps)
+    try:
+        images = _call(uri, query.list_images)
+    except MotifcatError:
+        return None
+    return (len(images), tuple(sorted(images["image_id"])))
+
+
+def refresh_if_changed(uri: str) -> bool:
+    """Forget cached results and reopen the catalog when it was written since they were
+    cached (an ingest while the app runs); True when it did. Run once per script run."""
+    version = catalog_version(uri)
+    last = _VERSIONS.get(uri, version)
+    _VERSIONS[uri] = version
+    if version != last:
+        reload()
+        return True
+    return False
+
+
 # --------------------------------------------------------------------------- status
 
 

@@ -34,6 +34,8 @@ with st.sidebar:
     st.markdown(f"**Catalog** `{data.display_uri(uri)}`")  # never a password on screen
     if st.button("Reload catalog", icon=":material/refresh:", key="reload"):
         data.reload()
+    elif data.refresh_if_changed(uri):  # written since the results were cached: fresh counts
+        st.caption("catalog changed: reloaded")
 
 status = data.catalog_status(uri)
 if status.state == "error":

@@ -97,6 +97,11 @@ def _polygon_xy(polygons: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return x, y, row
 
 
+def _by_count(groups) -> list:
+    """Groups largest first (then by id): the legend lists the motifs that matter first."""
+    return sorted(groups, key=lambda item: (-len(item[1]), str(item[0])))
+
+
 def image_figure(
     png_uri: str | None,
     width_A: float,
@@ -128,8 +133,9 @@ def image_figure(
     Returns
     -------
     plotly.graph_objects.Figure
-        One trace per motif (legend entries ``"<motif> (<count>)"``); hovering a column or a unit
-        vertex shows its instance id and motif id.
+        One trace per motif (legend entries ``"<motif> (<count>)"``, most instances first
+        within each level); hovering a column or a unit vertex shows its instance id and motif
+        id.
 
     Examples
     --------
@@ -162,7 +168,7 @@ def image_figure(
         if df.empty:
             continue
         motif = df["motif_id"].fillna("unclassified").astype(str)
-        for mid, grp in df.groupby(motif, sort=True):
+        for mid, grp in _by_count(df.groupby(motif, sort=True)):
             x, y, row = _polygon_xy(grp["polygon"])
             inst = grp["instance_id"].to_numpy(dtype=object)[row]
             fig.add_trace(
@@ -187,7 +193,7 @@ def image_figure(
     else:
         motif = columns["motif_id"].astype(object).where(columns["motif_id"].notna(), None)
         key = motif.fillna("unclassified").astype(str)
-        groups = columns.groupby(key, sort=True)
+        groups = _by_count(columns.groupby(key, sort=True))
     for mid, grp in groups:
         colour = UNCLASSIFIED if mid == "unclassified" else colours[mid]
         fig.add_trace(

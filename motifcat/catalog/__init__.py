@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+from .delete import DeleteReport, delete_images, resolve_images
 from .opener import open_catalog
 from .references import store_reference
 from .store import BulkNodes, BulkRels, GraphStore, Statement, WriteOp
@@ -30,17 +31,20 @@ __all__ = [
     "BulkNodes",
     "BulkRels",
     "CatalogState",
+    "DeleteReport",
     "GraphStore",
     "Statement",
     "WriteOp",
     "WritePlan",
     "WriteReport",
+    "delete_images",
     "match_level1",
     "motif_ids",
     "open_catalog",
     "parse_uri",
     "plan_analysis",
     "redact_uri",
+    "resolve_images",
     "resolve_uri",
     "store_reference",
     "uri_password",

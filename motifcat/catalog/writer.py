@@ -280,7 +280,10 @@ def _duplicate_report(
     ):
         ignored.append(f"pixel size {pixel_size_A:g} Å (stored {float(px_old):g} Å)")
     if ignored:
-        message += "; ignored: " + ", ".join(ignored)
+        message += (
+            "; ignored: " + ", ".join(ignored) + "; to store it with these instead, ingest it "
+            "again with --replace (replace=True)"
+        )
     return WriteReport(
         image_id=image_id,
         written=False,

@@ -17,7 +17,7 @@ Examples
 """
 
 from .hierarchy import build_hierarchy, relabel
-from .io import SUPPORTED_EXTENSIONS, load_image, micrograph_from_array
+from .io import SUPPORTED_EXTENSIONS, load_image, micrograph_from_array, micrograph_from_signal
 from .model import (
     Analysis,
     AnalysisParams,
@@ -47,6 +47,7 @@ __all__ = [
     "load_analysis",
     "load_image",
     "micrograph_from_array",
+    "micrograph_from_signal",
     "relabel",
     "save_analysis",
 ]

@@ -2,11 +2,12 @@
 
 One entry point, :func:`load_image`, dispatches on the file extension through a small registry
 (``READERS``, in the manner of ``ase.io``): Gatan DigitalMicrograph (``.dm3``, ``.dm4``), EMD
-(Velox and NCEM/Berkeley, ``.emd``), FEI/Thermo TIA (``.ser``) and MRC (``.mrc``) through
-RosettaSciIO; TIFF through tifffile (ImageJ, OME and FEI pixel sizes, resolution tags); PNG and
-JPEG through imageio; NumPy ``.npy``. Every reader hands back the pixels, the pixel size with its
-unit and the metadata that matters; the common part converts the pixel size to Å, turns colour
-into luminance, selects a frame of a stack and validates the result.
+(Velox and NCEM/Berkeley, ``.emd``), FEI/Thermo TIA (``.ser``), MRC (``.mrc``) and HyperSpy
+(``.hspy``, ``.hdf5``, ``.zspy``; the pixel size from the axes' units, refused without them)
+through RosettaSciIO; TIFF through tifffile (ImageJ, OME and FEI pixel sizes, resolution
+tags); PNG and JPEG through imageio; NumPy ``.npy``. Every reader hands back the pixels, the
+pixel size with its unit and the metadata that matters; the common part converts the pixel
+size to Å, turns colour into luminance, selects a frame of a stack and validates the result.
 
 Errors are motifcat's own: :class:`~motifcat.errors.ImageReadError` when a file cannot be read
 (missing, unsupported, truncated, corrupt), :class:`~motifcat.errors.InvalidImageError` when it
@@ -36,8 +37,10 @@ __all__ = [
     "READERS",
     "SUPPORTED_EXTENSIONS",
     "check_size",
+    "is_signal",
     "load_image",
     "micrograph_from_array",
+    "micrograph_from_signal",
     "pixel_size_to_A",
 ]
 
@@ -235,8 +238,32 @@ def _signal_title(signal: Mapping[str, Any]) -> str:
     return str(title) if title else ""
 
 
-def _pick_signal(signals: list[dict[str, Any]], path: Path) -> tuple[int, dict[str, Any]]:
-    """First 2-D image signal, HAADF first when titles say so; else the first image stack."""
+def _signal_names(signals: list[dict[str, Any]]) -> list[str]:
+    """``"<title> <shape>"`` of every signal, as error messages and metadata list them."""
+    return [
+        f"{_signal_title(s) or '?'} {tuple(int(n) for n in np.shape(s.get('data')))}"
+        for s in signals
+    ]
+
+
+def _pick_signal(
+    signals: list[dict[str, Any]], path: Path, name: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The signal titled ``name`` (case-insensitive: the whole title, else the detector named
+    in it); without a name the first 2-D image signal, HAADF first when titles say so, else
+    the first image stack."""
+    if name is not None:
+        wanted = str(name).strip().lower()
+        titles = [_signal_title(s).strip().lower() for s in signals]
+        hits = [i for i, t in enumerate(titles) if t == wanted]
+        if not hits:
+            detectors = [_DETECTOR_RE.search(t) for t in titles]
+            hits = [i for i, d in enumerate(detectors) if d and d.group(1).lower() == wanted]
+        if len(hits) != 1:
+            why = "no signal is" if not hits else f"{len(hits)} signals are"
+            held = ", ".join(_signal_names(signals))
+            raise InvalidImageError(f"{path.name}: {why} named {name!r}; the file holds: {held}")
+        return hits[0], signals[hits[0]]
 
     def image_ndim(sig: Mapping[str, Any]) -> int:
         data = sig.get("data")
@@ -265,10 +292,12 @@ def _pick_signal(signals: list[dict[str, Any]], path: Path) -> tuple[int, dict[s
     )
 
 
-def _from_rsciio(signals: list[dict[str, Any]], path: Path, fmt: str) -> _Raw:
+def _from_rsciio(
+    signals: list[dict[str, Any]], path: Path, fmt: str, name: str | None = None
+) -> _Raw:
     if not signals:
         raise ImageReadError(f"{path}: cannot read as {fmt}: the file holds no signal")
-    index, sig = _pick_signal(signals, path)
+    index, sig = _pick_signal(signals, path, name)
     data = np.asarray(sig["data"])
     axes = [a for a in (sig.get("axes") or []) if int(a.get("size", 2) or 2) != 1]
     scale = units = scale_y = None
@@ -309,10 +338,7 @@ def _from_rsciio(signals: list[dict[str, Any]], path: Path, fmt: str) -> _Raw:
     }
     if len(signals) > 1:
         metadata["signal_index"] = index
-        metadata["signals"] = [
-            f"{_signal_title(s) or '?'} {tuple(int(n) for n in np.shape(s.get('data')))}"
-            for s in signals
-        ]
+        metadata["signals"] = _signal_names(signals)
     return _Raw(data=data, scale=scale, units=units, scale_y=scale_y, metadata=metadata)
 
 
@@ -327,19 +353,19 @@ def _rsciio_call(fmt: str, fn: Callable[[], list[dict[str, Any]]], path: Path) -
         raise ImageReadError(f"{path}: cannot read as {fmt}: {_short(exc)}") from exc
 
 
-def _read_dm(path: Path) -> _Raw:
+def _read_dm(path: Path, signal: str | None = None) -> _Raw:
     from rsciio.digitalmicrograph import file_reader
 
     fmt = f"DigitalMicrograph {path.suffix.lstrip('.').upper()}"
     signals = _rsciio_call(fmt, lambda: file_reader(str(path), lazy=False), path)
-    raw = _from_rsciio(signals, path, fmt)
+    raw = _from_rsciio(signals, path, fmt, signal)
     if raw.data.dtype.names:  # RGBA DM images come as a structured array
         raw.data = np.stack([raw.data[c] for c in ("R", "G", "B")], axis=-1)
         raw.color = True
     return raw
 
 
-def _read_emd(path: Path) -> _Raw:
+def _read_emd(path: Path, signal: str | None = None) -> _Raw:
     try:
         import h5py  # noqa: F401  (RosettaSciIO's EMD reader needs it; say so plainly)
     except ImportError as exc:
@@ -348,7 +374,7 @@ def _read_emd(path: Path) -> _Raw:
 
     # Velox image stacks come back frame by frame (frames first), so `frame` can select one.
     signals = _rsciio_call("EMD", lambda: file_reader(str(path), lazy=False), path)
-    raw = _from_rsciio(signals, path, "EMD")
+    raw = _from_rsciio(signals, path, "EMD", signal)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -361,14 +387,14 @@ def _read_emd(path: Path) -> _Raw:
     return raw
 
 
-def _read_ser(path: Path) -> _Raw:
+def _read_ser(path: Path, signal: str | None = None) -> _Raw:
     from rsciio.tia import file_reader
 
     signals = _rsciio_call("TIA SER", lambda: file_reader(str(path), lazy=False), path)
-    return _from_rsciio(signals, path, "TIA SER")
+    return _from_rsciio(signals, path, "TIA SER", signal)
 
 
-def _read_mrc(path: Path) -> _Raw:
+def _read_mrc(path: Path, signal: str | None = None) -> _Raw:
     from rsciio.mrc import file_reader
 
     # metadata_file=None: RosettaSciIO otherwise looks for Direct Electron side files whenever
@@ -376,7 +402,7 @@ def _read_mrc(path: Path) -> _Raw:
     signals = _rsciio_call(
         "MRC", lambda: file_reader(str(path), lazy=False, metadata_file=None), path
     )
-    raw = _from_rsciio(signals, path, "MRC")
+    raw = _from_rsciio(signals, path, "MRC", signal)
     header = (signals[0].get("original_metadata") or {}).get("std_header") or {}
     has_fei = "fei_header" in (signals[0].get("original_metadata") or {})
     # RosettaSciIO reports 1 nm when the sampling MX is 0 and 0 nm when the cell is 0: both
@@ -385,6 +411,47 @@ def _read_mrc(path: Path) -> _Raw:
         raw.scale = raw.units = raw.scale_y = None
     raw.metadata["mrc_mode"] = _json_safe(header.get("MODE"))
     return raw
+
+
+def _read_hspy(path: Path, signal: str | None = None) -> _Raw:
+    """HyperSpy's own HDF5 (``.hspy``, ``.hdf5``) and Zarr (``.zspy``) files."""
+    ext = path.suffix.lower().lstrip(".")
+    if ext == "zspy":
+        try:
+            import zarr  # noqa: F401  (RosettaSciIO's zspy reader needs it; say so plainly)
+        except ImportError as exc:
+            raise ImageReadError(
+                f"{path}: reading .zspy files needs zarr (pip install zarr)"
+            ) from exc
+        from rsciio.zspy import file_reader
+    else:
+        _check_hyperspy_hdf5(path)
+        from rsciio.hspy import file_reader
+    signals = _rsciio_call("HyperSpy", lambda: file_reader(str(path), lazy=False), path)
+    raw = _from_rsciio(signals, path, "HyperSpy", signal)
+    raw.metadata["needs_length_units"] = True
+    return raw
+
+
+def _check_hyperspy_hdf5(path: Path) -> None:
+    """Refuse, in plain words, an HDF5 file that HyperSpy did not write."""
+    try:
+        import h5py
+    except ImportError as exc:
+        raise ImageReadError(f"{path}: reading HDF5 files needs h5py (pip install h5py)") from exc
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("file_format")
+            has_experiments = "Experiments" in f
+    except Exception as exc:
+        raise ImageReadError(f"{path}: cannot read as HDF5: {_short(exc)}") from exc
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", errors="replace")
+    if str(fmt or "").lower() != "hyperspy" or not has_experiments:
+        raise ImageReadError(
+            f"{path}: HDF5 file not written by HyperSpy (no file_format='HyperSpy' attribute "
+            "and /Experiments group); only HyperSpy HDF5 images are read (.hspy, .hdf5)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,7 +589,31 @@ READERS: dict[str, Reader] = {
     "jpg": _read_imageio,
     "jpeg": _read_imageio,
     "npy": _read_npy,
+    "hspy": _read_hspy,
+    "hdf5": _read_hspy,
+    "zspy": _read_hspy,
 }
+
+# Format names as error messages give them.
+_FORMAT_NAMES = {
+    "dm3": "DigitalMicrograph DM3",
+    "dm4": "DigitalMicrograph DM4",
+    "emd": "EMD",
+    "ser": "TIA SER",
+    "mrc": "MRC",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "png": "PNG",
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "npy": "NumPy .npy",
+    "hspy": "HyperSpy",
+    "hdf5": "HyperSpy",
+    "zspy": "HyperSpy",
+}
+
+#: Readers of files that may hold several signals, chosen by ``signal=`` (title).
+_MULTI_SIGNAL_READERS = frozenset({_read_dm, _read_emd, _read_ser, _read_mrc, _read_hspy})
 
 #: Supported file extensions, for help texts and file pickers.
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(READERS)
@@ -624,7 +715,26 @@ def micrograph_from_array(
     )
 
 
-def _select_frame(data: np.ndarray, frame: int | None, path: Path) -> tuple[np.ndarray, dict]:
+def _select_frame(
+    data: np.ndarray, frame: int | None, path: Path, average: bool = False
+) -> tuple[np.ndarray, dict]:
+    if average:
+        if frame is not None:
+            raise InvalidImageError(f"{path.name}: give frame or average, not both")
+        if data.ndim != 3:
+            raise InvalidImageError(
+                f"{path.name}: average asked for but the image of shape {data.shape} is not a "
+                "stack of frames"
+            )
+        from .stack import drift_corrected_mean
+
+        aligned = drift_corrected_mean(data)
+        return aligned.mean, {
+            "n_frames": int(data.shape[0]),
+            "frames": "drift-corrected mean (phase correlation)",
+            "frame_shifts_px": np.round(aligned.shifts_px, 2).tolist(),
+            "frame_crop_px": list(aligned.crop),
+        }
     if data.ndim == 2:
         if frame not in (None, 0):
             raise InvalidImageError(
@@ -639,7 +749,8 @@ def _select_frame(data: np.ndarray, frame: int | None, path: Path) -> tuple[np.n
     n = data.shape[0]
     if frame is None:
         raise InvalidImageError(
-            f"{path.name}: 3-D stack of shape {data.shape}; pass frame=<0..{n - 1}>"
+            f"{path.name}: 3-D stack of shape {data.shape}; pass frame=<0..{n - 1}> "
+            "(--frame N), or average=True (--average) for a drift-corrected mean"
         )
     if isinstance(frame, bool) or not isinstance(frame, int | np.integer):
         raise InvalidImageError(f"{path.name}: frame must be an integer, got {frame!r}")
@@ -651,12 +762,125 @@ def _select_frame(data: np.ndarray, frame: int | None, path: Path) -> tuple[np.n
     return data[int(frame)], {"frame": int(frame), "n_frames": int(n)}
 
 
+def is_signal(obj: Any) -> bool:
+    """True for a HyperSpy signal or any object with ``data`` and an ``axes_manager``.
+
+    Examples
+    --------
+    >>> is_signal("image.tif"), is_signal(object())
+    (False, False)
+    """
+    return hasattr(obj, "data") and hasattr(obj, "axes_manager")
+
+
+def _signal_metadata(signal: Any) -> dict[str, Any]:
+    """A signal's metadata tree as a plain dict (HyperSpy's DictionaryTreeBrowser or a dict)."""
+    md = getattr(signal, "metadata", None)
+    if hasattr(md, "as_dictionary"):
+        md = md.as_dictionary()
+    return dict(md) if isinstance(md, Mapping) else {}
+
+
+def micrograph_from_signal(
+    signal: Any,
+    frame: int | None = None,
+    pixel_size_A: float | None = None,
+    average: bool = False,
+) -> Micrograph:
+    """Wrap an in-memory HyperSpy ``Signal2D`` (or any look-alike) as a Micrograph.
+
+    Duck-typed, so HyperSpy is not needed: the object must have ``data`` (array_like, shape
+    ``(..., H, W)``, navigation axes first as HyperSpy keeps them) and ``axes_manager`` with
+    ``signal_axes``, a sequence of two axes ``(x, y)`` each with ``scale`` and ``units``.
+
+    Parameters
+    ----------
+    signal : hyperspy.signals.Signal2D or look-alike
+    frame : int, optional
+        Navigation index of a stack (one navigation axis); required for stacks.
+    pixel_size_A : float, optional
+        Pixel size in Å; overrides the axes' calibration.
+    average : bool, optional
+        Average a stack after drift correction (as in :func:`load_image`).
+
+    Returns
+    -------
+    Micrograph
+        As :func:`load_image` gives it, with ``original_format`` = ``"signal"``.
+
+    Raises
+    ------
+    InvalidImageError
+        No two signal axes, axes without a length unit and no ``pixel_size_A``, or the pixels
+        cannot be analysed (see :func:`micrograph_from_array`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace as NS
+    >>> axes = (NS(scale=0.02, units="nm", size=80), NS(scale=0.02, units="nm", size=64))
+    >>> sig = NS(data=np.random.default_rng(0).random((64, 80)),
+    ...          axes_manager=NS(signal_axes=axes), metadata={"General": {"title": "HAADF"}})
+    >>> m = micrograph_from_signal(sig)
+    >>> m.shape, m.pixel_size_A, m.metadata["detector"]
+    ((64, 80), 0.2, 'HAADF')
+    """
+    title = _get_path(_signal_metadata(signal), "General.title")
+    name = str(title) if title else type(signal).__name__
+    axes = list(getattr(signal.axes_manager, "signal_axes", None) or ())
+    if len(axes) != 2:
+        raise InvalidImageError(
+            f"{name}: a 2-D image signal (Signal2D) is needed; this one has {len(axes)} signal "
+            "axes"
+        )
+    ax_x, ax_y = axes
+    units = getattr(ax_x, "units", None)
+    units = None if units is None else str(units)
+    scale, scale_y = _number(getattr(ax_x, "scale", None)), _number(getattr(ax_y, "scale", None))
+    data = np.asarray(signal.data)
+    data, frame_md = _select_frame(data, frame, Path(name), average)
+    metadata: dict[str, Any] = {
+        "original_format": "signal",
+        "voltage_kV": None,
+        "detector": None,
+        "dwell_time_s": None,
+        "signal_type": None,
+        "title": str(title) if title else None,
+        **frame_md,
+    }
+    md = _signal_metadata(signal)
+    metadata["signal_type"] = _get_path(md, "Signal.signal_type") or None
+    for inst in ("Acquisition_instrument.TEM", "Acquisition_instrument.SEM"):
+        voltage = _number(_get_path(md, f"{inst}.beam_energy"))  # kV in HyperSpy
+        metadata["voltage_kV"] = metadata["voltage_kV"] or voltage
+    if title:
+        match = _DETECTOR_RE.search(str(title))
+        metadata["detector"] = match.group(1) if match else None
+    file_px = pixel_size_to_A(scale, units) if scale is not None else None
+    file_px = float(f"{file_px:.7g}") if file_px is not None else None
+    metadata["original_units"] = units if units not in ("", None) else None
+    metadata["original_scale"] = scale
+    if file_px is not None and scale_y is not None:
+        file_py = pixel_size_to_A(scale_y, units)
+        if file_py is not None and abs(file_py - file_px) > 0.01 * file_px:
+            metadata["pixel_size_yx_A"] = [float(f"{file_py:.7g}"), file_px]
+    if pixel_size_A is None and file_px is None:
+        _refuse_unitless(name, scale, units)
+    metadata["pixel_size_source"] = "argument" if pixel_size_A is not None else "signal"
+    if pixel_size_A is not None and file_px is not None:
+        metadata["file_pixel_size_A"] = file_px
+    px = pixel_size_A if pixel_size_A is not None else file_px
+    return micrograph_from_array(data, pixel_size_A=px, path=None, metadata=metadata)
+
+
 def load_image(
     path: str | os.PathLike,
     frame: int | None = None,
     pixel_size_A: float | None = None,
     *,
     max_megapixels: float | None = None,
+    signal: str | None = None,
+    average: bool = False,
 ) -> Micrograph:
     """Read a micrograph file into a :class:`~motifcat.ingest.model.Micrograph`.
 
@@ -665,7 +889,8 @@ def load_image(
     path : str or path-like
         File with one of the extensions in ``SUPPORTED_EXTENSIONS``: ``dm3``, ``dm4``, ``emd``
         (Velox or NCEM), ``ser`` (TIA), ``mrc``, ``tif``/``tiff``, ``png``, ``jpg``/``jpeg``,
-        ``npy``.
+        ``npy``, ``hspy``/``hdf5``/``zspy`` (HyperSpy; an HDF5 file HyperSpy did not write is
+        refused).
     frame : int, optional
         Index (0-based) of the frame to take from a 3-D stack (frames first); required for
         stacks, and only 0 or None is accepted for a single image.
@@ -675,6 +900,15 @@ def load_image(
         Refuse, from the file's header and before reading any pixel, a frame larger than
         this (10^6 px); default :func:`~motifcat.ingest.limits.default_max_megapixels` (what
         fits this machine's memory); 0 disables the check.
+    signal : str, optional
+        Title of the image to take from a file that holds several (Velox EMD: ``"HAADF"``,
+        ``"DF4"``, ``"BF"``...; matched case-insensitively to the whole title, else to the
+        detector named in it). Without it the HAADF image, else the first 2-D image, is
+        taken; ``metadata["signals"]`` lists them all.
+    average : bool, optional
+        Average a stack after drift correction by phase correlation
+        (:func:`~motifcat.ingest.stack.drift_corrected_mean`) instead of taking one
+        ``frame``; ``metadata["frame_shifts_px"]`` holds each frame's (dy, dx) in px.
 
     Returns
     -------
@@ -695,6 +929,7 @@ def load_image(
         corrupt); the message names the file and the format.
     InvalidImageError
         The pixels cannot be analysed: a stack without ``frame`` or ``frame`` out of range,
+        a HyperSpy image whose axes have no length unit and no ``pixel_size_A`` given,
         more than 3 dimensions, NaN/Inf, constant, smaller than 32 px on a side.
     ImageTooLargeError
         The frame is over ``max_megapixels`` (an ``InvalidImageError``).
@@ -708,11 +943,15 @@ def load_image(
     >>> m.shape, m.pixel_size_A, m.metadata["original_format"]
     ((64, 80), 0.25, 'npy')
     """
+    if is_signal(path):
+        return micrograph_from_signal(
+            path, frame=frame, pixel_size_A=pixel_size_A, average=average
+        )
     p = Path(os.fspath(path))
     # Existence first: a mistyped folder is "no such file", not "unsupported extension".
     if not p.exists():
         raise ImageReadError(f"{p}: no such file")
-    if not p.is_file():
+    if not p.is_file() and not (p.is_dir() and p.suffix.lower() == ".zspy"):  # zarr: a folder
         raise ImageReadError(f"{p}: not a regular file")
     ext = p.suffix.lower().lstrip(".")
     reader = READERS.get(ext)
@@ -722,10 +961,20 @@ def load_image(
             f"supported: {', '.join(SUPPORTED_EXTENSIONS)}"
         )
 
+    if p.is_file() and p.stat().st_size == 0:  # libraries say odd things about no bytes
+        fmt = _FORMAT_NAMES.get(ext, ext.upper())
+        raise ImageReadError(f"{p}: cannot read as {fmt}: the file is empty (0 bytes)")
+
     from .limits import check_image_size
 
     check_image_size(p, max_megapixels)  # from the header, before any pixel is read
-    raw = reader(p)
+    if signal is not None and reader not in _MULTI_SIGNAL_READERS:
+        raise InvalidImageError(
+            f"{p.name}: signal={signal!r} given but a {ext} file holds one image; signals are "
+            "chosen by name in emd, dm3/dm4, ser, mrc and HyperSpy files"
+        )
+    raw = reader(p, signal=signal) if signal is not None else reader(p)
+    needs_units = bool(raw.metadata.pop("needs_length_units", False))
     data = np.asarray(raw.data)
     metadata: dict[str, Any] = {
         "original_format": {"tiff": "tif", "jpeg": "jpg"}.get(ext, ext),
@@ -750,7 +999,7 @@ def load_image(
     # Singleton axes (a (1, H, W) "stack", a DM (H, W, 1)) carry nothing.
     if data.ndim > 2:
         data = data.reshape([n for n in data.shape if n != 1] or [1])
-    data, frame_md = _select_frame(data, frame, p)
+    data, frame_md = _select_frame(data, frame, p, average)
     metadata.update(frame_md)
 
     file_px = pixel_size_to_A(raw.scale, raw.units) if raw.scale is not None else None
@@ -766,6 +1015,8 @@ def load_image(
         if file_py is not None and abs(file_py - file_px) > 0.01 * file_px:
             # Non-square pixels distort the lattice; keep both so that the user can see it.
             metadata["pixel_size_yx_A"] = [file_py, file_px]
+    if needs_units and file_px is None and pixel_size_A is None:
+        _refuse_unitless(p.name, raw.scale, raw.units)
     if pixel_size_A is not None:
         metadata["pixel_size_source"] = "argument"
         if file_px is not None:
@@ -775,6 +1026,16 @@ def load_image(
         metadata["pixel_size_source"] = "file" if file_px is not None else None
         px = file_px
     return micrograph_from_array(data, pixel_size_A=px, path=p, metadata=metadata)
+
+
+def _refuse_unitless(name: str, scale: float | None, units: str | None) -> None:
+    """HyperSpy axes without a length unit: the scale could be nm, Å or pixels; never guess."""
+    shown = "no units" if units in (None, "", "<undefined>") else f"units {units!r}"
+    raise InvalidImageError(
+        f"{name}: the image axes carry {shown} (scale {scale if scale is not None else '?'}), "
+        "so the pixel size is unknown; pass --pixel-size <Å> (pixel_size_A=...), or set the "
+        "axes' units (nm, Å, pm, µm) in HyperSpy"
+    )
 
 
 def check_size(micrograph: Micrograph, period_px: float, min_periods: float = 4) -> None:

@@ -132,6 +132,10 @@ def _rsciio_shape(path: Path) -> tuple[int, ...]:
         from rsciio.digitalmicrograph import file_reader
     elif ext == "emd":
         from rsciio.emd import file_reader
+    elif ext in ("hspy", "hdf5"):
+        from rsciio.hspy import file_reader
+    elif ext == "zspy":
+        from rsciio.zspy import file_reader
     else:
         from rsciio.tia import file_reader
     signals = file_reader(str(path), lazy=True)  # dask arrays: the header, no pixels
@@ -157,6 +161,9 @@ _SHAPE_READERS = {
     "dm4": _rsciio_shape,
     "emd": _rsciio_shape,
     "ser": _rsciio_shape,
+    "hspy": _rsciio_shape,
+    "hdf5": _rsciio_shape,
+    "zspy": _rsciio_shape,
 }
 
 

@@ -272,8 +272,10 @@ def analyze(
 
     Parameters
     ----------
-    micrograph : Micrograph
-        From :func:`motifcat.ingest.io.load_image` or built from an array.
+    micrograph : Micrograph or signal
+        From :func:`motifcat.ingest.io.load_image` or built from an array; or a HyperSpy
+        ``Signal2D`` (any object with ``data`` and a calibrated ``axes_manager``), converted
+        by :func:`motifcat.ingest.io.micrograph_from_signal` with ``params.pixel_size_A``.
     params : AnalysisParams, optional
         All settings; stored with the result for provenance.
     columns : Columns, optional
@@ -301,6 +303,9 @@ def analyze(
     >>> result.labels.shape == (len(result.columns),)
     True
     """
+    if not isinstance(micrograph, Micrograph) and mio.is_signal(micrograph):
+        pixel_size = params.pixel_size_A if params is not None else None
+        micrograph = mio.micrograph_from_signal(micrograph, pixel_size_A=pixel_size)
     name = micrograph.path if isinstance(micrograph, Micrograph) and micrograph.path else None
     try:
         return _analyze(micrograph, params, columns, progress)

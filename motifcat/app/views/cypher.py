@@ -45,6 +45,8 @@ if st.session_state.get("_cypher_example_shown") != example:
     # Choosing an example replaces the text; editing it afterwards keeps the edit.
     st.session_state["cypher_text"], st.session_state["cypher_params"] = EXAMPLES[example]
     st.session_state["_cypher_example_shown"] = example
+    # The result shown belongs to the query that was run; a new example has not been run.
+    st.session_state.pop("cypher_ran", None)
 text = st.text_area("Query", key="cypher_text", height=120)
 params_text = st.text_input("Parameters (JSON object)", key="cypher_params")
 if st.button("Run", type="primary", key="cypher_run", icon=":material/play_arrow:"):

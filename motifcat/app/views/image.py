@@ -7,6 +7,17 @@ import streamlit as st
 
 from motifcat.app import data, plots
 
+
+def _columns_said(detected: int, stored: int) -> str:
+    """Detected and stored columns: the CLI counts all, the catalog keeps the classified ones."""
+    if detected == stored:
+        return f"{stored} columns"
+    return (
+        f"{detected} columns detected, {stored} stored (the {detected - stored} within a patch "
+        "of the border are not classified, so not stored)"
+    )
+
+
 uri = data.catalog_uri()
 images = data.images_table(uri)
 
@@ -52,7 +63,8 @@ elif pix.note:
 
 st.caption(
     f"{info['sample']} ({info['material']}) · {int(info['width'])} × {int(info['height'])} px "
-    f"at {px:.4g} Å/px · {len(columns)} columns · image {image_id}"
+    f"at {px:.4g} Å/px · {_columns_said(int(info['n_columns']), len(columns))} · "
+    f"image {image_id}"
 )
 fig = plots.image_figure(
     pix.png, width_A, height_A, columns if 1 in (shown or []) else columns.iloc[:0], units,

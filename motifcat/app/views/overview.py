@@ -43,16 +43,25 @@ min_samples = c2.number_input(
 level = c3.selectbox("Level", [None, 1, 2, 3], key="recurring_level",
                      format_func=lambda v: "all" if v is None else f"level {v}")
 recurring = data.recurring_table(uri, int(min_materials), int(min_samples), level)
+shown_samples = int(min_samples)  # what the table below holds, for every message about it
 if recurring.empty and int(min_materials) > 1:
     # Nothing crosses materials: motifs shared by samples of one material still recur.
-    st.info(
-        f"No motif is found in {int(min_materials)} or more materials; showing the motifs "
-        f"found in {max(2, int(min_samples))} or more samples instead."
-    )
-    recurring = data.recurring_table(uri, 1, max(2, int(min_samples)), level)
-if recurring.empty:
-    st.info(f"No motif is found in {int(min_samples)} or more samples.")
-else:
+    shown_samples = max(2, int(min_samples))
+    fallback = data.recurring_table(uri, 1, shown_samples, level)
+    if fallback.empty:
+        st.info(
+            f"No motif is found in {int(min_materials)} or more materials, nor in "
+            f"{shown_samples} or more samples."
+        )
+    else:
+        st.info(
+            f"No motif is found in {int(min_materials)} or more materials; showing the motifs "
+            f"found in {shown_samples} or more samples instead."
+        )
+    recurring = fallback
+elif recurring.empty:
+    st.info(f"No motif is found in {shown_samples} or more samples.")
+if not recurring.empty:
     st.caption(f"{len(recurring)} recurring motifs; instances per material")
     st.plotly_chart(plots.recurring_figure(recurring), key="recurring_chart")
     table = recurring.drop(columns=["per_material"]).assign(
