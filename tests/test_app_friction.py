@@ -125,10 +125,14 @@ def test_image_header_says_which_columns_are_stored(tmp_path, synthetic, monkeyp
         row = list_images(store).iloc[0]
         stored = len(image_instances(store, row["image_id"], 1))
     detected = int(row["n_columns"])
-    assert detected > stored  # border columns are detected but not stored
+    # Border columns get a class too now (issue 10), so (nearly) every detected one is stored.
+    assert stored >= 0.99 * detected
     monkeypatch.setenv("MOTIFCAT_CATALOG", uri)
     at = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=TIMEOUT_S).run()
     at.switch_page("views/image.py").run()
     assert not at.exception, [e.value for e in at.exception]
     header = next(c.value for c in at.caption if "Å/px" in c.value)
-    assert f"{detected} columns detected, {stored} stored" in header
+    said = (
+        f"{stored} columns" if detected == stored else f"{detected} columns detected, {stored} stored"
+    )
+    assert said in header
