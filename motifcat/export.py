@@ -1026,15 +1026,7 @@ def flat_model(
             atoms.set_cell(np.diag(np.maximum(lengths, 1.0)))
             atoms.center()
     atoms.info.update(
-        motif_id=detail.motif_id,
-        key=detail.key,
-        level=detail.level,
-        samples=list(detail.samples),
-        images=list(detail.images),
-        materials=list(detail.materials),
-        n_instances=int(detail.n_instances),
-        software=f"motifcat {__version__}",
-        note=NOTE,
+        _provenance(detail),
         layer_thickness_A=float(thickness),
         species={mid: mapping[mid] for mid in sorted(set(ids))},
         model="flat (no reference crystal)",

@@ -357,6 +357,32 @@ def hierarchy_figure(vocab: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def _add_atom_traces(fig, pos, symbols, *, vertical: int, size: tuple[float, float]) -> None:
+    """One marker trace per element: x against ``pos[:, vertical]`` (1: top view, 2: side view),
+    marker size ``size[0] + size[1] * covalent radius``, the third coordinate in the hover."""
+    from ase.data import atomic_numbers, covalent_radii
+    from ase.data.colors import jmol_colors
+
+    hidden = 3 - vertical  # the coordinate not plotted (z for the top view, y for the side view)
+    names = {1: "y", 2: "z"}
+    for sym in sorted(set(symbols)):
+        sel = symbols == sym
+        z = atomic_numbers[sym]
+        r, g, b = (int(round(255 * c)) for c in jmol_colors[z])
+        coords = {vertical: "%{y:.2f}", hidden: "%{customdata:.2f}"}
+        fig.add_trace(
+            go.Scatter(
+                x=pos[sel, 0], y=pos[sel, vertical], mode="markers",
+                name=f"{sym} ({int(sel.sum())})",
+                marker={"size": size[0] + size[1] * covalent_radii[z],
+                        "color": f"rgb({r}, {g}, {b})", "line": {"width": 1, "color": "#333"}},
+                customdata=pos[sel, hidden],
+                hovertemplate=f"{sym} x %{{x:.2f}} {names[1]} {coords[1]} {names[2]} {coords[2]}"
+                " Å<extra></extra>",
+            )
+        )
+
+
 def atoms_figure(atoms) -> go.Figure:
     """Top view (x, y in Å) of an :class:`ase.Atoms`, coloured by element, with its cell.
 
@@ -367,8 +393,6 @@ def atoms_figure(atoms) -> go.Figure:
     >>> sorted(t.name for t in fig.data)
     ['Mo (1)', 'Se (2)']
     """
-    from ase.data import atomic_numbers, covalent_radii
-    from ase.data.colors import jmol_colors
 
     pos = atoms.get_positions()
     symbols = np.array(atoms.get_chemical_symbols())
@@ -380,19 +404,7 @@ def atoms_figure(atoms) -> go.Figure:
         fig.add_trace(go.Scatter(x=corners[:, 0], y=corners[:, 1], mode="lines",
                                  line={"color": "#999", "dash": "dot"}, name="cell",
                                  hoverinfo="skip"))
-    for sym in sorted(set(symbols)):
-        sel = symbols == sym
-        z = atomic_numbers[sym]
-        r, g, b = (int(round(255 * c)) for c in jmol_colors[z])
-        fig.add_trace(
-            go.Scatter(
-                x=pos[sel, 0], y=pos[sel, 1], mode="markers", name=f"{sym} ({int(sel.sum())})",
-                marker={"size": 14 + 10 * covalent_radii[z], "color": f"rgb({r}, {g}, {b})",
-                        "line": {"width": 1, "color": "#333"}},
-                customdata=pos[sel, 2],
-                hovertemplate=sym + " x %{x:.2f} y %{y:.2f} z %{customdata:.2f} Å<extra></extra>",
-            )
-        )
+    _add_atom_traces(fig, pos, symbols, vertical=1, size=(14, 10))
     fig.update_xaxes(title="x (Å)")
     fig.update_yaxes(title="y (Å)", scaleanchor="x", scaleratio=1)
     fig.update_layout(height=480, margin={"l": 10, "r": 10, "t": 20, "b": 10})
@@ -484,25 +496,11 @@ def atoms_side_figure(atoms) -> go.Figure:
     >>> [list(t.y) for t in fig.data if t.name.startswith("Se")]
     [[1.6, -1.6]]
     """
-    from ase.data import atomic_numbers, covalent_radii
-    from ase.data.colors import jmol_colors
 
     pos = atoms.get_positions()
     symbols = np.array(atoms.get_chemical_symbols())
     fig = go.Figure()
-    for sym in sorted(set(symbols)):
-        sel = symbols == sym
-        z = atomic_numbers[sym]
-        r, g, b = (int(round(255 * c)) for c in jmol_colors[z])
-        fig.add_trace(
-            go.Scatter(
-                x=pos[sel, 0], y=pos[sel, 2], mode="markers", name=f"{sym} ({int(sel.sum())})",
-                marker={"size": 10 + 8 * covalent_radii[z], "color": f"rgb({r}, {g}, {b})",
-                        "line": {"width": 1, "color": "#333"}},
-                customdata=pos[sel, 1],
-                hovertemplate=sym + " x %{x:.2f} y %{customdata:.2f} z %{y:.2f} Å<extra></extra>",
-            )
-        )
+    _add_atom_traces(fig, pos, symbols, vertical=2, size=(10, 8))
     fig.update_xaxes(title="x (Å)")
     fig.update_yaxes(title="z (Å, along the beam)", scaleanchor="x", scaleratio=1)
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 20, "b": 10})
