@@ -45,6 +45,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from sklearn.cluster import HDBSCAN
 from sklearn.decomposition import PCA
 from sklearn.manifold import SpectralEmbedding
@@ -55,9 +56,12 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from motifcat.ingest.cluster import MotifClusterer  # noqa: E402
-from motifcat.ingest.columns.detect import model_columns  # noqa: E402
+from motifcat.ingest.columns.fit import (  # noqa: E402
+    estimate_column_width,
+    fit_gaussian_columns,
+)
 from motifcat.ingest.io import micrograph_from_array  # noqa: E402
-from motifcat.ingest.model import AnalysisParams  # noqa: E402
+from motifcat.ingest.model import AnalysisParams, Columns  # noqa: E402
 from motifcat.ingest.pipeline import analyze  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -172,6 +176,23 @@ def load_set(name):
 # --------------------------------------------------------------------------- runs
 
 
+def columns_at(img, xy, spacing):
+    """The Gaussian column model fitted at fixed (true) positions: the paper's protocol of
+    columns fixed while the dose changes, with motifcat's own cross-sections."""
+    fit = fit_gaussian_columns(img, xy, estimate_column_width(img, xy, spacing))
+    smooth = ndimage.gaussian_filter(img, 1.0)
+    return Columns(
+        xy=fit.xy,
+        intensity=ndimage.map_coordinates(smooth, [fit.xy[:, 1], fit.xy[:, 0]], order=1),
+        sigma=fit.sigma,
+        height=fit.height,
+        background=fit.background,
+        cross_section=fit.cross_section,
+        cross_section_err=fit.cross_section_err,
+        xy_err=fit.xy_err,
+    )
+
+
 def run_set(d, features=("zernike", "pca")):
     """Per dose and descriptor: scores, plus the descriptors and labels for later stages."""
     present = d["present"].astype(bool)
@@ -185,7 +206,7 @@ def run_set(d, features=("zernike", "pca")):
     reference = {}
     for i, dose in enumerate(d["doses"]):
         img = d["image"][i].astype(np.float32)
-        cols = model_columns(img, xy, np.zeros(len(xy)))
+        cols = columns_at(img, xy, nn)
         limit = poisson_limit_isolation(img, xy, truth, site, perfect_ids, 0.45 * nn)
         for feat in features:
             mg = micrograph_from_array(img, pixel_size_A=float(d["pixel_size_A"]))
