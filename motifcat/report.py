@@ -26,6 +26,13 @@ class PlainWhenPipedConsole(Console):
     def size(self, new_size):
         Console.size.fset(self, new_size)
 
+    def rule(self, title="", *args, **kwargs):
+        # A rule fills the width: off a terminal that would be NO_WRAP_WIDTH characters.
+        if self.is_terminal:
+            return super().rule(title, *args, **kwargs)
+        text = f"── {title} " if title else ""
+        self.print(text + "─" * max(3, 100 - len(text)), markup=True, highlight=False)
+
 
 console = PlainWhenPipedConsole()
 
