@@ -39,7 +39,7 @@ PAGES: dict[str, list[str]] = {
     "motifs": ["Motifs", "Composition", "Where it occurs"],
     "hierarchy": ["Hierarchy", "COMPOSED_OF edges"],
     "cypher": ["Cypher", "Read-only"],
-    "export": ["Export", "Species per column", "Download extxyz", "Download POSCAR"],
+    "export": ["Export", "Column content per level-1 motif", "Download extxyz", "Download POSCAR"],
 }
 
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
