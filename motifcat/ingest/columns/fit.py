@@ -160,17 +160,6 @@ def _profiles(q, off, win):
     return gx, gy, u, v
 
 
-def _profiles(q, off, win):
-    """1-D Gaussian profiles along x and y (n, S), zero outside the image, and the offsets
-    ``u = dx - x``, ``v = dy - y`` of the pixel centres from the column centre."""
-    u = off[None, :] - q[:, _X, None]
-    v = off[None, :] - q[:, _Y, None]
-    k = -0.5 / (q[:, _S, None] ** 2)
-    gx = np.exp(k * u * u) * win.vx
-    gy = np.exp(k * v * v) * win.vy
-    return gx, gy, u, v
-
-
 def _sums(prof, u, k, orders):
     """``sum_i prof_i^k u_i^a`` for a in ``orders`` -> dict a -> (n,)."""
     base = prof**k
