@@ -199,6 +199,10 @@ def analyze(
     average: bool = _average_option(),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the analysis (.npz/.json)."),
     no_hierarchy: bool = typer.Option(False, "--no-hierarchy", help="Level-1 classes only."),
+    min_support: int = typer.Option(
+        3, "--min-support", min=1,
+        help="Levels 2/3: classes seen fewer times are rare and grouped into families.",
+    ),
     period: float | None = _PERIOD,
     smoothing: float = _SMOOTHING,
     threshold: float = _THRESHOLD,
@@ -227,6 +231,7 @@ def analyze(
         n_max=n_max,
         features=features,
         hierarchy=not no_hierarchy,
+        min_support=min_support,
         **_column_params(period, smoothing, threshold, min_distance, refine, no_residual_search),
     )
     with _progress() as bar:

@@ -80,6 +80,16 @@ def print_analysis(analysis) -> None:
             pad = [""] if level == 1 else []
             table.add_row("…", *pad, f"{len(shown) - 25} more classes", str(rest), "")
         console.print(table)
+    support = getattr(analysis.hierarchy, "support", None) or {}
+    for level in (2, 3):
+        s = support.get(f"level{level}")
+        if s:
+            console.print(
+                f"level {level}: {s['frequent']} classes with >= {support['min_support']} "
+                f"instances hold {s['frequent_instances']} of {s['instances']}; "
+                f"{s['rare']} rare classes ({s['rare_instances']} instances); "
+                f"{s['families']} families"
+            )
 
 
 def print_ingest_summary(summary, catalog: str = "") -> None:

@@ -10,7 +10,7 @@ Sample {id, name}                     id == name: a sample name is unique in a c
 Image {id, path, pixel_size_A, width, height, n_columns, params, metadata, software,
        ingested_at}                   id = sha256 of the pixels; params/metadata are JSON text;
                                       ingested_at is an ISO-8601 UTC string
-Motif {id, level, key, descriptor, n_instances, prototype, mean_image}
+Motif {id, level, key, descriptor, n_instances, prototype, mean_image, family}
                                       id: "L1-0001"... (level 1, numbered in order of creation);
                                       "L2-"/"L3-" + sha256(key)[:12] (levels 2/3)
                                       key: level 1 "L1:<descriptor space>" (e.g.
@@ -25,6 +25,10 @@ Motif {id, level, key, descriptor, n_instances, prototype, mean_image}
                                       periodic, cell_A}
                                       mean_image: JSON list of rows, a <= 32 px thumbnail
                                       scaled to [0, 1] ("" when unknown)
+                                      family: levels 2/3, the family above the exact key
+                                      (MotifClass.family of the image that created the
+                                      motif: its key, or e.g. "defect neighbourhood of
+                                      <key>" for a rare class); "" on level 1
 Reference {id, source, provenance, structure, created_at}
                                       a material's reference crystal for exports: id = the
                                       material's name, structure = JSON (symbols, positions,
@@ -82,6 +86,7 @@ NODE_TABLES: dict[str, list[tuple[str, str]]] = {
         ("n_instances", "INT64"),
         ("prototype", "STRING"),
         ("mean_image", "STRING"),
+        ("family", "STRING"),
     ],
     "Instance": [
         ("id", "STRING"),
@@ -105,6 +110,7 @@ NODE_TABLES: dict[str, list[tuple[str, str]]] = {
 #: catalog gains them (null on its existing nodes) when it is next opened for writing.
 ADDED_PROPERTIES: dict[str, list[tuple[str, str]]] = {
     "Instance": [("cross_section", "DOUBLE"), ("cross_section_err", "DOUBLE")],
+    "Motif": [("family", "STRING")],
 }
 
 #: Relationship type -> (from label, to label, ordered (property, Ladybug type)).

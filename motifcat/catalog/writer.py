@@ -773,6 +773,7 @@ def _motif_section(
                     "n": counts.get(g, 0),
                     "prototype": _prototype(c, px, names),
                     "mean_image": _small_image(c.mean_image),
+                    "family": "" if ml.level == 1 else (c.family or c.key),
                 }
             )
         lower_names = ml.ids
@@ -782,7 +783,7 @@ def _motif_section(
             Statement(
                 "UNWIND $rows AS r CREATE (:Motif {id: r.id, level: r.level, key: r.key, "
                 "descriptor: r.descriptor, n_instances: r.n, prototype: r.prototype, "
-                "mean_image: r.mean_image})",
+                "mean_image: r.mean_image, family: r.family})",
                 {"rows": new_rows},
             )
         )

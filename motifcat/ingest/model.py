@@ -129,6 +129,15 @@ class AnalysisParams:
         Neighbour-graph edges longer than this × local spacing are pruned.
     majority_filter : bool
         Set the dominant (perfect-lattice) level-2 unit aside when forming level-3 composites.
+    min_support : int
+        Support threshold of the hierarchy: a level-2/3 class seen fewer times in the image is
+        *rare*. It keeps its exact key but is grouped into a family (``MotifClass.family``,
+        e.g. "defect neighbourhood of <unit key>"); classes at or above it are families of
+        their own. Reported in ``Hierarchy.support``.
+    defect_majority : float
+        Second support threshold: the fraction of all level-2 units the most frequent unit
+        class needs for the image to count as a lattice with defects, whose non-dominant units
+        then get defect neighbourhoods at level 3 (see ``hierarchy.build_hierarchy``).
     """
 
     pixel_size_A: float | None = None
@@ -153,6 +162,8 @@ class AnalysisParams:
     hierarchy: bool = True
     max_edge_factor: float = 1.45
     majority_filter: bool = False
+    min_support: int = 3
+    defect_majority: float = 0.75
 
     def __post_init__(self) -> None:
         # Validate at the boundary: a bad setting is named before any work is done.
@@ -199,6 +210,14 @@ class AnalysisParams:
             )
         if not (np.isfinite(self.env_radius) and self.env_radius >= 0):
             raise AnalysisError(f"AnalysisParams.env_radius must be >= 0, got {self.env_radius!r}")
+        if not (isinstance(self.min_support, (int, np.integer)) and self.min_support >= 1):
+            raise AnalysisError(
+                f"AnalysisParams.min_support must be an integer >= 1, got {self.min_support!r}"
+            )
+        if not (np.isfinite(self.defect_majority) and 0 < self.defect_majority <= 1):
+            raise AnalysisError(
+                f"AnalysisParams.defect_majority must be in (0, 1], got {self.defect_majority!r}"
+            )
         if not self.max_edge_factor > 1:
             raise AnalysisError(
                 f"AnalysisParams.max_edge_factor must be > 1, got {self.max_edge_factor}"
@@ -306,6 +325,12 @@ class MotifClass:
         True when the class is a lattice cell (the exporter then sets ``pbc``).
     cell_px : ndarray or None, shape (2, 2)
         Cell vectors in pixels when ``periodic``.
+    family : str or None
+        Levels 2/3: the family the class belongs to, a layer above the exact key. A class
+        with at least ``min_support`` instances is a family of its own (family = key); a rare
+        level-3 class belongs to "defect neighbourhood of <key of its rarest unit>", a rare
+        level-2 class to "variant of <closest frequent unit key>" (see
+        ``hierarchy.assign_families``). None on level 1.
     """
 
     level: int
@@ -319,6 +344,7 @@ class MotifClass:
     composed_of: dict[int, int] = field(default_factory=dict)
     periodic: bool = False
     cell_px: np.ndarray | None = None
+    family: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,12 +394,18 @@ class Hierarchy:
         The geometric structure the levels were classified from (faces, interior columns,
         unit adjacency, vertex stars; see ``hierarchy.HierarchyStructure``), kept so that
         ``hierarchy.relabel`` can recompute every key after level-1 classes are renamed.
+    support : dict
+        The support thresholds used and what they did (``hierarchy.support_report``):
+        ``min_support``, ``defect_majority``, the dominant unit's fraction, whether defect
+        neighbourhoods were formed and, per level, the numbers of classes, frequent classes,
+        rare classes and their instances, and families.
     """
 
     levels: list[Level]
     neighbour_pairs: np.ndarray
     neighbour_dist_px: np.ndarray
     structure: Any = None
+    support: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)

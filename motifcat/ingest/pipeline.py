@@ -496,16 +496,9 @@ def _analyze(
     hierarchy = None
     if params.hierarchy:
         report("hierarchy", 0.85)
-        from .hierarchy import build_hierarchy
+        from .hierarchy import build_from_params
 
-        hierarchy = build_hierarchy(
-            columns.xy,
-            labels,
-            spacing_px=spacing,
-            max_edge_factor=params.max_edge_factor,
-            majority_filter=params.majority_filter,
-            image=image,
-        )
+        hierarchy = build_from_params(columns.xy, labels, params, spacing_px=spacing, image=image)
     report("done", 1.0)
     used = dataclasses.replace(
         params,

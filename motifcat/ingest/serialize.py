@@ -270,16 +270,10 @@ def _class_from_record(rec: dict[str, Any], mean_image: np.ndarray | None) -> Mo
 def _rebuilt_hierarchy(path: Path, micrograph: Micrograph, columns: Columns, labels: np.ndarray,
                        params: AnalysisParams, arrays: dict[str, np.ndarray]) -> Hierarchy:
     """The hierarchy of the saved analysis, rebuilt the way ``analyze`` built it."""
-    from .hierarchy import build_hierarchy
+    from .hierarchy import build_from_params
 
-    h = build_hierarchy(
-        columns.xy,
-        labels,
-        spacing_px=params.spacing_px,
-        max_edge_factor=params.max_edge_factor,
-        majority_filter=params.majority_filter,
-        image=micrograph.data,
-    )
+    h = build_from_params(columns.xy, labels, params, spacing_px=params.spacing_px,
+                          image=micrograph.data)
     same = np.array_equal(h.neighbour_pairs, arrays["neighbour_pairs"]) and all(
         np.array_equal(getattr(lev, name), arrays.get(f"level{lev.level}_{name}"))
         for lev in h.levels

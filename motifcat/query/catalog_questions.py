@@ -186,16 +186,19 @@ def vocabulary(store: GraphStore, level: int | None = None) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        Columns ``motif_id, level, key, n_instances, n_images``, sorted by level and id.
+        Columns ``motif_id, level, key, n_instances, n_images, family``, sorted by level and
+        id. ``family`` (levels 2/3) is the family above the exact key (``MotifClass.family``:
+        the key itself for a frequent class); "" on level 1, None in catalogs written before
+        families existed.
 
     Examples
     --------
     >>> voc = vocabulary(store, level=2)
     >>> voc.columns.tolist(), voc["level"].unique().tolist()
-    (['motif_id', 'level', 'key', 'n_instances', 'n_images'], [2])
+    (['motif_id', 'level', 'key', 'n_instances', 'n_images', 'family'], [2])
     """
     level = _check_level(level)
-    cols = ["motif_id", "level", "key", "n_instances", "n_images"]
+    cols = ["motif_id", "level", "key", "n_instances", "n_images", "family"]
     if level is None:
         return _frame(_read(store, "vocabulary"), cols)
     return _frame(_read(store, "vocabulary_LEVEL", level=level), cols)

@@ -135,13 +135,13 @@ CYPHER: dict[str, str] = {
         "MATCH (m:Motif) "
         "OPTIONAL MATCH (img:Image)-[c:CONTAINS]->(m) "
         "RETURN m.id AS motif_id, m.level AS level, m.key AS key, m.n_instances AS n_instances, "
-        "count(DISTINCT img.id) AS n_images ORDER BY level, motif_id"
+        "count(DISTINCT img.id) AS n_images, m.family AS family ORDER BY level, motif_id"
     ),
     "vocabulary_LEVEL": (
         "MATCH (m:Motif) WHERE m.level = $level "
         "OPTIONAL MATCH (img:Image)-[c:CONTAINS]->(m) "
         "RETURN m.id AS motif_id, m.level AS level, m.key AS key, m.n_instances AS n_instances, "
-        "count(DISTINCT img.id) AS n_images ORDER BY level, motif_id"
+        "count(DISTINCT img.id) AS n_images, m.family AS family ORDER BY level, motif_id"
     ),
     # The level-1 motifs of the images holding a motif, for the exporter's species suggestion.
     "export_level1": (

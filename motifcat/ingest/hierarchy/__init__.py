@@ -28,9 +28,15 @@ Level 1 are the atom-column classes. Above them (Dan et al., Sci. Adv. 8, eabk10
 
 Every class has ``composed_of`` (lower-level label -> multiplicity), a prototype (mean aligned
 column positions relative to the instance centre, px, with level-1 labels) and, when an image
-is given, ``mean_image`` (average of up to ``max_average`` crops rotated/mirrored into the
-canonical frame). :func:`relabel` recomputes all keys from the stored structure when the
-level-1 classes get other names (the catalog's global ids) and merges classes that coincide.
+is given, ``mean_image`` (average of up to ``max_images`` crops rotated/mirrored into the
+canonical frame, at most 64 samples a side). :func:`relabel` recomputes all keys from the
+stored structure when the level-1 classes get other names (the catalog's global ids) and
+merges classes that coincide.
+
+**Families and support.** Keys stay exact; :func:`assign_families` puts a layer above them:
+a class with at least ``min_support`` instances is a family of its own, rarer ones are grouped
+("defect neighbourhood of <unit key>", "variant of <unit key>"). ``Hierarchy.support``
+reports the thresholds and how many classes and instances are frequent or rare.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import numpy as np
 from ...errors import AnalysisError
 from ..canonical import check_names, default_names
 from ..model import Hierarchy
-from .classify import _classify
+from .classify import _classify, assign_families
 from .graph import NeighbourGraph, _check_xy, neighbour_graph
 from .relabel import relabel
 from .structure import (
@@ -62,6 +68,8 @@ __all__ = [
     "HierarchyStructure",
     "NeighbourGraph",
     "PlanarFaces",
+    "assign_families",
+    "build_from_params",
     "build_hierarchy",
     "neighbour_graph",
     "planar_faces",
@@ -84,7 +92,9 @@ def build_hierarchy(
     star_min_valence: int = 3,
     defect_majority: float = 0.75,
     max_composite_units: int = 16,
-    max_average: int = 200,
+    max_average: int = 64,
+    max_images: int = 32,
+    min_support: int = 3,
 ) -> Hierarchy:
     """Levels 2 (units) and 3 (composites) of the motif hierarchy over level-1 columns.
 
@@ -135,7 +145,16 @@ def build_hierarchy(
     max_composite_units : int
         Larger clusters are not keyed (an extended domain is not a motif).
     max_average : int
-        At most this many instances per class enter ``mean_image`` and level-3 prototypes.
+        At most this many instances per class enter the level-3 prototypes (level-2
+        prototypes average all instances: that is vectorised).
+    max_images : int
+        At most this many instances per class (evenly spread over the image) enter
+        ``mean_image``; crops wider than 64 px are sampled every k-th pixel (k the smallest
+        integer that brings the side to <= 64 samples; the catalog keeps <= 32 px
+        thumbnails), so that mean images cost a bounded share of the analysis.
+    min_support : int
+        Support threshold: classes with fewer instances are rare and grouped into families
+        (see :func:`assign_families`); reported in ``Hierarchy.support``.
 
     Returns
     -------
@@ -180,7 +199,8 @@ def build_hierarchy(
             raise AnalysisError(f"image must be 2-D, got shape {image.shape}")
     for name, value in (("max_unit_size", max_unit_size), ("star_min_valence", star_min_valence),
                         ("max_composite_units", max_composite_units),
-                        ("max_average", max_average)):
+                        ("max_average", max_average), ("max_images", max_images),
+                        ("min_support", min_support)):
         if int(value) < 1:
             raise AnalysisError(f"{name} must be >= 1, got {value!r}")
     n_labels = int(labels.max()) + 1 if labels.size else 0
@@ -193,8 +213,39 @@ def build_hierarchy(
     structure.params = dict(majority_filter=bool(majority_filter),
                             defect_majority=float(defect_majority),
                             max_composite_units=int(max_composite_units),
-                            max_average=int(max_average))
+                            max_average=int(max_average), max_images=int(max_images),
+                            min_support=int(min_support))
+    if not (np.isfinite(defect_majority) and 0.0 < defect_majority <= 1.0):
+        raise AnalysisError(f"defect_majority must be in (0, 1], got {defect_majority!r}")
     structure.names = list(names)
-    levels = _classify(structure, names)
+    levels, support = assign_families(_classify(structure, names), int(min_support),
+                                      float(defect_majority))
     return Hierarchy(levels=levels, neighbour_pairs=g.pairs, neighbour_dist_px=g.dist_px,
-                     structure=structure)
+                     structure=structure, support=support)
+
+
+def build_from_params(xy: np.ndarray, labels: np.ndarray, params, *,
+                      spacing_px: float | None = None,
+                      image: np.ndarray | None = None) -> Hierarchy:
+    """:func:`build_hierarchy` with the settings of an ``AnalysisParams`` (what ``analyze``
+    and ``load_analysis`` call, so that both build the same hierarchy).
+
+    Examples
+    --------
+    >>> from motifcat.ingest.model import AnalysisParams
+    >>> x, y = np.meshgrid(np.arange(5), np.arange(5))
+    >>> xy = 10.0 * np.stack([x.ravel(), y.ravel()], 1)
+    >>> h = build_from_params(xy, (x.ravel() + y.ravel()) % 2, AnalysisParams(min_support=2))
+    >>> h.support["min_support"], [(c.key, c.count, c.family) for c in h.levels[0].classes]
+    (2, [('4[A,B,A,B]', 4, '4[A,B,A,B]')])
+    """
+    return build_hierarchy(
+        xy,
+        labels,
+        spacing_px=spacing_px,
+        max_edge_factor=params.max_edge_factor,
+        majority_filter=params.majority_filter,
+        defect_majority=getattr(params, "defect_majority", 0.75),
+        min_support=getattr(params, "min_support", 3),
+        image=image,
+    )

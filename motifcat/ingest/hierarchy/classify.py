@@ -196,7 +196,7 @@ def _classify_composites(s: HierarchyStructure, names: list[str], level2: Level)
         rows = np.flatnonzero(cls == label)
         first = members[indptr[rows[0]]:indptr[rows[0] + 1]]
         composed = {int(k): int(v) for k, v in enumerate(np.bincount(ucls[first])) if v}
-        sample = _sample(rows, p.get("max_average", 200))
+        sample = _sample(rows, p.get("max_average", 64))
         if kinds[rows[0]] == STAR:
             xform = _align_stars(s, sample, units_all, meta_all, ucent, ucls, key_rank)
         else:
@@ -273,3 +273,121 @@ def _plane_code(s: HierarchyStructure, group: np.ndarray, node_keys,
     rot_next[order] = order[np.where(k + 1 < grp_end, k + 1, grp_start)]
     code, orders = plane_graph_code(list(node_keys), src_a, twin, rot_next)
     return code, orders, (src_a, twin, rot_next)
+
+
+# ---------------------------------------------------------------------------------------------
+# Families and support (a layer above the exact keys)
+# ---------------------------------------------------------------------------------------------
+
+
+def _unit_shape(key: str) -> tuple[int, int]:
+    """(ring size, number of interior columns) of a level-2 key ``"n[...](...)"``."""
+    n = int(key[:key.index("[")])
+    inner = key[key.index("]") + 1:].strip("()")
+    return n, len(inner.split(",")) if inner else 0
+
+
+def _composition_distance(a: dict[int, int], b: dict[int, int]) -> int:
+    return sum(abs(a.get(k, 0) - b.get(k, 0)) for k in set(a) | set(b))
+
+
+def assign_families(levels: list[Level], min_support: int,
+                    defect_majority: float) -> tuple[list[Level], dict]:
+    """Family of every level-2/3 class, and the support report (``Hierarchy.support``).
+
+    Keys stay exact canonical forms; a family groups classes above them:
+
+    * a class with at least ``min_support`` instances is a family of its own (family = key);
+    * a rare level-2 class joins ``"variant of <key>"``, the frequent unit of the same ring
+      size and interior count whose composition (level-1 multiplicities) differs least (ties:
+      the more frequent), or ``"rare <n>-ring"`` (``"rare <n>-ring+<m>"`` with m interior
+      columns) when there is none;
+    * a rare level-3 class joins ``"defect neighbourhood of <key>"`` (``"neighbourhood of
+      <key>"`` when the dominant unit holds less than ``defect_majority`` of the units: then
+      the image is not a lattice with defects) where ``<key>`` is its rarest unit class (the
+      highest level-2 label it contains: classes are numbered by decreasing count), or
+      ``"rare composite of <key>"`` when it holds the dominant unit only.
+
+    The families depend on the image's counts (which classes are rare), not on a hash.
+
+    Parameters
+    ----------
+    levels : list of Level
+        ``[level 2, level 3]`` as classified (classes numbered by decreasing count).
+    min_support : int
+        Classes with fewer instances are rare.
+    defect_majority : float
+        Fraction of the units the dominant class needs for "defect" in the names.
+
+    Returns
+    -------
+    levels : list of Level
+        The same levels with ``MotifClass.family`` set.
+    support : dict
+        ``min_support``, ``defect_majority``, ``dominant_unit`` (key or None),
+        ``dominant_fraction``, ``defect_lattice`` and per level (``"level2"``, ``"level3"``):
+        ``classes, instances, frequent, frequent_instances, rare, rare_instances, families``.
+
+    Examples
+    --------
+    >>> from motifcat.ingest.model import MotifClass
+    >>> l2 = Level(2, [MotifClass(2, 0, "6[A,B,A,B,A,B]", 90, composed_of={0: 3, 1: 3}),
+    ...                MotifClass(2, 1, "6[A,B,A,B,A,C]", 1, composed_of={0: 3, 1: 2, 2: 1})],
+    ...            np.zeros(91, int), np.zeros((91, 2)), np.zeros(92, int), np.zeros(0, int))
+    >>> l3 = Level(3, [MotifClass(3, 0, "S<A>{x}", 1, composed_of={0: 2, 1: 1})],
+    ...            np.zeros(1, int), np.zeros((1, 2)), np.zeros(2, int), np.zeros(0, int))
+    >>> (l2, l3), report = assign_families([l2, l3], min_support=3, defect_majority=0.75)
+    >>> [c.family for c in l2.classes], l3.classes[0].family
+    (['6[A,B,A,B,A,B]', 'variant of 6[A,B,A,B,A,B]'], 'defect neighbourhood of 6[A,B,A,B,A,C]')
+    >>> report["level2"]["rare"], report["level3"]["families"]
+    (1, 1)
+    """
+    from dataclasses import replace
+
+    level2, level3 = levels
+    c2 = level2.classes
+    n_units = sum(c.count for c in c2)
+    dominant_fraction = c2[0].count / n_units if n_units else 0.0
+    defect_lattice = bool(c2) and dominant_fraction >= defect_majority
+    shapes = [_unit_shape(c.key) for c in c2]
+    frequent2 = [i for i, c in enumerate(c2) if c.count >= min_support]
+    fam2 = []
+    for i, c in enumerate(c2):
+        if c.count >= min_support:
+            fam2.append(c.key)
+            continue
+        near = [j for j in frequent2 if shapes[j] == shapes[i]]
+        if near:
+            j = min(near, key=lambda j: (_composition_distance(c.composed_of, c2[j].composed_of),
+                                         j))
+            fam2.append(f"variant of {c2[j].key}")
+        else:
+            n, m = shapes[i]
+            fam2.append(f"rare {n}-ring" + (f"+{m}" if m else ""))
+    new2 = [replace(c, family=f) for c, f in zip(c2, fam2, strict=True)]
+    prefix = "defect neighbourhood of " if defect_lattice else "neighbourhood of "
+    new3 = []
+    for c in level3.classes:
+        if c.count >= min_support:
+            family = c.key
+        elif not c.composed_of:
+            family = "rare composite"
+        else:
+            rarest = max(c.composed_of)
+            family = (f"rare composite of {c2[0].key}" if rarest == 0
+                      else prefix + c2[rarest].key)
+        new3.append(replace(c, family=family))
+
+    def summary(classes: list[MotifClass]) -> dict:
+        freq = [c for c in classes if c.count >= min_support]
+        rare = [c for c in classes if c.count < min_support]
+        return dict(classes=len(classes), instances=sum(c.count for c in classes),
+                    frequent=len(freq), frequent_instances=sum(c.count for c in freq),
+                    rare=len(rare), rare_instances=sum(c.count for c in rare),
+                    families=len({c.family for c in classes}))
+
+    support = dict(min_support=int(min_support), defect_majority=float(defect_majority),
+                   dominant_unit=c2[0].key if c2 else None,
+                   dominant_fraction=round(float(dominant_fraction), 4),
+                   defect_lattice=defect_lattice, level2=summary(new2), level3=summary(new3))
+    return ([replace(level2, classes=new2), replace(level3, classes=new3)], support)

@@ -93,17 +93,31 @@ def _unit_prototype(s, rows, size, tie_info, centroid):
             ii = np.take_along_axis(ii, o, axis=1)
         proto = np.concatenate([proto, inner.mean(axis=0)])
         lab = np.concatenate([lab, s.labels[ii[0]]])
-    pick = _sample(np.arange(len(rows)), s.params.get("max_average", 200))
+    pick = _sample(np.arange(len(rows)), s.params.get("max_images", 32))
     return proto, lab.astype(np.int64), (c[pick], mirrored[pick], theta[pick])
 
 
+#: Largest side (samples) of a mean image: wider crops are sampled every k-th pixel.
+MEAN_IMAGE_MAX_SIDE = 64
+
+
 def _mean_image(s: HierarchyStructure, xform, proto_xy: np.ndarray) -> np.ndarray | None:
-    """Average of crops around instances, resampled in the canonical frame (bilinear)."""
+    """Average of crops around instances, resampled in the canonical frame (bilinear).
+
+    At most ``s.params["max_images"]`` instances (evenly spread over ``xform``'s) are
+    averaged, on a grid of at most :data:`MEAN_IMAGE_MAX_SIDE` samples per side (step k px,
+    the smallest integer that fits; k = 1 for crops up to that side): the cost per class is
+    bounded whatever its count.
+    """
     if s.image is None or proto_xy is None or len(proto_xy) == 0:
         return None
     centre, mirrored, theta = xform
+    pick = _sample(np.arange(len(theta)), s.params.get("max_images", 32))
+    centre, mirrored, theta = centre[pick], mirrored[pick], theta[pick]
     half = int(np.ceil(np.abs(proto_xy).max() + 0.75 * s.spacing_px))
-    q = np.arange(-half, half + 1, dtype=np.float64)
+    step = -(-(2 * half + 1) // MEAN_IMAGE_MAX_SIDE)
+    m = half // step
+    q = step * np.arange(-m, m + 1, dtype=np.float64)
     gy, gx = np.meshgrid(q, q, indexing="ij")
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)  # canonical frame points (x, y)
     # p = centre + F R(-theta) q, for every sampled instance at once.

@@ -14,7 +14,7 @@ from ..canonical import (
     code_text,
 )
 from ..model import Hierarchy, Level, MotifClass
-from .classify import _classify, _plane_code, _rank_of, _star_keys, _unit_keys
+from .classify import _classify, _plane_code, _rank_of, _star_keys, _unit_keys, assign_families
 from .structure import HierarchyStructure, _next_in_row, _ranks_within
 
 
@@ -77,10 +77,13 @@ def relabel(hierarchy: Hierarchy, label_names: Sequence[str]) -> Hierarchy:
         levels = _relabel_injective(hierarchy, s, names)
     if levels is None:
         levels = _classify(s, names)
+    # Families name unit keys, so they are recomputed in the new names (and merged counts).
+    levels, support = assign_families(levels, s.params.get("min_support", 3),
+                                      s.params.get("defect_majority", 0.75))
     # A copy of the structure (arrays shared): the input hierarchy keeps its own names.
     return Hierarchy(levels=levels, neighbour_pairs=hierarchy.neighbour_pairs,
                      neighbour_dist_px=hierarchy.neighbour_dist_px,
-                     structure=replace(s, names=list(names)))
+                     structure=replace(s, names=list(names)), support=support)
 
 
 def _distinct(names: Sequence[str], n_labels: int) -> bool:
