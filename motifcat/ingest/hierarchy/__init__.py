@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ...errors import AnalysisError
 from ..canonical import check_names, default_names
@@ -95,6 +96,7 @@ def build_hierarchy(
     max_average: int = 64,
     max_images: int = 32,
     min_support: int = 3,
+    min_separation: float = 0.5,
 ) -> Hierarchy:
     """Levels 2 (units) and 3 (composites) of the motif hierarchy over level-1 columns.
 
@@ -155,6 +157,12 @@ def build_hierarchy(
     min_support : int
         Support threshold: classes with fewer instances are rare and grouped into families
         (see :func:`assign_families`); reported in ``Hierarchy.support``.
+    min_separation : float
+        Two columns closer than this × the spacing (``spacing_px`` or the median
+        nearest-neighbour distance) are one column detected twice: the one of the rarer
+        level-1 class is left out of the graph (no unit or star holds it; counted in
+        ``support["doubles_left_out"]``). Lattice neighbours are >= ~0.8 spacing apart; the
+        doubles met were 0.2-0.3 spacing apart (coarse_cairo through ``analyze``).
 
     Returns
     -------
@@ -207,9 +215,21 @@ def build_hierarchy(
     names = (default_names(n_labels) if label_names is None
              else check_names(label_names, n_labels))
 
-    g = neighbour_graph(xy, labels, spacing_px=spacing_px, max_edge_factor=max_edge_factor,
+    kept = _undoubled(xy, labels, spacing_px, min_separation)
+    sub = kept if len(kept) < len(xy) else slice(None)
+    g = neighbour_graph(xy[sub], labels[sub], spacing_px=spacing_px,
+                        max_edge_factor=max_edge_factor,
                         diagonal_angle_deg=diagonal_angle_deg, fan_ratio=fan_ratio)
-    structure = _structure(xy, labels, g, image, int(max_unit_size), int(star_min_valence))
+    structure = _structure(xy[sub], labels[sub], g, image, int(max_unit_size),
+                           int(star_min_valence))
+    pairs = g.pairs
+    if len(kept) < len(xy):  # back to the indices of all columns
+        structure.xy, structure.labels = xy, labels
+        structure.ring = kept[structure.ring]
+        structure.interior = kept[structure.interior]
+        structure.star_centre = kept[structure.star_centre]
+        pairs = kept[pairs]
+    structure.n_doubles = int(len(xy) - len(kept))
     structure.params = dict(majority_filter=bool(majority_filter),
                             defect_majority=float(defect_majority),
                             max_composite_units=int(max_composite_units),
@@ -220,8 +240,30 @@ def build_hierarchy(
     structure.names = list(names)
     levels, support = assign_families(_classify(structure, names), int(min_support),
                                       float(defect_majority))
-    return Hierarchy(levels=levels, neighbour_pairs=g.pairs, neighbour_dist_px=g.dist_px,
+    support["doubles_left_out"] = structure.n_doubles
+    return Hierarchy(levels=levels, neighbour_pairs=pairs, neighbour_dist_px=g.dist_px,
                      structure=structure, support=support)
+
+
+def _undoubled(xy: np.ndarray, labels: np.ndarray, spacing_px: float | None,
+               min_separation: float) -> np.ndarray:
+    """Indices of the columns kept: of two closer than ``min_separation`` × the spacing (a
+    detector's double of one column), the one of the rarer level-1 class goes (higher label;
+    unknown -1 first; then the higher index)."""
+    n = len(xy)
+    if n < 2 or min_separation <= 0:
+        return np.arange(n)
+    tree = cKDTree(xy)
+    spacing = spacing_px or float(np.median(tree.query(xy, k=2)[0][:, 1]))
+    pairs = tree.query_pairs(min_separation * spacing, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.arange(n)
+    rank = np.where(labels < 0, np.iinfo(np.int64).max, labels)
+    a, b = pairs[:, 0], pairs[:, 1]
+    a_loses = (rank[a] > rank[b]) | ((rank[a] == rank[b]) & (a > b))
+    drop = np.zeros(n, dtype=bool)
+    drop[np.where(a_loses, a, b)] = True
+    return np.flatnonzero(~drop)
 
 
 def build_from_params(xy: np.ndarray, labels: np.ndarray, params, *,

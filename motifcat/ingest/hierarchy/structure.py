@@ -162,6 +162,8 @@ class HierarchyStructure:
     #: Level-1 names the classes of the hierarchy holding this structure were keyed with
     #: (``relabel`` takes its fast path only when these and the new names are distinct).
     names: list[str] | None = None
+    #: Columns left out of the graph as doubles of a neighbour (see ``build_hierarchy``).
+    n_doubles: int = 0
 
     @property
     def n_units(self) -> int:
