@@ -457,6 +457,19 @@ def test_real_analysis_every_label_and_type(store, real_analysis, analysed):
     # level-2 keys are written with global level-1 ids, ids derive from the keys
     for r in store.read("MATCH (m:Motif) WHERE m.level = 2 RETURN m.id AS id, m.key AS k"):
         assert r["id"] == level_motif_id(2, r["k"]) and "L1-" in r["k"]
+    # families: a layer above the exact keys, in global level-1 ids (the vocabulary's column)
+    from motifcat.query import vocabulary
+
+    voc = vocabulary(store)
+    assert (voc.loc[voc["level"] == 1, "family"] == "").all()
+    upper = voc[voc["level"] > 1]
+    frequent = upper["n_instances"] >= a.params.min_support
+    assert (upper.loc[frequent, "family"] == upper.loc[frequent, "key"]).all()
+    rare = upper.loc[~frequent, "family"]
+    assert upper["family"].notna().all() and frequent.any()
+    assert len(rare) <= h.support["level2"]["rare"] + h.support["level3"]["rare"]
+    assert rare.str.contains("L1-").all() and not rare.str.contains(r"\[A,").any()
+    assert rare.str.match(r"(variant of|rare|defect neighbourhood of|neighbourhood of) ").all()
     # COMPOSED_OF goes one level down, to existing motifs
     rows = store.read(
         "MATCH (a:Motif)-[c:COMPOSED_OF]->(b:Motif) "

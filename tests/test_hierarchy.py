@@ -494,3 +494,93 @@ def test_relabel_non_injective_after_injective_still_merges():
     again = relabel(merged, ["p", "q", "r"])
     for a, b in zip(again.levels, renamed.levels, strict=True):
         assert level_counts(a) == level_counts(b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Families, support, doubles, bounded mean images (issue 11)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_families_group_rare_classes_above_exact_keys(tmd):
+    h = build_hierarchy(tmd.xy, tmd.column_class, label_names=tmd.class_names, min_support=3)
+    l2, l3 = h.levels
+    unit_keys = {c.key for c in l2.classes}
+    for c in l2.classes + l3.classes:
+        assert c.family is not None
+        if c.count >= 3:
+            assert c.family == c.key  # a frequent class is a family of its own
+    rare3 = [c for c in l3.classes if c.count < 3]
+    assert rare3
+    for c in rare3:
+        # "defect neighbourhood of <its rarest unit>": the unit with the highest label.
+        rarest = l2.classes[max(c.composed_of)].key
+        assert c.family.endswith(f"of {rarest}") and rarest in unit_keys
+        assert c.family.startswith(("defect neighbourhood of ", "neighbourhood of "))
+    for c in (c for c in l2.classes if c.count < 3):
+        assert c.family.startswith(("variant of ", "rare "))
+    sup = h.support
+    assert sup["min_support"] == 3 and sup["dominant_unit"] == l2.classes[0].key
+    assert sup["defect_lattice"] == (sup["dominant_fraction"] >= sup["defect_majority"])
+    for name, lev in (("level2", l2), ("level3", l3)):
+        s = sup[name]
+        assert s["classes"] == len(lev.classes) and s["instances"] == len(lev)
+        assert s["frequent"] + s["rare"] == s["classes"]
+        assert s["frequent_instances"] + s["rare_instances"] == s["instances"]
+        assert s["families"] == len({c.family for c in lev.classes}) <= s["classes"]
+    # A higher threshold makes more classes rare and fewer families; keys do not change.
+    h9 = build_hierarchy(tmd.xy, tmd.column_class, label_names=tmd.class_names, min_support=9)
+    assert level_counts(h9.levels[1]) == level_counts(l3)
+    assert h9.support["level3"]["rare"] > sup["level3"]["rare"]
+    assert h9.support["level3"]["families"] < sup["level3"]["families"]
+
+
+def test_relabel_recomputes_families_in_the_new_names(tmd):
+    h = build_hierarchy(tmd.xy, tmd.column_class, min_support=3)
+    names = [f"m{k}" for k in range(len(tmd.class_names))]
+    r = relabel(h, names)
+    fam = [c.family for c in r.levels[1].classes if c.count < 3]
+    assert fam and all("m0" in f for f in fam)
+    assert not any("[A," in f for f in fam)
+    assert r.support["level3"] == h.support["level3"]
+
+
+def test_a_doubled_column_is_left_out_of_the_graph():
+    xy, lab = honeycomb(8)
+    ref = build_hierarchy(xy, lab)
+    k = int(np.argmin(np.linalg.norm(xy - xy.mean(0), axis=1)))
+    doubled = np.concatenate([xy, xy[k:k + 1] + [0.8, 0.6]])  # 1 px off, bond 10 px
+    h = build_hierarchy(doubled, np.append(lab, 2))
+    assert h.support["doubles_left_out"] == 1 and ref.support["doubles_left_out"] == 0
+    assert level_counts(h.levels[0]) == level_counts(ref.levels[0])
+    assert len(h.levels[1]) == len(ref.levels[1])
+    assert not np.isin(len(xy), h.levels[0].members_indices)
+    assert not np.isin(len(xy), h.neighbour_pairs)
+    # Same class: the higher index goes, the original stays in its units.
+    h2 = build_hierarchy(doubled, np.append(lab, lab[k]))
+    assert level_counts(h2.levels[0]) == level_counts(ref.levels[0])
+    assert np.isin(k, h2.levels[0].members_indices)
+
+
+def test_mean_images_are_bounded_in_size_and_sample(tmd):
+    h = build_hierarchy(tmd.xy, tmd.column_class, image=tmd.image, max_images=4)
+    for lev in h.levels:
+        for c in lev.classes:
+            assert c.mean_image is not None and max(c.mean_image.shape) <= 64
+            assert c.mean_image.shape[0] % 2 == 1 and np.isfinite(c.mean_image).all()
+    # Level-3 neighbourhoods span more than 64 px here: sampled every k-th pixel.
+    wide = max(np.abs(c.prototype_xy).max() for c in h.levels[1].classes)
+    assert 2 * wide > 64
+    big = build_hierarchy(tmd.xy, tmd.column_class, image=tmd.image, max_images=1000)
+    c0, c1 = h.levels[0].classes[0], big.levels[0].classes[0]
+    assert c0.mean_image.shape == c1.mean_image.shape
+    # Four instances already give the average unit (a perfect lattice, noise-free image).
+    corr = np.corrcoef(c0.mean_image.ravel(), c1.mean_image.ravel())[0, 1]
+    assert corr > 0.95
+
+
+@pytest.mark.parametrize("kwargs", [dict(min_support=0), dict(max_images=0),
+                                    dict(defect_majority=0.0), dict(defect_majority=1.5)])
+def test_invalid_support_settings_raise(kwargs):
+    xy, lab = honeycomb(4)
+    with pytest.raises(AnalysisError):
+        build_hierarchy(xy, lab, **kwargs)

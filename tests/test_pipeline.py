@@ -184,13 +184,33 @@ def test_load_gives_the_saved_analysis_back(tmp_path, analysed):
     np.testing.assert_array_equal(b.classes[0].mean_image, a.classes[0].mean_image)
     for la, lb in zip(a.hierarchy.levels, b.hierarchy.levels, strict=True):
         assert [c.key for c in lb.classes] == [c.key for c in la.classes]
+        assert [c.family for c in lb.classes] == [c.family for c in la.classes]
         np.testing.assert_array_equal(lb.members_indices, la.members_indices)
+    assert b.hierarchy.support == a.hierarchy.support
     assert b.hierarchy.structure is not None  # the catalog writer can relabel it
     with pytest.raises(MotifcatError, match=r"a\.json: load_analysis reads the \.npz"):
         load_analysis(save_analysis(a, tmp_path / "a.json"))
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(MotifcatError, match="bad.npz: cannot read the analysis"):
         load_analysis(tmp_path / "bad.npz")
+
+
+def test_support_threshold_is_settable_and_reported(analysed, tmp_path):
+    a = analysed("tmd", (192, 192), AnalysisParams(min_support=5), seed=3)
+    sup = a.hierarchy.support
+    assert a.params.min_support == 5 and sup["min_support"] == 5
+    assert sup["defect_majority"] == a.params.defect_majority == 0.75
+    for lev, name in zip(a.hierarchy.levels, ("level2", "level3"), strict=True):
+        rare = [c for c in lev.classes if c.count < 5]
+        assert sup[name]["rare"] == len(rare)
+        assert sup[name]["rare_instances"] == sum(c.count for c in rare)
+        assert all(c.family == c.key for c in lev.classes if c.count >= 5)
+    # The rebuilt hierarchy of a saved analysis uses the saved thresholds.
+    b = load_analysis(save_analysis(a, tmp_path / "a.npz"))
+    assert b.hierarchy.support == sup
+    for bad in (dict(min_support=0), dict(defect_majority=0.0), dict(min_support=2.5)):
+        with pytest.raises(AnalysisError, match="AnalysisParams"):
+            AnalysisParams(**bad)
 
 
 def test_cli_analyze_prints_classes_and_writes(tmp_path, tmd):
@@ -208,3 +228,17 @@ def test_cli_analyze_prints_classes_and_writes(tmp_path, tmd):
     result = CliRunner().invoke(app, ["analyze", str(bad)])
     assert result.exit_code == 1
     assert "broken.tif" in result.output
+
+
+def test_cli_analyze_min_support_option(tmp_path, synthetic):
+    img = tmp_path / "tmd.npy"
+    np.save(img, synthetic("tmd", (192, 192), seed=3).image)
+    out = tmp_path / "out.npz"
+    result = CliRunner().invoke(
+        app, ["analyze", str(img), "--pixel-size", "0.15", "--min-support", "4", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "with >= 4 instances" in result.output and "families" in result.output
+    assert load_analysis(out).hierarchy.support["min_support"] == 4
+    result = CliRunner().invoke(app, ["analyze", str(img), "--min-support", "0"])
+    assert result.exit_code != 0
