@@ -163,6 +163,23 @@ def test_schema_created_and_ops_roundtrip(store):
     assert count(store, "(:Instance)-[:IN_IMAGE]->(:Image {id: 'img'})") == 2
 
 
+def test_catalog_written_before_families_gains_the_family_property(tmp_path, monkeypatch):
+    old = [p for p in schema.NODE_TABLES["Motif"] if p[0] != "family"]
+    with monkeypatch.context() as m:
+        m.setitem(schema.NODE_TABLES, "Motif", old)
+        m.setattr(schema, "ADDED_PROPERTIES", {"Instance": schema.ADDED_PROPERTIES["Instance"]})
+        s = open_catalog(tmp_path / "old")
+        s.write([Statement("CREATE (:Motif {id: 'L2-x', level: 2, key: 'k'})")])
+        with pytest.raises(Exception, match="family"):
+            s.read("MATCH (m:Motif) RETURN m.family AS f")
+        s.close()
+    s = open_catalog(tmp_path / "old")
+    try:
+        assert s.read("MATCH (m:Motif) RETURN m.family AS f") == [{"f": None}]
+    finally:
+        s.close()
+
+
 def test_failed_write_leaves_catalog_unchanged(store):
     store.write([Statement("CREATE (:Material {name: 'MoS2'})")])
     before = snapshot(store)
