@@ -440,13 +440,18 @@ def main(argv=None) -> str:
         _, w0, c0, st0 = timed_analyze(mg, AnalysisParams(hierarchy=False))
         a1, w1, c1, st1 = timed_analyze(mg, AnalysisParams())
         mi0, mi1 = mean_image_seconds(a1)
-        peer = None
+        peer, peer_cpu = None, float("nan")
         if not args.no_peer:
             try:
                 from bench import _peers
 
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 r = _peers.run_peer("motiflearn", str(path), doses=[1.0])
+                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 peer = float(r["seconds"][0])
+                # CPU of the whole peer process (imports, numba warm-up and loading included:
+                # an upper bound of its route's CPU).
+                peer_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
             except Exception as exc:  # noqa: BLE001 - reported, not fatal
                 peer = f"not run: {str(exc)[:200]}"
     lines += ["", f"## Time on a synthetic {size}² MoS2-like image (make_tmd, "
@@ -457,13 +462,20 @@ def main(argv=None) -> str:
               f"| of which hierarchy stage | {st1.get('hierarchy', 0):.2f} | |",
               f"| build_hierarchy mean images alone | | {max(mi1 - mi0, 0):.2f} |"]
     if isinstance(peer, float):
-        lines.append(f"| motif-learn route (patches, ZPs, ForceGraph8, seg_lbs; true sites) | "
-                     f"{peer:.2f} | |")
+        lines.append(f"| motif-learn route (patches, ZPs, ForceGraph8, seg_lbs; true sites; "
+                     f"CPU = its whole process) | {peer:.2f} | {peer_cpu:.2f} |")
+    v = vocab_row(a1.hierarchy)
     lines += ["", f"- analyze with / without hierarchy: {c1 / c0:.2f}× (CPU), "
               f"{w1 / w0:.2f}× (wall)",
-              f"- mean images: {pct(max(mi1 - mi0, 0) / c1)} of analyze (CPU)"]
+              f"- mean images: {pct(max(mi1 - mi0, 0) / c1)} of analyze (CPU)",
+              f"- vocabulary: {len(a1.classes)} level-1, {v['n2']} level-2 classes (10 largest "
+              f"{pct(v['top10'])}), {v['n3']} level-3 classes (30 largest {pct(v['top30'])}), "
+              f"most common unit `{v['first']}`; level-3 families "
+              f"{v['sup']['level3']['families']}"]
     if isinstance(peer, float):
-        lines.append(f"- motif-learn / analyze with hierarchy (wall): {peer / w1:.2f}×")
+        lines.append(f"- motif-learn / analyze with hierarchy: {peer_cpu / c1:.2f}× (CPU), "
+                     f"{peer / w1:.2f}× (wall; the shared machine makes wall times "
+                     "unreliable)")
     elif peer is not None:
         lines.append(f"- motif-learn {peer}")
     print("2k done", flush=True)
