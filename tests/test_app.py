@@ -341,11 +341,11 @@ def test_hierarchy_top_n_tree_with_counts_and_thumbnails(monkeypatch, catalog, s
                 .groupby("level").head(DEFAULT_TOP_N))
     assert len(vocab) > len(expected)  # the test catalog has more level-3 motifs than shown
     assert shown == list(expected["motif_id"])
-    nodes = next(t for t in spec["data"] if t.get("name") == "motifs")
+    labels = next(t for t in spec["data"] if t.get("name") == "labels")
     counts = vocab.set_index("motif_id")["n_instances"]
     names = level1_names_of(catalog[0])
-    for text, mid in zip(arr(nodes["text"]), shown, strict=True):
-        assert text.startswith(mid) and text.endswith(f"<br>{counts[mid]}")
+    for text, mid in zip(arr(labels["text"]), shown, strict=True):
+        assert text.startswith(mid) and text.endswith(f"<br>{counts[mid]} inst.")
         if mid in names:
             assert names[mid] in text
     # Edges only between the motifs shown: each of them, no other.

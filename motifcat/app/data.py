@@ -422,6 +422,25 @@ def with_names(
     return out
 
 
+def columns_said(detected: int, stored: int) -> str:
+    """How the Image page header counts columns: the CLI counts every detected column, the
+    catalog stores the classified ones, and the header says which is which when they differ.
+
+    Examples
+    --------
+    >>> columns_said(2180, 2180)
+    '2180 columns'
+    >>> columns_said(2180, 2030)
+    '2180 columns detected, 2030 stored (the 150 within a patch of the border are not classified, so not stored)'
+    """  # noqa: E501
+    if detected == stored:
+        return f"{stored} columns"
+    return (
+        f"{detected} columns detected, {stored} stored (the {detected - stored} within a patch "
+        "of the border are not classified, so not stored)"
+    )
+
+
 def display_uri(uri: str) -> str:
     """The catalog URI as shown on the page: any password replaced by ``***``."""
     return redact_uri(uri)
@@ -591,6 +610,7 @@ __all__ = [
     "atoms_file",
     "catalog_status",
     "catalog_uri",
+    "columns_said",
     "composition",
     "context",
     "edges_table",

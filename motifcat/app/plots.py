@@ -465,7 +465,8 @@ def hierarchy_figure(
     -------
     plotly.graph_objects.Figure
         The last trace (``name="motifs"``) holds one point per node, in the order of ``nodes``,
-        with the motif id first in its ``customdata``: a selected point names its motif.
+        with the motif id first in its ``customdata``: a selected point names its motif. The
+        one before (``name="labels"``) holds their labels: id, readable name, instances.
 
     Examples
     --------
@@ -473,8 +474,8 @@ def hierarchy_figure(
     ...                   "n_instances": [5, 3, 2]})
     >>> e = pd.DataFrame({"parent": ["P", "P"], "child": ["a", "b"], "count": [2, 1]})
     >>> fig = hierarchy_figure(v, e)
-    >>> fig.data[-1].y.tolist(), list(fig.data[-1].text)
-    ([1, 1, 2], ['a<br>5', 'b<br>3', 'P<br>2'])
+    >>> fig.data[-1].y.tolist(), list(fig.data[-2].text)
+    ([1, 1, 2], ['a<br>5 inst.', 'b<br>3 inst.', 'P<br>2 inst.'])
     """
     levels = sorted(int(v) for v in nodes["level"].unique())
     pos_x = pd.Series(dtype=float)
@@ -525,18 +526,25 @@ def hierarchy_figure(
             )
         )
     thumbs = thumbnails or {}
-    # Each thumbnail fills most of its slot of the widest row, and a third of a level's height.
-    size_x = min(0.8 / per_row, 0.12)
+    # Each thumbnail fills most of its slot of the widest row, and under a third of a level.
+    size_x, size_y = min(0.8 / per_row, 0.11), 0.32
     for mid, xi, yi in zip(nodes["motif_id"], x, y, strict=True):
         if thumbs.get(mid):
             fig.add_layout_image(
-                source=thumbs[mid], xref="x", yref="y", x=xi, y=yi, sizex=size_x, sizey=0.36,
+                source=thumbs[mid], xref="x", yref="y", x=xi, y=yi, sizex=size_x, sizey=size_y,
                 xanchor="center", yanchor="middle", sizing="contain", layer="above",
             )
     label = [
-        f"{m}<br>{(names or {}).get(m) + '<br>' if (names or {}).get(m) else ''}{int(n)}"
+        f"{m}<br>{(names or {}).get(m) + '<br>' if (names or {}).get(m) else ''}{int(n)} inst."
         for m, n in zip(nodes["motif_id"], nodes["n_instances"].fillna(0), strict=True)
     ]
+    # The labels sit under the thumbnails, in a trace of their own (no hover, no selection).
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=y - size_y / 2 - 0.02, mode="text", text=label, textposition="bottom center",
+            textfont={"size": 11}, hoverinfo="skip", name="labels",
+        )
+    )
     extra = {c: nodes[c] if c in nodes else pd.Series([""] * len(nodes))
              for c in ("key", "n_images", "n_samples", "family")}
     hover = [
@@ -552,10 +560,9 @@ def hierarchy_figure(
     has_thumb = np.array([bool(thumbs.get(m)) for m in nodes["motif_id"]])
     fig.add_trace(
         go.Scatter(
-            x=x, y=y, mode="markers+text", text=label, textposition="bottom center",
-            textfont={"size": 11},
+            x=x, y=y, mode="markers",
             # Under a thumbnail the marker is a coloured frame; alone it is the node.
-            marker={"size": np.where(has_thumb, 46, 18), "symbol": "square",
+            marker={"size": np.where(has_thumb, 40, 18), "symbol": "square",
                     "color": [rgba(colours[m], 0.25) for m in nodes["motif_id"]],
                     "line": {"width": 2, "color": [colours[m] for m in nodes["motif_id"]]}},
             customdata=np.column_stack([nodes["motif_id"], hover]),
@@ -564,7 +571,7 @@ def hierarchy_figure(
         )
     )
     fig.update_yaxes(tickvals=levels, ticktext=[f"level {v}" for v in levels],
-                     range=[min(levels, default=1) - 0.6, max(levels, default=1) + 0.4],
+                     range=[min(levels, default=1) - 0.75, max(levels, default=1) + 0.3],
                      showgrid=False, zeroline=False, fixedrange=True)
     fig.update_xaxes(visible=False, range=[0, 1], fixedrange=True)
     fig.update_layout(height=120 + 190 * len(levels), showlegend=False, clickmode="event+select",

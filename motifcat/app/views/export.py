@@ -59,8 +59,8 @@ species_table = pd.DataFrame({"level-1 motif": list(used),
 st.markdown("**Column content per level-1 motif** (suggested within the material; edit to "
             "override, e.g. `Se` for a single chalcogen)")
 edited = st.data_editor(
-    species_table, hide_index=True, disabled=["level-1 motif", "name"], key=f"export_species_{motif_id}",
-    width="content",
+    species_table, hide_index=True, disabled=["level-1 motif", "name"],
+    key=f"export_species_{motif_id}", width="content",
 )
 new = tuple(
     (m, str(s).strip()) for m, s in zip(edited["level-1 motif"], edited["column"], strict=True)

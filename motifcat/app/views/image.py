@@ -7,17 +7,6 @@ import streamlit as st
 
 from motifcat.app import data, plots
 
-
-def _columns_said(detected: int, stored: int) -> str:
-    """Detected and stored columns: the CLI counts all, the catalog keeps the classified ones."""
-    if detected == stored:
-        return f"{stored} columns"
-    return (
-        f"{detected} columns detected, {stored} stored (the {detected - stored} within a patch "
-        "of the border are not classified, so not stored)"
-    )
-
-
 #: Above this many columns the units are off by default (the columns alone are drawn).
 UNITS_BY_DEFAULT_MAX_COLUMNS = 1500
 
@@ -79,7 +68,7 @@ elif pix.note:
 
 st.caption(
     f"{info['sample']} ({info['material']}) · {int(info['width'])} × {int(info['height'])} px "
-    f"at {px:.4g} Å/px · {_columns_said(int(info['n_columns']), len(columns))} · "
+    f"at {px:.4g} Å/px · {data.columns_said(int(info['n_columns']), len(columns))} · "
     f"image {image_id}"
 )
 fig = plots.image_figure(
