@@ -25,7 +25,6 @@ import streamlit as st
 
 from motifcat import export, query
 from motifcat.catalog import GraphStore, open_catalog, redact_uri, resolve_uri
-from motifcat.catalog.vocabulary import parse_space, raw_descriptor
 from motifcat.errors import CatalogError, MotifcatError
 
 #: Results are cached this long (s); "Reload catalog" in the sidebar clears them at once.
@@ -302,28 +301,6 @@ def units(uri: str, image_id: str, level: int = 2, outline: bool = True) -> pd.D
     return _call(uri, query.image_units, image_id, level, outline)
 
 
-#: Level-1 motifs' stored descriptors and keys (their first entry: the class's mean normalised
-#: cross-section in a ring descriptor space), for the readable names.
-_LEVEL1_DESCRIPTORS = (
-    "MATCH (m:Motif) WHERE m.level = 1 "
-    "RETURN m.id AS motif_id, m.key AS key, m.descriptor AS descriptor ORDER BY motif_id"
-)
-
-
-def _cross_section(key: str, descriptor) -> float:
-    """The mean normalised cross-section a level-1 motif's stored descriptor starts with (NaN
-    outside a ring descriptor space, where the descriptor holds environment features only)."""
-    space = str(key)[3:] if str(key).startswith("L1:") else ""
-    try:
-        ring = bool(parse_space(space).get("env_radius"))
-    except MotifcatError:
-        return float("nan")
-    d = np.asarray(descriptor if descriptor is not None else [], dtype=float).ravel()
-    if not ring or not len(d) or not np.isfinite(d[0]):
-        return float("nan")
-    return float(raw_descriptor(d, space)[0])
-
-
 def _material_brightness(uri: str, material: str) -> pd.DataFrame:
     """Level-1 motifs of one material: ``motif_id, count`` (its columns there) and
     ``cross_section``, the mean cross-section of its columns, each divided by the mean of its
@@ -353,16 +330,15 @@ def level1_names(uri: str) -> dict[str, str]:
     among the material's level-1 motifs and by its share of the material's classified columns
     (:func:`motifcat.ingest.names.display_names`, the words the CLI prints). The cross-section
     is that of the stored instances, relative to their image's mean, as the Image page colours
-    them; a catalog without stored cross-sections falls back to the one the motif's descriptor
-    starts with, and to the share alone outside a ring descriptor space. A motif seen in
+    them; a catalog written before cross-sections were stored gets the share alone. A motif
+    seen in
     several materials takes the name it has in the material where it has most columns; when
     the catalog holds several materials the name starts with that material. Names are for
     display next to the ids, never an identity.
     """
-    from motifcat.ingest.names import display_names
+    from motifcat.ingest import display_names
 
     materials = list(materials_table(uri)["material"])
-    stored: dict[str, float] | None = None
     best: dict[str, tuple[int, str]] = {}
     for mat in sorted(materials):
         got = _material_brightness(uri, mat)
@@ -370,18 +346,9 @@ def level1_names(uri: str) -> dict[str, str]:
             continue
         ids, n = list(got["motif_id"]), got["count"].to_numpy(dtype=float)
         xs = got["cross_section"].to_numpy(dtype=float)
-        if not np.isfinite(xs).all():
-            if stored is None:  # the descriptors, read once and only when needed
-                rows = _call(uri, query.run_readonly, _LEVEL1_DESCRIPTORS, max_rows=0)
-                stored = {
-                    m: _cross_section(k, d)
-                    for m, k, d in zip(rows["motif_id"], rows["key"], rows["descriptor"],
-                                       strict=True)
-                }
-            xs = np.array([stored.get(m, np.nan) for m in ids], dtype=float)
         if np.isfinite(xs).all():
             names = display_names(xs, n)
-        else:  # no cross-section at all: the share alone
+        else:  # a catalog written before cross-sections were stored: the share alone
             share = 100.0 * n / max(n.sum(), 1.0)
             names = [f"{v:.0f} %" if v >= 10 else f"{v:.1f} %" for v in share]
         for m, name, k in zip(ids, names, n, strict=True):

@@ -18,6 +18,9 @@ from scipy.spatial import cKDTree
 #: Colours of motif classes, in order of first appearance.
 PALETTE: list[str] = list(qualitative.Plotly) + list(qualitative.D3) + list(qualitative.Set3)
 
+#: Rows of the hierarchy tree with more motifs than this are labelled by their counts alone.
+MAX_FULL_LABELS = 12
+
 #: Colour of columns without a class (patch crossing the border).
 UNCLASSIFIED = "#9e9e9e"
 
@@ -534,9 +537,15 @@ def hierarchy_figure(
                 source=thumbs[mid], xref="x", yref="y", x=xi, y=yi, sizex=size_x, sizey=size_y,
                 xanchor="center", yanchor="middle", sizing="contain", layer="above",
             )
+    # A row of more than MAX_FULL_LABELS motifs has no room for ids: its labels are the counts
+    # (the id and name are in the hover and under the chart).
     label = [
+        f"{int(n)}" if crowded else
         f"{m}<br>{(names or {}).get(m) + '<br>' if (names or {}).get(m) else ''}{int(n)} inst."
-        for m, n in zip(nodes["motif_id"], nodes["n_instances"].fillna(0), strict=True)
+        for m, n, crowded in zip(
+            nodes["motif_id"], nodes["n_instances"].fillna(0),
+            nodes.groupby("level")["motif_id"].transform("size") > MAX_FULL_LABELS, strict=True,
+        )
     ]
     # The labels sit under the thumbnails, in a trace of their own (no hover, no selection).
     fig.add_trace(
