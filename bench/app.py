@@ -82,12 +82,79 @@ def timed(uri: str, page: str, setup=None) -> tuple[float, float]:
     return first, again
 
 
+def browser_times(uri: str, pages: list[str], port: int = 8799) -> list[tuple[str, float, float]]:
+    """(page, first load, second load) in s in headless Chromium (``make browser-deps``) on a
+    real server: from the request until the script has run and Plotly has drawn its figure.
+    The Overview (one small bar chart) is the reference: what any page costs in the browser."""
+    import shutil
+    import signal
+    import subprocess
+    import urllib.request
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    from motifcat.app import launch_command
+
+    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download anything
+    env = {**os.environ, "MOTIFCAT_CATALOG": uri}
+    proc = subprocess.Popen(launch_command(uri, port), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    out = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.5)
+        opts = Options()
+        opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1400,1000"):
+            opts.add_argument(flag)
+        chromedriver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+        driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+
+        def load(path: str) -> float:
+            t0 = time.perf_counter()
+            driver.get(f"{base}/{'' if path == 'overview' else path}")
+            time.sleep(0.5)  # let the script start
+            while time.perf_counter() - t0 < 300:
+                running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
+                drawn = driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")
+                if not running and drawn:
+                    break
+                time.sleep(0.1)
+            return time.perf_counter() - t0
+
+        try:
+            load("")  # the server's first script run: imports, opening the catalog
+            for path in pages:
+                out.append((path, load(path), load(path)))
+        finally:
+            driver.quit()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    return out
+
+
 def main() -> None:
     # Not ``--catalog``: the app script reads that option from this process's command line.
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folder", default=os.path.join(tempfile.gettempdir(), "motifcat-bench-app"))
     ap.add_argument("--images", type=int, default=3)
     ap.add_argument("--side", type=int, default=1024)
+    ap.add_argument("--out", default=str(RESULTS), help="results file (default %(default)s)")
+    ap.add_argument("--label", default="", help="what was measured, e.g. 'before' (a section "
+                    "with this label is appended to an existing results file)")
+    ap.add_argument("--browser", action="store_true",
+                    help="also time the Hierarchy and Image pages in headless Chromium")
     args = ap.parse_args()
     uri, build_s = build(Path(args.folder), args.images, args.side)
     with open_catalog(uri, read_only=True) as store:
@@ -108,26 +175,45 @@ def main() -> None:
         rows.append((label, first, again))
         print(f"{label:28s} first run {first:6.2f} s   rerun {again:6.2f} s", flush=True)
 
-    lines = [
-        "# App page render times (issue 11)",
+    import motifcat.app
+
+    shown = []
+    if args.browser:
+        shown = browser_times(uri, ["overview", "hierarchy", "image"])
+        for path, first, again in shown:
+            print(f"browser {path:20s} first load {first:6.2f} s   again {again:6.2f} s",
+                  flush=True)
+
+    section = [
+        f"## {args.label or 'this branch'}: {args.images} images of {args.side}² px",
         "",
-        f"Catalog: {args.images} synthetic MoSe2 images of {args.side}² px with point defects "
-        f"(`make_tmd`, seeds 100..), analysed with the default parameters (built in "
-        f"{build_s:.0f} s); motifs per level: "
+        f"App code: `{Path(motifcat.app.__file__).parent}`. Catalog: {args.images} synthetic "
+        f"MoSe2 images of {args.side}² px with point defects (`make_tmd`, seeds 100..), "
+        f"analysed with the default parameters (built in {build_s:.0f} s); motifs per level: "
         + ", ".join(f"L{k}: {v}" for k, v in sorted(per_level.items())) + ".",
-        "",
-        "Streamlit `AppTest` (script run + catalog queries + figure built; no browser painting), "
-        "on the shared 2-core machine; first run with cold caches, then a rerun.",
         "",
         "| page | first run (s) | rerun (s) |",
         "|---|---|---|",
         *[f"| {label} | {first:.2f} | {again:.2f} |" for label, first, again in rows],
+        *[f"| {path.capitalize()} in Chromium (until Plotly has drawn) | {first:.2f} | "
+          f"{again:.2f} |" for path, first, again in shown],
         "",
-        f"Command: `python bench/app.py --images {args.images} --side {args.side}`",
+        f"Command: `python bench/app.py --images {args.images} --side {args.side}"
+        + (" --browser" if args.browser else "")
+        + (f" --label '{args.label}'" if args.label else "") + "`",
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    out = Path(args.out)
+    head = [
+        "# App page render times (issue 11)",
+        "",
+        "Streamlit `AppTest` (script run + catalog queries + figures built; no browser "
+        "painting), on the shared 2-core machine; a first run with cold caches, then a rerun.",
+        "",
+    ]
+    old = out.read_text().splitlines() if args.label and out.exists() else head
+    out.write_text("\n".join([*old, *section]) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -331,10 +331,9 @@ def level1_names(uri: str) -> dict[str, str]:
     (:func:`motifcat.ingest.names.display_names`, the words the CLI prints). The cross-section
     is that of the stored instances, relative to their image's mean, as the Image page colours
     them; a catalog written before cross-sections were stored gets the share alone. A motif
-    seen in
-    several materials takes the name it has in the material where it has most columns; when
-    the catalog holds several materials the name starts with that material. Names are for
-    display next to the ids, never an identity.
+    seen in several materials takes the name it has in the material where it has most
+    columns; when the catalog holds several materials the name starts with that material.
+    Names are for display next to the ids, never an identity.
     """
     from motifcat.ingest import display_names
 
