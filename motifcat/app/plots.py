@@ -516,11 +516,13 @@ def hierarchy_figure(
                 hoverinfo="skip", name="COMPOSED_OF",
             )
         )
-        # Hover on the middle of each edge tells the multiplicity.
+        # Hover on the middle of each edge tells the multiplicity (the marks are faint, and
+        # left out when there are too many for the eye).
         fig.add_trace(
             go.Scatter(
                 x=(e["x0"] + e["x1"]) / 2, y=(e["y0"] + e["y1"]) / 2, mode="markers",
-                marker={"size": 6, "color": "#888", "symbol": "diamond", "opacity": 0.6},
+                marker={"size": 5, "color": "#888", "symbol": "diamond",
+                        "opacity": 0.5 if len(e) <= 60 else 0.0},
                 customdata=np.column_stack([e["parent"], e["child"], e["count"]]),
                 hovertemplate="%{customdata[0]} is made of %{customdata[2]} × "
                 "%{customdata[1]}<extra></extra>",
@@ -567,11 +569,13 @@ def hierarchy_figure(
     ]
     colours = motif_colours(nodes["motif_id"])
     has_thumb = np.array([bool(thumbs.get(m)) for m in nodes["motif_id"]])
+    # Frames as wide as the thumbnails on a chart about 1000 px wide (markers are sized in px).
+    frame = float(np.clip(1000 * size_x * 0.5, 8, 40))
     fig.add_trace(
         go.Scatter(
             x=x, y=y, mode="markers",
             # Under a thumbnail the marker is a coloured frame; alone it is the node.
-            marker={"size": np.where(has_thumb, 40, 18), "symbol": "square",
+            marker={"size": np.where(has_thumb, frame, min(frame, 18)), "symbol": "square",
                     "color": [rgba(colours[m], 0.25) for m in nodes["motif_id"]],
                     "line": {"width": 2, "color": [colours[m] for m in nodes["motif_id"]]}},
             customdata=np.column_stack([nodes["motif_id"], hover]),
