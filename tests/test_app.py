@@ -235,6 +235,19 @@ def test_image_page_draws_level3_outlines_only_when_shown(monkeypatch, catalog, 
     assert sum(int(t["name"].rsplit("(", 1)[1].rstrip(")")) for t in traces) == len(comp)
 
 
+def test_image_overlays_default_again_after_another_page(monkeypatch, catalog, store):
+    """Leaving the page drops its widgets' state: coming back shows the default overlays, not
+    an empty selection (small images: columns and units)."""
+    at = run_page(monkeypatch, catalog[0], "image")
+    assert at.pills(key="overlays").value == [1, 2]
+    at.pills(key="overlays").set_value([3]).run()
+    at.switch_page("views/overview.py").run()
+    at.switch_page("views/image.py").run()
+    assert not at.exception
+    assert at.pills(key="overlays").value == [1, 2]
+    assert [t for t in chart_spec(at)["data"] if t.get("legendgroup") == "level1"]
+
+
 def test_motifs_gallery_and_detail(monkeypatch, catalog, store):
     at = run_page(monkeypatch, catalog[0], "motifs")
     assert at.radio(key="motif_level").value == 1

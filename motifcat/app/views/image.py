@@ -41,7 +41,7 @@ overlay_names = {1: "Columns (level 1)", 2: "Units (level 2)", 3: "Composites (l
 # Each image starts with the overlays that leave it visible: the unit outlines only while the
 # columns are few enough for the micrograph to show between them (a choice, not a measurement:
 # a 512² image of a TMD holds about 1200 columns, a 1024² one about 4800).
-if st.session_state.get("_overlays_image") != image_id:
+if st.session_state.get("_overlays_image") != image_id or "overlays" not in st.session_state:
     st.session_state["overlays"] = default_overlays(int(info["n_columns"]))
     st.session_state["_overlays_image"] = image_id
 shown = over.pills(
