@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from threadpoolctl import threadpool_limits
 
 from motifcat.app import MAIN_SCRIPT, launch_command, launch_env
-from motifcat.app.data import catalog_uri
+from motifcat.app.data import catalog_uri, motif_label
 from motifcat.catalog.store import open_catalog
 from motifcat.catalog.writer import write_analysis
 from motifcat.errors import MotifcatError
@@ -34,6 +34,7 @@ from motifcat.query import (
     list_images,
     list_materials,
     list_samples,
+    mean_images,
     motif_detail,
     recurring_motifs,
     vocabulary,
@@ -97,6 +98,14 @@ def run_page(monkeypatch, uri: str, page: str) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     assert [t.value for t in at.title] == [page.capitalize()] or page == "cypher"
     return at
+
+
+def level1_names_of(uri: str) -> dict[str, str]:
+    """The app's level-1 names of the catalog (checked against the instances in
+    test_level1_names_follow_brightness_and_share)."""
+    from motifcat.app import data
+
+    return data.level1_names(uri)
 
 
 def frames(at: AppTest, *columns: str) -> list:
@@ -169,8 +178,9 @@ def test_image_page_overlays_columns_and_units(monkeypatch, catalog, store):
     assert kinds[0] == "image" and spec["data"][0]["source"].startswith("data:image/png;base64,")
     cols = image_instances(store, image_id, 1)
     counts = cols["motif_id"].fillna("unclassified").value_counts()
-    names = {t["name"] for t in spec["data"] if t.get("legendgroup") == "level1"}
-    assert names == {f"{m} ({n})" for m, n in counts.items()}
+    names = level1_names_of(catalog[0])
+    shown = {t["name"] for t in spec["data"] if t.get("legendgroup") == "level1"}
+    assert shown == {f"{motif_label(m, names)} ({n})" for m, n in counts.items()}
     # Hover data of the columns: instance ids of this image and their motif ids.
     level1 = [t for t in spec["data"] if t.get("legendgroup") == "level1"]
     hover = [c for t in level1 for c in arr(t["customdata"])]
@@ -182,6 +192,10 @@ def test_image_page_overlays_columns_and_units(monkeypatch, catalog, store):
     legend = frames(at, "level", "motif_id", "count", "colour")[0]
     lvl1 = legend[legend["level"] == 1].set_index("motif_id")["count"]
     assert lvl1.to_dict() == counts.to_dict()
+    # Level-1 rows carry their readable names, units none.
+    named = legend.set_index("motif_id")["name"]
+    assert all(named[m] == names[m] for m in lvl1.index if m in names)
+    assert set(legend.loc[legend["level"] > 1, "name"]) <= {""}
     assert legend.loc[legend["level"] == 2, "count"].sum() == len(units)
     n3 = len(image_instances(store, image_id, 3))
     assert legend.loc[legend["level"] == 3, "count"].sum() == n3
@@ -221,17 +235,34 @@ def test_image_page_draws_level3_outlines_only_when_shown(monkeypatch, catalog, 
     assert sum(int(t["name"].rsplit("(", 1)[1].rstrip(")")) for t in traces) == len(comp)
 
 
+def test_image_overlays_default_again_after_another_page(monkeypatch, catalog, store):
+    """Leaving the page drops its widgets' state: coming back shows the default overlays, not
+    an empty selection (small images: columns and units)."""
+    at = run_page(monkeypatch, catalog[0], "image")
+    assert at.pills(key="overlays").value == [1, 2]
+    at.pills(key="overlays").set_value([3]).run()
+    at.switch_page("views/overview.py").run()
+    at.switch_page("views/image.py").run()
+    assert not at.exception
+    assert at.pills(key="overlays").value == [1, 2]
+    assert [t for t in chart_spec(at)["data"] if t.get("legendgroup") == "level1"]
+
+
 def test_motifs_gallery_and_detail(monkeypatch, catalog, store):
     at = run_page(monkeypatch, catalog[0], "motifs")
     assert at.radio(key="motif_level").value == 1
     vocab = vocabulary(store, 1)
+    names = level1_names_of(catalog[0])
     gallery = [c for img in at.image for c in img.captions if " inst. · " in c]
     assert len(gallery) == len(vocab)
     for mid, n in zip(vocab["motif_id"], vocab["n_instances"], strict=True):
-        assert any(c.startswith(f"{mid} · {n} inst.") for c in gallery)
+        assert any(c.startswith(f"{mid} · {names[mid]} · {n} inst.") for c in gallery)
     box = at.selectbox(key="motif_selected_1")
-    assert set(box.options) == set(vocab["motif_id"])
+    assert set(box.options) == {f"{motif_label(m, names)} · {n} instances"
+                                for m, n in zip(vocab["motif_id"], vocab["n_instances"],
+                                                strict=True)}  # the options as shown
     detail = motif_detail(store, box.value)
+    assert at.header[0].value == f"{box.value} · {names[box.value]}"
     assert int(metric(at, "Instances")) == detail.n_instances
     assert int(metric(at, "Samples")) == len(detail.samples)
     where = frames(at, "image_id", "sample", "count")[0]
@@ -247,7 +278,10 @@ def test_motifs_gallery_and_detail(monkeypatch, catalog, store):
     at.radio(key="motif_level").set_value(2).run()
     assert not at.exception
     box = at.selectbox(key="motif_selected_2")
-    assert set(box.options) == set(vocabulary(store, 2)["motif_id"])
+    level2 = vocabulary(store, 2)
+    assert set(box.options) == {f"{m} · {n} instances"
+                                for m, n in zip(level2["motif_id"], level2["n_instances"],
+                                                strict=True)}
     parts = frames(at, "motif_id", "level", "key", "count")[0]
     expected = composition(store, box.value).parts
     assert list(parts["motif_id"]) == list(expected["motif_id"])
@@ -276,17 +310,161 @@ def test_deep_links_select_image_and_motif(monkeypatch, catalog, store):
     assert at.header[0].value == unit
 
 
-def test_hierarchy_graph_levels_and_edges(monkeypatch, catalog, store):
+def test_level3_gallery_pages_and_filters(monkeypatch, catalog, store):
+    """The gallery shows a page of the most common motifs; the support filters narrow it."""
+    from motifcat.app.data import GALLERY_PAGE
+
+    at = run_page(monkeypatch, catalog[0], "motifs")
+    at.radio(key="motif_level").set_value(3).run()
+    assert not at.exception
+    vocab = vocabulary(store, 3).sort_values(["n_instances", "motif_id"],
+                                             ascending=[False, True])
+    tiles = [c for img in at.image for c in img.captions if " inst. · " in c]
+    tiles += [m.value for m in at.markdown if m.value.startswith("*no image*")]
+    assert len(tiles) == min(GALLERY_PAGE, len(vocab))
+    assert tiles[0].split(" · ")[0] in set(vocab["motif_id"].iloc[: len(tiles)])
+    common = int(vocab["n_instances"].iloc[min(2, len(vocab) - 1)])
+    at.number_input(key="motif_min_count_3").set_value(common).run()
+    tiles = [c for img in at.image for c in img.captions if " inst. · " in c]
+    assert len(tiles) == int((vocab["n_instances"] >= common).sum())
+    # A tile's button shows that motif's detail.
+    last = tiles[-1].split(" · ")[0]
+    at.button(key=f"tile_{last}").click().run()
+    assert not at.exception
+    assert at.header[0].value == last
+    assert int(metric(at, "Instances")) == int(vocab.set_index("motif_id").loc[last, "n_instances"])
+
+
+def _hier_nodes(at: AppTest) -> tuple[dict, list[str]]:
+    spec = chart_spec(at)
+    nodes = next(t for t in spec["data"] if t.get("name") == "motifs")
+    return spec, [c[0] for c in arr(nodes["customdata"])]
+
+
+def test_hierarchy_top_n_tree_with_counts_and_thumbnails(monkeypatch, catalog, store):
+    from motifcat.app.data import HIERARCHY_TOP_N as DEFAULT_TOP_N
+
     at = run_page(monkeypatch, catalog[0], "hierarchy")
     edges, vocab = composition_edges(store), vocabulary(store)
     assert f"{len(edges)} COMPOSED_OF edges" in at.caption[0].value
-    spec = chart_spec(at)
-    nodes = next(t for t in spec["data"] if t.get("name") == "motifs")
-    assert sorted(arr(nodes["hovertext"])) == sorted(vocab["motif_id"])
-    assert sorted(arr(nodes["y"])) == sorted(vocab["level"])  # one row per level
+    spec, shown = _hier_nodes(at)
+    # The top N of each level by instances, not the whole vocabulary.
+    expected = (vocab.sort_values(["level", "n_instances", "motif_id"],
+                                  ascending=[True, False, True])
+                .groupby("level").head(DEFAULT_TOP_N))
+    assert len(vocab) > len(expected)  # the test catalog has more level-3 motifs than shown
+    assert shown == list(expected["motif_id"])
+    labels = next(t for t in spec["data"] if t.get("name") == "labels")
+    counts = vocab.set_index("motif_id")["n_instances"]
+    names = level1_names_of(catalog[0])
+    for text, mid in zip(arr(labels["text"]), shown, strict=True):
+        assert text.startswith(mid) and text.endswith(f"<br>{counts[mid]} inst.")
+        if mid in names:
+            assert names[mid] in text
+    # Edges only between the motifs shown: each of them, no other.
+    ids = set(shown)
+    between = edges[edges["parent"].isin(ids) & edges["child"].isin(ids)]
     lines = next(t for t in spec["data"] if t.get("name") == "COMPOSED_OF")
-    assert len(arr(lines["x"])) == 3 * len(edges)  # each edge: two ends and a break
-    assert len(frames(at, "parent", "child", "count")[0]) == len(edges)
+    assert len(arr(lines["x"])) == 3 * len(between) > 0
+    assert len(frames(at, "parent", "child", "count")[0]) == len(between)
+    # A thumbnail (the average image) on every node that has one.
+    with_image = sum(v is not None for v in mean_images(store, shown).values())
+    assert with_image > 0
+    assert len(spec["layout"].get("images", [])) == with_image
+    assert all(im["source"].startswith("data:image/png;base64,") for im in spec["layout"]["images"])
+
+
+def test_hierarchy_filters_by_level_and_support(monkeypatch, catalog, store):
+    at = run_page(monkeypatch, catalog[0], "hierarchy")
+    vocab = vocabulary(store)
+    at.pills(key="hier_levels").set_value([2]).run()
+    assert not at.exception
+    _, shown = _hier_nodes(at)
+    assert shown and set(vocab.set_index("motif_id").loc[shown, "level"]) == {2}
+    level2 = vocab[vocab["level"] == 2]
+    threshold = int(level2["n_instances"].median()) + 1
+    at.number_input(key="hier_min_instances").set_value(threshold).run()
+    _, shown = _hier_nodes(at)
+    assert set(shown) == set(level2.loc[level2["n_instances"] >= threshold, "motif_id"].head(30))
+    assert set(shown) <= set(level2["motif_id"])
+    # Every motif of this catalog is in one or two samples: a support of 3 leaves nothing.
+    at.number_input(key="hier_min_samples").set_value(3).run()
+    assert not at.exception
+    assert "No motif meets these thresholds." in [i.value for i in at.info]
+
+
+def test_hierarchy_open_button_shows_the_motif(monkeypatch, catalog, store):
+    at = run_page(monkeypatch, catalog[0], "hierarchy")
+    _, shown = _hier_nodes(at)
+    vocab = vocabulary(store).set_index("motif_id")
+    target = next(m for m in shown if vocab.loc[m, "level"] == 3)
+    at.button(key=f"hier_open_{target}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Motifs"]
+    assert at.radio(key="motif_level").value == 3
+    assert at.selectbox(key="motif_selected_3").value == target
+    assert at.header[0].value == target
+    assert int(metric(at, "Instances")) == int(vocab.loc[target, "n_instances"])
+
+
+def test_hierarchy_shows_families_when_the_catalog_has_them(monkeypatch, catalog, store):
+    """Motif nodes may carry a ``family`` (rare variants grouped, issue 11): shown when there."""
+    from motifcat.app import data
+
+    real = data.vocabulary_table
+
+    def with_family(uri, level=None):
+        v = real(uri, level)
+        return v.assign(family=["family " + m[-2:] for m in v["motif_id"]])
+
+    monkeypatch.setattr(data, "vocabulary_table", with_family)
+    at = run_page(monkeypatch, catalog[0], "hierarchy")
+    table = frames(at, "motif_id", "family")[0]
+    assert all(f == "family " + m[-2:] for m, f in zip(table["motif_id"], table["family"],
+                                                         strict=True))
+    assert any(" · family " in c for img in at.image for c in img.captions)
+
+
+def test_level1_names_follow_brightness_and_share(catalog, store):
+    """Names rank a material's level-1 motifs by the mean cross-section of their columns and
+    give their share of the material's columns (checked here against the instances)."""
+    import pandas as pd
+
+    names = level1_names_of(catalog[0])
+    assert set(names) == set(vocabulary(store, 1)["motif_id"])
+    images = list_images(store)
+    cols = pd.concat([image_instances(store, i, 1).assign(material=m, image_id=i)
+                      for i, m in zip(images["image_id"], images["material"], strict=True)])
+    cols = cols[cols["motif_id"].notna()]
+    # Each column's cross-section relative to its image's mean (dose and gain drop out).
+    cols = cols.assign(rel=cols["cross_section"]
+                       / cols.groupby("image_id")["cross_section"].transform("mean"))
+    for material, grp in cols.groupby("material"):
+        stats = grp.groupby("motif_id").agg(n=("instance_id", "size"), cs=("rel", "mean"))
+        share = 100 * stats["n"] / stats["n"].sum()
+        own = [m for m in stats.index if names[m].startswith(material + " ")]
+        assert own, material
+        for m in own:
+            said = names[m].removeprefix(material + " ")
+            assert said.endswith(" %")
+            assert abs(float(said.split()[-2]) - share[m]) <= 0.51, (m, said, share[m])
+        if material == "MoSe2":  # words by brightness: the brightest class is called so
+            words = {m: names[m].split()[1] for m in own}
+            brightest = stats.loc[own, "cs"].idxmax()
+            assert words[brightest] in {"bright", "brightest"}
+            dimmest = stats.loc[own, "cs"].idxmin()
+            assert words[dimmest] in {"dim", "dimmest"}
+
+
+def test_level1_names_shown_on_overview_and_export(monkeypatch, catalog, store):
+    names = level1_names_of(catalog[0])
+    at = run_page(monkeypatch, catalog[0], "overview")
+    table = frames(at, "motif_id", "name", "n_materials")[0]
+    for m, name in zip(table["motif_id"], table["name"], strict=True):
+        assert name == names.get(m, "")
+    at = run_page(monkeypatch, catalog[0], "export")
+    editor = frames(at, "level-1 motif", "name", "column")[0]
+    assert list(editor["name"]) == [names[m] for m in editor["level-1 motif"]]
 
 
 def test_cypher_console_table_csv_and_refusal(monkeypatch, catalog, store):

@@ -192,3 +192,28 @@ def test_image_hover_shows_instance_and_motif(server, browser):
             break
         time.sleep(0.2)
     assert ("column" in text or "unit" in text) and "motif L" in text, text
+
+
+def test_hierarchy_node_click_opens_the_motif(server, browser):
+    """Clicking a node of the Hierarchy chart opens that motif on the Motifs page."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/hierarchy")
+    wait_for_page(browser, PAGES["hierarchy"], chart=True)
+    # The nodes are the last scatter trace (the labels and edges come before it).
+    nodes = browser.find_elements(
+        By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer .trace:last-of-type .point"
+    )
+    assert nodes
+    ActionChains(browser).move_to_element(nodes[0]).click().perform()
+    deadline = time.monotonic() + PAGE_LOAD_S
+    headers: list[str] = []
+    while time.monotonic() < deadline:
+        headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "h2")]
+        if "/motifs" in browser.current_url and any(h.startswith("L") for h in headers):
+            break
+        time.sleep(0.5)
+    assert "/motifs?motif=" in browser.current_url, browser.current_url
+    motif = browser.current_url.split("motif=", 1)[1].split("&", 1)[0]
+    assert any(h.split(" · ")[0] == motif for h in headers), (motif, headers)

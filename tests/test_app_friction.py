@@ -136,3 +136,77 @@ def test_image_header_says_which_columns_are_stored(tmp_path, synthetic, monkeyp
     if detected != stored:
         said = f"{detected} columns detected, {stored} stored"
     assert said in header
+
+
+@pytest.fixture(scope="module")
+def catalog_1024(tmp_path_factory, synthetic):
+    """One 1024² MoSe2 image (about 4800 columns) through analyze and the writer."""
+    folder = tmp_path_factory.mktemp("big")
+    uri = str(folder / "catalog.lbug")
+    syn = synthetic("tmd", (1024, 1024), seed=7)
+    path = folder / "big.npy"
+    np.save(path, syn.image)
+    with threadpool_limits(1), open_catalog(uri) as store:
+        analysis = analyze(load_image(path, pixel_size_A=syn.pixel_size_A))
+        write_analysis(store, analysis, sample="big", material="MoSe2")
+    return uri
+
+
+def _spec(at):
+    import json
+
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def _alpha(colour: str) -> float:
+    return float(colour.rsplit(",", 1)[1].rstrip(")")) if colour.startswith("rgba") else 1.0
+
+
+def test_default_overlays_leave_a_1024_image_visible(catalog_1024, monkeypatch):
+    """On a 1024² image the columns are drawn as small, translucent markers and the units are
+    off until asked for; when shown, unit outlines are thin and their fills faint."""
+    from motifcat.app import plots
+
+    monkeypatch.setenv("MOTIFCAT_CATALOG", catalog_1024)
+    at = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=TIMEOUT_S).run()
+    at.switch_page("views/image.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.warning  # the micrograph is drawn under the overlays
+    assert at.pills(key="overlays").value == [1]  # columns only: thousands of them
+    spec = _spec(at)
+    assert spec["data"][0]["type"] == "image"
+    columns = [t for t in spec["data"] if t.get("legendgroup") == "level1"]
+    n = sum(len(t["x"]) if isinstance(t["x"], list) else 0 for t in columns)
+    n = n or sum(int(t["name"].rsplit("(", 1)[1].rstrip(")")) for t in columns)
+    assert n > 4000
+    assert not [t for t in spec["data"] if str(t.get("legendgroup", "")).startswith("level2")]
+    # The share of the plot the markers cover (alpha-weighted), on a plot of ~700 px across.
+    area = plots.PLOT_PX**2
+    size = columns[0]["marker"]["size"]
+    opacity = columns[0]["marker"].get("opacity", 1.0)
+    cover = n * np.pi * (size / 2) ** 2 * opacity / area
+    assert cover < 0.1, (n, size, opacity, cover)
+    assert n * np.pi * 3.5**2 / area > 0.3  # the 7-px opaque markers of old covered a third
+
+    at.pills(key="overlays").set_value([1, 2, 3]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = _spec(at)
+    level2 = [t for t in spec["data"] if t.get("legendgroup") == "level2"]
+    level3 = [t for t in spec["data"] if t.get("legendgroup") == "level3"]
+    assert level2 and level3
+    for t in level2:
+        assert t["line"]["width"] <= 1 and _alpha(t["fillcolor"]) <= 0.15
+    # Composites overlap one another: outlines only.
+    assert all(t.get("fill", "none") == "none" for t in level3)
+    # The legend stays short: the rarest motifs of a level share one "other motifs" entry.
+    for group in (level2, level3, columns):
+        assert len(group) <= plots.MAX_LEGEND_PER_LEVEL
+
+
+def test_image_header_counts_detected_and_stored_columns_apart():
+    """The CLI said 2180 columns where the Image page said 2030: the header names both."""
+    from motifcat.app.data import columns_said
+
+    said = columns_said(2180, 2030)
+    assert said.startswith("2180 columns detected, 2030 stored") and "150" in said
+    assert columns_said(2180, 2180) == "2180 columns"

@@ -30,6 +30,14 @@ from motifcat.errors import CatalogError, MotifcatError
 #: Results are cached this long (s); "Reload catalog" in the sidebar clears them at once.
 TTL_S = 600
 
+#: Tiles per page of the Motifs gallery: a level-3 vocabulary holds hundreds of motifs, and each
+#: tile is an image sent to the browser, so it shows a page of the most common ones at a time.
+GALLERY_PAGE = 24
+
+#: Motifs per level the Hierarchy page draws by default, and at most.
+HIERARCHY_TOP_N = 8
+HIERARCHY_MAX_TOP_N = 30
+
 #: Formats offered for download on the Export page: label -> (motifcat format, file suffix).
 DOWNLOAD_FORMATS: dict[str, tuple[str, str]] = {
     "extxyz": ("extxyz", ".xyz"),
@@ -293,6 +301,112 @@ def units(uri: str, image_id: str, level: int = 2, outline: bool = True) -> pd.D
     return _call(uri, query.image_units, image_id, level, outline)
 
 
+def _material_brightness(uri: str, material: str) -> pd.DataFrame:
+    """Level-1 motifs of one material: ``motif_id, count`` (its columns there) and
+    ``cross_section``, the mean cross-section of its columns, each divided by the mean of its
+    image's classified columns (so that dose and detector gain drop out); NaN when the catalog
+    stores no cross-sections."""
+    df = _call(uri, query.material_level1, material)[["image_id", "motif_id", "count",
+                                                      "cross_section"]]
+    if df.empty:
+        return pd.DataFrame({"motif_id": [], "count": [], "cross_section": []})
+    n = df["count"].astype(float)
+    weighted = (df["cross_section"] * n).groupby(df["image_id"]).transform("sum")
+    per_image = weighted / n.groupby(df["image_id"]).transform("sum")
+    df = df.assign(rel=df["cross_section"] / per_image * n)
+    out = df.groupby("motif_id").agg(count=("count", "sum"), rel=("rel", "sum"))
+    out["cross_section"] = out["rel"] / out["count"]
+    out.loc[~df.groupby("motif_id")["rel"].apply(lambda v: v.notna().all()), "cross_section"] = (
+        np.nan
+    )
+    return out.drop(columns="rel").reset_index()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def level1_names(uri: str) -> dict[str, str]:
+    """Readable names of the level-1 motifs (issue 10): ``{"L1-0001": "bright 44 %", ...}``.
+
+    Within each material, a motif is named by where the cross-section of its columns ranks
+    among the material's level-1 motifs and by its share of the material's classified columns
+    (:func:`motifcat.ingest.names.display_names`, the words the CLI prints). The cross-section
+    is that of the stored instances, relative to their image's mean, as the Image page colours
+    them; a catalog written before cross-sections were stored gets the share alone. A motif
+    seen in several materials takes the name it has in the material where it has most
+    columns; when the catalog holds several materials the name starts with that material.
+    Names are for display next to the ids, never an identity.
+    """
+    from motifcat.ingest import display_names
+
+    materials = list(materials_table(uri)["material"])
+    best: dict[str, tuple[int, str]] = {}
+    for mat in sorted(materials):
+        got = _material_brightness(uri, mat)
+        if got.empty:
+            continue
+        ids, n = list(got["motif_id"]), got["count"].to_numpy(dtype=float)
+        xs = got["cross_section"].to_numpy(dtype=float)
+        if np.isfinite(xs).all():
+            names = display_names(xs, n)
+        else:  # a catalog written before cross-sections were stored: the share alone
+            share = 100.0 * n / max(n.sum(), 1.0)
+            names = [f"{v:.0f} %" if v >= 10 else f"{v:.1f} %" for v in share]
+        for m, name, k in zip(ids, names, n, strict=True):
+            if m not in best or k > best[m][0]:
+                best[m] = (int(k), f"{mat} {name}" if len(materials) > 1 else name)
+    return {m: best[m][1] for m in sorted(best)}
+
+
+def motif_label(motif_id: str, names: Mapping[str, str]) -> str:
+    """A motif's id with its readable name when it has one: ``"L1-0001 · bright 44 %"``.
+
+    Examples
+    --------
+    >>> motif_label("L1-0001", {"L1-0001": "bright 44 %"}), motif_label("L2-0003", {})
+    ('L1-0001 · bright 44 %', 'L2-0003')
+    """
+    name = names.get(motif_id)
+    return f"{motif_id} · {name}" if name else str(motif_id)
+
+
+def with_names(
+    df: pd.DataFrame, names: Mapping[str, str], column: str = "motif_id", into: str = "name"
+) -> pd.DataFrame:
+    """``df`` with the readable name of each motif of ``column`` in a column ``into`` right
+    after it (empty for motifs without a name: levels 2 and 3).
+
+    Examples
+    --------
+    >>> with_names(pd.DataFrame({"motif_id": ["L1-0001", "L2-0001"], "n": [3, 1]}),
+    ...            {"L1-0001": "dim 9.0 %"}).columns.tolist()
+    ['motif_id', 'name', 'n']
+    """
+    if column not in df.columns:
+        return df
+    out = df.drop(columns=[into], errors="ignore")
+    at = list(out.columns).index(column) + 1
+    out.insert(at, into, out[column].map(lambda m: names.get(m, "")))
+    return out
+
+
+def columns_said(detected: int, stored: int) -> str:
+    """How the Image page header counts columns: the CLI counts every detected column, the
+    catalog stores the classified ones, and the header says which is which when they differ.
+
+    Examples
+    --------
+    >>> columns_said(2180, 2180)
+    '2180 columns'
+    >>> columns_said(2180, 2030)
+    '2180 columns detected, 2030 stored (the 150 within a patch of the border are not classified, so not stored)'
+    """  # noqa: E501
+    if detected == stored:
+        return f"{stored} columns"
+    return (
+        f"{detected} columns detected, {stored} stored (the {detected - stored} within a patch "
+        "of the border are not classified, so not stored)"
+    )
+
+
 def display_uri(uri: str) -> str:
     """The catalog URI as shown on the page: any password replaced by ``***``."""
     return redact_uri(uri)
@@ -454,20 +568,26 @@ __all__ = [
     "CatalogError",
     "CatalogStatus",
     "DOWNLOAD_FORMATS",
+    "GALLERY_PAGE",
+    "HIERARCHY_MAX_TOP_N",
+    "HIERARCHY_TOP_N",
     "Pixels",
     "atoms",
     "atoms_file",
     "catalog_status",
     "catalog_uri",
+    "columns_said",
     "composition",
     "context",
     "edges_table",
     "images_table",
     "ingest_howto",
     "instances",
+    "level1_names",
     "materials_table",
     "motif",
     "motif_images",
+    "motif_label",
     "persistent_table",
     "pixels",
     "png_data_uri",
@@ -479,4 +599,5 @@ __all__ = [
     "suggested_species",
     "units",
     "vocabulary_table",
+    "with_names",
 ]

@@ -7,17 +7,19 @@ units (stored in Å) fall on it without conversion. Image axes point right (x) a
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import hex_to_rgb, qualitative, unlabel_rgb
+from scipy.spatial import cKDTree
 
 #: Colours of motif classes, in order of first appearance.
 PALETTE: list[str] = list(qualitative.Plotly) + list(qualitative.D3) + list(qualitative.Set3)
 
-#: Rows of the hierarchy graph with more motifs than this are drawn without names.
-MAX_LABELS_PER_ROW = 12
+#: Rows of the hierarchy tree with more motifs than this are labelled by their counts alone.
+MAX_FULL_LABELS = 12
 
 #: Colour of columns without a class (patch crossing the border).
 UNCLASSIFIED = "#9e9e9e"
@@ -53,16 +55,27 @@ def motif_colours(motif_ids) -> dict[str, str]:
     return {m: motif_colour(m) for m in sorted(ids)}
 
 
-def prototype_figure(xy: np.ndarray, motifs: list[str]) -> go.Figure:
-    """The mean aligned columns of a motif (Å, relative to its centre), coloured by motif.
+def _named(motif_id, names: Mapping[str, str] | None) -> str:
+    """``"L1-0001 · bright 44 %"`` when the motif has a readable name, else its id."""
+    name = (names or {}).get(motif_id)
+    return f"{motif_id} · {name}" if name else str(motif_id)
+
+
+def prototype_figure(
+    xy: np.ndarray, motifs: list[str], names: Mapping[str, str] | None = None
+) -> go.Figure:
+    """The mean aligned columns of a motif (Å, relative to its centre), coloured by motif
+    (hover: the motif id and its readable name from ``names``, when it has one).
 
     Examples
     --------
     >>> prototype_figure(np.zeros((2, 2)), ["L1-0001", "L1-0002"]).data[0].text
     ('L1-0001', 'L1-0002')
+    >>> prototype_figure(np.zeros((1, 2)), ["L1-0001"], {"L1-0001": "dim 9.0 %"}).data[0].text
+    ('L1-0001 · dim 9.0 %',)
     """
     fig = go.Figure(go.Scatter(
-        x=xy[:, 0], y=xy[:, 1], mode="markers", text=motifs,
+        x=xy[:, 0], y=xy[:, 1], mode="markers", text=[_named(m, names) for m in motifs],
         marker={"size": 14, "color": [motif_colour(m) for m in motifs],
                 "line": {"width": 1, "color": "#333"}},
         hovertemplate="%{text}<br>x %{x:.2f} y %{y:.2f} Å<extra></extra>",
@@ -102,6 +115,74 @@ def _by_count(groups) -> list:
     return sorted(groups, key=lambda item: (-len(item[1]), str(item[0])))
 
 
+#: Height of the Image page's figure (px); its plot area is about this many pixels across.
+IMAGE_FIGURE_PX = 720
+PLOT_PX = 700
+
+#: Legend entries per level on the Image page: the rest of the motifs of a level are drawn as one
+#: grey trace "N other motifs", so the legend stays readable with hundreds of classes.
+MAX_LEGEND_PER_LEVEL = 12
+
+#: Colour of the merged "other motifs" traces.
+OTHER = "#bdbdbd"
+
+#: Largest and smallest column marker (diameter, px): markers are a third of the displayed
+#: column spacing, so that on a large image they leave the columns between them visible.
+MARKER_PX = (2.5, 7.0)
+MARKER_OPACITY = 0.8
+
+#: Unit outlines: line and fill opacity per level (level-3 composites overlap each other, so
+#: they are outlined only).
+UNIT_LINE_ALPHA = {2: 0.7, 3: 0.6}
+UNIT_FILL_ALPHA = {2: 0.12, 3: 0.0}
+
+
+def rgba(colour: str, alpha: float) -> str:
+    """A palette colour (``#rrggbb`` or ``rgb(r, g, b)``) with an opacity.
+
+    Examples
+    --------
+    >>> rgba("#EF553B", 0.5), rgba("rgb(141,211,199)", 1)
+    ('rgba(239, 85, 59, 0.5)', 'rgba(141, 211, 199, 1)')
+    """
+    text = str(colour)
+    rgb = hex_to_rgb(text) if text.startswith("#") else unlabel_rgb(text)
+    r, g, b = (int(round(float(v))) for v in rgb)
+    return f"rgba({r}, {g}, {b}, {alpha:g})"
+
+
+def column_marker_px(
+    columns: pd.DataFrame, width_A: float, height_A: float, plot_px: float = PLOT_PX
+) -> float:
+    """Diameter (px) of the column markers: a third of the median nearest-neighbour distance
+    of the columns as displayed (``plot_px`` across the longer side), within :data:`MARKER_PX`.
+
+    Examples
+    --------
+    >>> cols = pd.DataFrame({"x_A": [0.0, 10.0, 20.0], "y_A": [0.0, 0.0, 0.0]})
+    >>> column_marker_px(cols, 100.0, 100.0)  # 10 Å apart, 7 px per Å: 70 px apart
+    7.0
+    >>> column_marker_px(cols, 1000.0, 1000.0)  # 7 px apart
+    2.5
+    """
+    if len(columns) < 2:
+        return MARKER_PX[1]
+    xy = columns[["x_A", "y_A"]].to_numpy(dtype=float)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if len(xy) < 2:
+        return MARKER_PX[1]
+    d = cKDTree(xy).query(xy, k=2)[0][:, 1]
+    spacing_px = float(np.median(d)) * plot_px / max(width_A, height_A, 1e-9)
+    return float(np.clip(spacing_px / 3.0, *MARKER_PX))
+
+
+def _split_legend(groups: list, max_entries: int) -> tuple[list, list]:
+    """The groups with a legend entry of their own, and the rest (merged into one trace)."""
+    if len(groups) <= max_entries:
+        return groups, []
+    return groups[: max_entries - 1], groups[max_entries - 1 :]
+
+
 def image_figure(
     png_uri: str | None,
     width_A: float,
@@ -110,9 +191,15 @@ def image_figure(
     units: dict[int, pd.DataFrame] | None = None,
     image_shape: tuple[int, int] | None = None,
     colour_by: str = "motif",
+    names: Mapping[str, str] | None = None,
+    max_legend: int = MAX_LEGEND_PER_LEVEL,
 ) -> go.Figure:
     """The micrograph with its columns coloured by motif (or cross-section) and its units as
-    polygons.
+    polygons, drawn light enough for the image to show through.
+
+    Column markers are a third of the displayed column spacing (:func:`column_marker_px`), unit
+    outlines thin and their fills faint (:data:`UNIT_FILL_ALPHA`), so that on a 1024² image of
+    thousands of columns the micrograph stays visible.
 
     Parameters
     ----------
@@ -129,6 +216,12 @@ def image_figure(
     colour_by : {"motif", "cross_section"}
         ``"cross_section"``: one trace of all columns on a continuous colour scale of their
         scattering cross-section (``columns["cross_section"]``; columns without one are grey).
+    names : mapping of str to str, optional
+        Readable names of level-1 motifs (``{"L1-0001": "bright 44 %"}``), shown next to their
+        ids in the legend and the hover.
+    max_legend : int
+        Legend entries per level; the least common motifs of a level beyond these are drawn as
+        one grey trace ``"<k> other motifs (<count>)"`` (the hover still names each one).
 
     Returns
     -------
@@ -141,9 +234,9 @@ def image_figure(
     --------
     >>> cols = pd.DataFrame({"instance_id": ["a", "b"], "x_A": [1.0, 2.0], "y_A": [1.0, 1.5],
     ...                      "motif_id": ["L1-0001", None]})
-    >>> fig = image_figure(None, 10.0, 8.0, cols)
+    >>> fig = image_figure(None, 10.0, 8.0, cols, names={"L1-0001": "bright 50 %"})
     >>> [t.name for t in fig.data]
-    ['L1-0001 (1)', 'unclassified (1)']
+    ['L1-0001 · bright 50 % (1)', 'unclassified (1)']
     """
     fig = go.Figure()
     if png_uri is not None:
@@ -168,46 +261,65 @@ def image_figure(
         if df.empty:
             continue
         motif = df["motif_id"].fillna("unclassified").astype(str)
-        for mid, grp in _by_count(df.groupby(motif, sort=True)):
+        own, rest = _split_legend(_by_count(df.groupby(motif, sort=True)), max_legend)
+        if rest:
+            merged = pd.concat([grp for _, grp in rest])
+            own = [*own, (f"{len(rest)} other motifs", merged)]
+        line_alpha, fill_alpha = UNIT_LINE_ALPHA.get(level, 0.6), UNIT_FILL_ALPHA.get(level, 0.0)
+        for mid, grp in own:
             x, y, row = _polygon_xy(grp["polygon"])
             inst = grp["instance_id"].to_numpy(dtype=object)[row]
+            which = grp["motif_id"].fillna("unclassified").astype(str).to_numpy(dtype=object)[row]
+            colour = colours.get(mid, OTHER if mid.endswith("other motifs") else UNCLASSIFIED)
             fig.add_trace(
                 go.Scatter(
                     x=x,
                     y=y,
                     mode="lines",
-                    fill="toself",
-                    line={"width": 1.5, "color": colours.get(mid, UNCLASSIFIED)},
-                    opacity=0.45 if level == 2 else 0.3,
+                    fill="toself" if fill_alpha > 0 else "none",
+                    fillcolor=rgba(colour, fill_alpha) if fill_alpha > 0 else None,
+                    line={"width": 1, "color": rgba(colour, line_alpha),
+                          "dash": "solid" if level == 2 else "dot"},
                     name=f"{mid} ({len(grp)})",
                     legendgroup=f"level{level}",
                     legendgrouptitle_text=f"Level {level} units",
-                    customdata=np.column_stack([inst, np.full(len(inst), mid, dtype=object)]),
+                    customdata=np.column_stack([inst, which]),
                     hovertemplate="unit %{customdata[0]}<br>motif %{customdata[1]}<extra></extra>",
                 )
             )
 
+    size = column_marker_px(columns, width_A, height_A)
+    outline = {"width": 0.5, "color": "white"} if size >= 5 else {"width": 0}
     if colour_by == "cross_section" and "cross_section" in columns and len(columns):
-        _cross_section_trace(fig, columns)
-        groups = []
+        _cross_section_trace(fig, columns, size, outline)
+        groups, rest = [], []
     else:
         motif = columns["motif_id"].astype(object).where(columns["motif_id"].notna(), None)
         key = motif.fillna("unclassified").astype(str)
-        groups = _by_count(columns.groupby(key, sort=True))
+        groups, rest = _split_legend(_by_count(columns.groupby(key, sort=True)), max_legend)
+    if rest:
+        merged = pd.concat([grp for _, grp in rest])
+        groups = [*groups, (f"{len(rest)} other motifs", merged)]
     for mid, grp in groups:
-        colour = UNCLASSIFIED if mid == "unclassified" else colours[mid]
+        if mid == "unclassified":
+            colour = UNCLASSIFIED
+        elif mid in colours:
+            colour = colours[mid]
+        else:
+            colour = OTHER
+        which = grp["motif_id"].astype(object).where(grp["motif_id"].notna(), "unclassified")
+        which = np.array([_named(m, names) for m in which], dtype=object)
         fig.add_trace(
             go.Scatter(
                 x=grp["x_A"],
                 y=grp["y_A"],
                 mode="markers",
-                marker={"size": 7, "color": colour, "line": {"width": 0.5, "color": "white"}},
-                name=f"{mid} ({len(grp)})",
+                marker={"size": size, "color": colour, "opacity": MARKER_OPACITY,
+                        "line": outline},
+                name=f"{_named(mid, names)} ({len(grp)})",
                 legendgroup="level1",
                 legendgrouptitle_text="Columns (level 1)",
-                customdata=np.column_stack(
-                    [grp["instance_id"].to_numpy(dtype=object), np.full(len(grp), mid)]
-                ),
+                customdata=np.column_stack([grp["instance_id"].to_numpy(dtype=object), which]),
                 hovertemplate=(
                     "column %{customdata[0]}<br>motif %{customdata[1]}<br>"
                     "x %{x:.2f} Å, y %{y:.2f} Å<extra></extra>"
@@ -220,13 +332,16 @@ def image_figure(
         scaleanchor="x", scaleratio=1,
     )
     fig.update_layout(
-        height=720, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"itemsizing": "constant"},
+        height=IMAGE_FIGURE_PX, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"itemsizing": "constant"},
         plot_bgcolor="white" if png_uri is None else None,
     )
     return fig
 
 
-def _cross_section_trace(fig: go.Figure, columns: pd.DataFrame) -> None:
+def _cross_section_trace(
+    fig: go.Figure, columns: pd.DataFrame, size: float = MARKER_PX[1], outline: dict | None = None
+) -> None:
     """All columns in one trace coloured by cross-section (Viridis, grey where unknown)."""
     cs = pd.to_numeric(columns["cross_section"], errors="coerce").to_numpy(dtype=float)
     known = np.isfinite(cs)
@@ -238,7 +353,7 @@ def _cross_section_trace(fig: go.Figure, columns: pd.DataFrame) -> None:
         fig.add_trace(
             go.Scatter(
                 x=columns["x_A"][~known], y=columns["y_A"][~known], mode="markers",
-                marker={"size": 7, "color": UNCLASSIFIED},
+                marker={"size": size, "color": UNCLASSIFIED, "opacity": MARKER_OPACITY},
                 name=f"no cross-section ({(~known).sum()})",
                 customdata=custom[~known],
                 hovertemplate="column %{customdata[0]}<br>motif %{customdata[1]}<extra></extra>",
@@ -249,9 +364,9 @@ def _cross_section_trace(fig: go.Figure, columns: pd.DataFrame) -> None:
             go.Scatter(
                 x=columns["x_A"][known], y=columns["y_A"][known], mode="markers",
                 marker={
-                    "size": 7, "color": cs[known], "colorscale": "Viridis", "showscale": True,
-                    "colorbar": {"title": "cross-section"},
-                    "line": {"width": 0.5, "color": "white"},
+                    "size": size, "color": cs[known], "colorscale": "Viridis", "showscale": True,
+                    "colorbar": {"title": "cross-section"}, "opacity": MARKER_OPACITY,
+                    "line": outline or {"width": 0},
                 },
                 name=f"cross-section ({known.sum()})", legendgroup="level1",
                 customdata=custom[known],
@@ -263,36 +378,115 @@ def _cross_section_trace(fig: go.Figure, columns: pd.DataFrame) -> None:
         )
 
 
-def hierarchy_figure(vocab: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
-    """The ``COMPOSED_OF`` graph of the vocabulary, one row per level (level 1 at the bottom).
-
-    Level-1 motifs are spread in id order; each higher motif sits at the mean position of its
-    parts, then the row is re-spread in that order, which keeps edges short and rarely crossing.
+def top_hierarchy(
+    vocab: pd.DataFrame,
+    edges: pd.DataFrame,
+    levels=None,
+    top_n: int = 10,
+    min_instances: int = 1,
+    min_samples: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The part of the hierarchy worth drawing: the ``top_n`` most common motifs of each level
+    that meet the support thresholds, and the ``COMPOSED_OF`` edges between them.
 
     Parameters
     ----------
     vocab : DataFrame
-        :func:`motifcat.query.vocabulary`: ``motif_id, level, key, n_instances, n_images``.
+        :func:`motifcat.query.vocabulary` (``motif_id, level, n_instances``, ...), with an
+        ``n_samples`` column when the sample support is to be filtered on.
     edges : DataFrame
         :func:`motifcat.query.composition_edges`: ``parent, child, count``.
+    levels : iterable of int, optional
+        Levels to show (default: all).
+    top_n : int
+        Motifs per level, most instances first (ties: by id).
+    min_instances, min_samples : int
+        Support thresholds: instances in the catalog, and samples the motif occurs in.
+
+    Returns
+    -------
+    nodes : DataFrame
+        The chosen rows of ``vocab``, by level then instances (descending).
+    shown_edges : DataFrame
+        The edges whose parent and child are both chosen.
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"motif_id": ["a", "b", "c", "P", "Q"], "level": [1, 1, 1, 2, 2],
+    ...                   "n_instances": [9, 5, 1, 4, 1]})
+    >>> e = pd.DataFrame({"parent": ["P", "P", "Q"], "child": ["a", "b", "c"], "count": [3, 3, 6]})
+    >>> nodes, shown = top_hierarchy(v, e, top_n=2)
+    >>> nodes["motif_id"].tolist(), shown["child"].tolist()
+    (['a', 'b', 'P', 'Q'], ['a', 'b'])
+    >>> top_hierarchy(v, e, levels=[2], min_instances=2)[0]["motif_id"].tolist()
+    ['P']
+    """
+    keep = vocab["n_instances"].fillna(0) >= min_instances
+    if "n_samples" in vocab:
+        keep &= vocab["n_samples"].fillna(0) >= min_samples
+    if levels is not None:
+        keep &= vocab["level"].isin([int(v) for v in levels])
+    nodes = (
+        vocab[keep]
+        .sort_values(["level", "n_instances", "motif_id"], ascending=[True, False, True])
+        .groupby("level", sort=True)
+        .head(max(int(top_n), 1))
+        .reset_index(drop=True)
+    )
+    ids = set(nodes["motif_id"])
+    shown = edges[edges["parent"].isin(ids) & edges["child"].isin(ids)].reset_index(drop=True)
+    return nodes, shown
+
+
+def hierarchy_figure(
+    nodes: pd.DataFrame,
+    edges: pd.DataFrame,
+    thumbnails: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> go.Figure:
+    """A layered tree of a few motifs (:func:`top_hierarchy`): one row per level, level 1 at
+    the bottom, each motif labelled with its id, readable name and count, and drawn as its
+    average image when ``thumbnails`` has one; lines are the ``COMPOSED_OF`` edges between them.
+
+    Level-1 motifs are spread by instances; each higher motif sits in the order of the mean
+    position of its parts, which keeps the edges short and rarely crossing. Meant for tens of
+    motifs, not a whole vocabulary (an all-edges plot of hundreds is unreadable).
+
+    Parameters
+    ----------
+    nodes : DataFrame
+        ``motif_id, level, n_instances`` (and ``key``, ``n_images``, ``n_samples``, ``family``
+        when present, shown on hover).
+    edges : DataFrame
+        ``parent, child, count`` between ``nodes``.
+    thumbnails : mapping of str to str, optional
+        Motif id -> PNG data URI of its average image.
+    names : mapping of str to str, optional
+        Readable names of level-1 motifs.
 
     Returns
     -------
     plotly.graph_objects.Figure
+        The last trace (``name="motifs"``) holds one point per node, in the order of ``nodes``,
+        with the motif id first in its ``customdata``: a selected point names its motif. The
+        one before (``name="labels"``) holds their labels: id, readable name, instances.
 
     Examples
     --------
-    >>> v = pd.DataFrame({"motif_id": ["a", "b", "P"], "level": [1, 1, 2], "key": ["", "", "k"],
-    ...                   "n_instances": [5, 3, 2], "n_images": [1, 1, 1]})
+    >>> v = pd.DataFrame({"motif_id": ["a", "b", "P"], "level": [1, 1, 2],
+    ...                   "n_instances": [5, 3, 2]})
     >>> e = pd.DataFrame({"parent": ["P", "P"], "child": ["a", "b"], "count": [2, 1]})
     >>> fig = hierarchy_figure(v, e)
-    >>> fig.data[-1].y.tolist()
-    [1, 1, 2]
+    >>> fig.data[-1].y.tolist(), list(fig.data[-2].text)
+    ([1, 1, 2], ['a<br>5 inst.', 'b<br>3 inst.', 'P<br>2 inst.'])
     """
+    levels = sorted(int(v) for v in nodes["level"].unique())
     pos_x = pd.Series(dtype=float)
-    levels = sorted(int(v) for v in vocab["level"].unique())
     for level in levels:
-        ids = vocab.loc[vocab["level"] == level, "motif_id"].sort_values()
+        row = nodes[nodes["level"] == level].sort_values(
+            ["n_instances", "motif_id"], ascending=[False, True]
+        )
+        ids = row["motif_id"]
         if level == levels[0] or edges.empty:
             order = ids.to_numpy()
         else:
@@ -301,58 +495,99 @@ def hierarchy_figure(vocab: pd.DataFrame, edges: pd.DataFrame) -> go.Figure:
             bary = bary.reindex(ids).fillna(np.inf)
             order = bary.sort_values(kind="stable").index.to_numpy()
         n = len(order)
-        pos_x = pd.concat([pos_x, pd.Series(np.linspace(0, 1, n) if n > 1 else [0.5], order)])
-    nodes = vocab.assign(x=vocab["motif_id"].map(pos_x), y=vocab["level"].astype(int))
+        pos_x = pd.concat([pos_x, pd.Series((np.arange(n) + 0.5) / max(n, 1), order)])
+    x = nodes["motif_id"].map(pos_x).to_numpy(dtype=float)
+    y = nodes["level"].astype(int).to_numpy()
+    per_row = int(nodes.groupby("level").size().max()) if len(nodes) else 1
 
     fig = go.Figure()
     if not edges.empty:
+        where = pd.Series(y, index=nodes["motif_id"].to_numpy())
         e = edges.assign(
-            x0=edges["parent"].map(pos_x), y0=edges["parent"].map(nodes.set_index("motif_id")["y"]),
-            x1=edges["child"].map(pos_x), y1=edges["child"].map(nodes.set_index("motif_id")["y"]),
+            x0=edges["parent"].map(pos_x), y0=edges["parent"].map(where),
+            x1=edges["child"].map(pos_x), y1=edges["child"].map(where),
         ).dropna()
         nan = np.full(len(e), np.nan)
-        lx = np.column_stack([e["x0"], e["x1"], nan]).ravel()
-        ly = np.column_stack([e["y0"], e["y1"], nan]).ravel()
         fig.add_trace(
-            go.Scatter(x=lx, y=ly, mode="lines", line={"width": 1, "color": "#888"},
-                       hoverinfo="skip", name="COMPOSED_OF")
+            go.Scatter(
+                x=np.column_stack([e["x0"], e["x1"], nan]).ravel(),
+                y=np.column_stack([e["y0"], e["y1"], nan]).ravel(),
+                mode="lines", line={"width": 1, "color": "rgba(120, 120, 120, 0.6)"},
+                hoverinfo="skip", name="COMPOSED_OF",
+            )
         )
-        # Hover on the middle of each edge tells the multiplicity.
+        # Hover on the middle of each edge tells the multiplicity (the marks are faint, and
+        # left out when there are too many for the eye).
         fig.add_trace(
             go.Scatter(
                 x=(e["x0"] + e["x1"]) / 2, y=(e["y0"] + e["y1"]) / 2, mode="markers",
-                marker={"size": 5, "color": "#888", "symbol": "diamond", "opacity": 0.5},
+                marker={"size": 5, "color": "#888", "symbol": "diamond",
+                        "opacity": 0.5 if len(e) <= 60 else 0.0},
                 customdata=np.column_stack([e["parent"], e["child"], e["count"]]),
-                hovertemplate="%{customdata[0]} ⟶ %{customdata[2]} × %{customdata[1]}"
-                "<extra></extra>",
+                hovertemplate="%{customdata[0]} is made of %{customdata[2]} × "
+                "%{customdata[1]}<extra></extra>",
                 name="multiplicity",
                 showlegend=False,
             )
         )
-    colours = motif_colours(nodes["motif_id"])
-    size = 10 + 6 * np.log1p(nodes["n_instances"].fillna(0).to_numpy(dtype=float))
-    # Name the nodes only on rows sparse enough for the names not to overlap (hover tells all).
-    per_row = nodes.groupby("y")["motif_id"].transform("size")
+    thumbs = thumbnails or {}
+    # Each thumbnail fills most of its slot of the widest row, and under a third of a level.
+    size_x, size_y = min(0.8 / per_row, 0.11), 0.32
+    for mid, xi, yi in zip(nodes["motif_id"], x, y, strict=True):
+        if thumbs.get(mid):
+            fig.add_layout_image(
+                source=thumbs[mid], xref="x", yref="y", x=xi, y=yi, sizex=size_x, sizey=size_y,
+                xanchor="center", yanchor="middle", sizing="contain", layer="above",
+            )
+    # A row of more than MAX_FULL_LABELS motifs has no room for ids: its labels are the counts
+    # (the id and name are in the hover and under the chart).
+    label = [
+        f"{int(n)}" if crowded else
+        f"{m}<br>{(names or {}).get(m) + '<br>' if (names or {}).get(m) else ''}{int(n)} inst."
+        for m, n, crowded in zip(
+            nodes["motif_id"], nodes["n_instances"].fillna(0),
+            nodes.groupby("level")["motif_id"].transform("size") > MAX_FULL_LABELS, strict=True,
+        )
+    ]
+    # The labels sit under the thumbnails, in a trace of their own (no hover, no selection).
     fig.add_trace(
         go.Scatter(
-            x=nodes["x"], y=nodes["y"], mode="markers+text",
-            text=nodes["motif_id"].where(per_row <= MAX_LABELS_PER_ROW, ""),
-            textposition="top center", hovertext=nodes["motif_id"],
-            marker={"size": np.minimum(size, 40),
-                    "color": [colours[m] for m in nodes["motif_id"]],
-                    "line": {"width": 1, "color": "#333"}},
-            customdata=np.column_stack(
-                [nodes["motif_id"], nodes["key"], nodes["n_instances"], nodes["n_images"]]
-            ),
-            hovertemplate="%{customdata[0]}<br>key %{customdata[1]}<br>%{customdata[2]} "
-            "instances in %{customdata[3]} images<extra></extra>",
+            x=x, y=y - size_y / 2 - 0.02, mode="text", text=label, textposition="bottom center",
+            textfont={"size": 11}, hoverinfo="skip", name="labels",
+        )
+    )
+    extra = {c: nodes[c] if c in nodes else pd.Series([""] * len(nodes))
+             for c in ("key", "n_images", "n_samples", "family")}
+    hover = [
+        f"{_named(m, names)}<br>{int(n)} instances in {i} images, {s} samples"
+        + (f"<br>family {f}" if isinstance(f, str) and f else "")
+        + (f"<br>key {k}" if isinstance(k, str) and k else "")
+        for m, n, i, s, f, k in zip(
+            nodes["motif_id"], nodes["n_instances"].fillna(0), extra["n_images"],
+            extra["n_samples"], extra["family"], extra["key"], strict=True,
+        )
+    ]
+    colours = motif_colours(nodes["motif_id"])
+    has_thumb = np.array([bool(thumbs.get(m)) for m in nodes["motif_id"]])
+    # Frames as wide as the thumbnails on a chart about 1000 px wide (markers are sized in px).
+    frame = float(np.clip(1000 * size_x * 0.5, 8, 40))
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=y, mode="markers",
+            # Under a thumbnail the marker is a coloured frame; alone it is the node.
+            marker={"size": np.where(has_thumb, frame, min(frame, 18)), "symbol": "square",
+                    "color": [rgba(colours[m], 0.25) for m in nodes["motif_id"]],
+                    "line": {"width": 2, "color": [colours[m] for m in nodes["motif_id"]]}},
+            customdata=np.column_stack([nodes["motif_id"], hover]),
+            hovertemplate="%{customdata[1]}<br><i>click to open</i><extra></extra>",
             name="motifs",
         )
     )
     fig.update_yaxes(tickvals=levels, ticktext=[f"level {v}" for v in levels],
-                     range=[min(levels, default=1) - 0.5, max(levels, default=1) + 0.5])
-    fig.update_xaxes(visible=False, range=[-0.08, 1.08])
-    fig.update_layout(height=260 + 120 * len(levels), showlegend=False,
+                     range=[min(levels, default=1) - 0.75, max(levels, default=1) + 0.3],
+                     showgrid=False, zeroline=False, fixedrange=True)
+    fig.update_xaxes(visible=False, range=[0, 1], fixedrange=True)
+    fig.update_layout(height=120 + 190 * len(levels), showlegend=False, clickmode="event+select",
                       margin={"l": 10, "r": 10, "t": 20, "b": 10})
     return fig
 
@@ -411,8 +646,11 @@ def atoms_figure(atoms) -> go.Figure:
     return fig
 
 
-def recurring_figure(recurring: pd.DataFrame) -> go.Figure:
-    """Stacked bars: instances of each recurring motif per material.
+def recurring_figure(
+    recurring: pd.DataFrame, names: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Stacked bars: instances of each recurring motif per material (bars named by the motif
+    id and its readable name from ``names``, when it has one).
 
     Parameters
     ----------
@@ -432,7 +670,8 @@ def recurring_figure(recurring: pd.DataFrame) -> go.Figure:
     )
     fig = go.Figure()
     for mat, grp in long.groupby("material", sort=True):
-        fig.add_trace(go.Bar(x=grp["motif_id"], y=grp["n_instances"], name=str(mat)))
+        fig.add_trace(go.Bar(x=[_named(m, names) for m in grp["motif_id"]],
+                             y=grp["n_instances"], name=str(mat)))
     fig.update_layout(
         barmode="stack", height=360, xaxis_title="motif", yaxis_title="instances",
         margin={"l": 10, "r": 10, "t": 20, "b": 10}, legend_title_text="material",
@@ -440,11 +679,12 @@ def recurring_figure(recurring: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def context_figure(context: pd.DataFrame) -> go.Figure:
-    """Bar chart of :func:`motifcat.query.spatial_context` (neighbour motif -> share)."""
+def context_figure(context: pd.DataFrame, names: Mapping[str, str] | None = None) -> go.Figure:
+    """Bar chart of :func:`motifcat.query.spatial_context` (neighbour motif -> share), each bar
+    named by the motif id and its readable name (``names``) when it has one."""
     colours = motif_colours(context["motif_id"])
     fig = go.Figure(
-        go.Bar(x=context["motif_id"], y=context["count"],
+        go.Bar(x=[_named(m, names) for m in context["motif_id"]], y=context["count"],
                marker_color=[colours[m] for m in context["motif_id"]],
                customdata=context["share"],
                hovertemplate="%{x}: %{y} (%{customdata:.0%})<extra></extra>")
@@ -475,12 +715,15 @@ __all__ = [
     "atoms_side_figure",
     "context_figure",
     "hierarchy_figure",
+    "column_marker_px",
     "image_figure",
     "motif_colour",
     "motif_colours",
     "prototype_figure",
     "normalise",
     "recurring_figure",
+    "rgba",
+    "top_hierarchy",
 ]
 
 

@@ -28,6 +28,7 @@ from .model import (
     Micrograph,
     MotifClass,
 )
+from .names import display_names, level1_display_names
 from .pipeline import analyze
 from .serialize import analysis_summary, load_analysis, save_analysis
 
@@ -44,7 +45,9 @@ __all__ = [
     "analysis_summary",
     "analyze",
     "build_hierarchy",
+    "display_names",
     "load_analysis",
+    "level1_display_names",
     "load_image",
     "micrograph_from_array",
     "micrograph_from_signal",

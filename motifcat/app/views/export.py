@@ -23,9 +23,10 @@ ranked = data.persistent_table(uri, 1, 1)
 ranked = ranked.assign(single=ranked["level"] == 1).sort_values("single", kind="stable")
 order = list(ranked["motif_id"]) + sorted(set(vocab["motif_id"]) - set(ranked["motif_id"]))
 labels = vocab.set_index("motif_id")
+names = data.level1_names(uri)
 motif_id = st.selectbox(
     "Motif", order, key="export_motif",
-    format_func=lambda m: f"{m} · level {labels.loc[m, 'level']} · "
+    format_func=lambda m: f"{data.motif_label(m, names)} · level {labels.loc[m, 'level']} · "
     f"{labels.loc[m, 'n_instances']} instances",
 )
 detail = data.motif(uri, motif_id)
@@ -52,12 +53,14 @@ except MotifcatError as exc:
     st.stop()
 
 used = atoms.info.get("species", {})
-species_table = pd.DataFrame({"level-1 motif": list(used), "column": list(used.values())})
+species_table = pd.DataFrame({"level-1 motif": list(used),
+                              "name": [names.get(m, "") for m in used],
+                              "column": list(used.values())})
 st.markdown("**Column content per level-1 motif** (suggested within the material; edit to "
             "override, e.g. `Se` for a single chalcogen)")
 edited = st.data_editor(
-    species_table, hide_index=True, disabled=["level-1 motif"], key=f"export_species_{motif_id}",
-    width="content",
+    species_table, hide_index=True, disabled=["level-1 motif", "name"],
+    key=f"export_species_{motif_id}", width="content",
 )
 new = tuple(
     (m, str(s).strip()) for m, s in zip(edited["level-1 motif"], edited["column"], strict=True)

@@ -7,19 +7,18 @@ import streamlit as st
 
 from motifcat.app import data, plots
 
+#: Above this many columns the units are off by default (the columns alone are drawn).
+UNITS_BY_DEFAULT_MAX_COLUMNS = 1500
 
-def _columns_said(detected: int, stored: int) -> str:
-    """Detected and stored columns: the CLI counts all, the catalog keeps the classified ones."""
-    if detected == stored:
-        return f"{stored} columns"
-    return (
-        f"{detected} columns detected, {stored} stored (the {detected - stored} within a patch "
-        "of the border are not classified, so not stored)"
-    )
+
+def default_overlays(n_columns: int) -> list[int]:
+    """The overlays an image is first shown with: columns, and units on a small image."""
+    return [1, 2] if n_columns <= UNITS_BY_DEFAULT_MAX_COLUMNS else [1]
 
 
 uri = data.catalog_uri()
 images = data.images_table(uri)
+names = data.level1_names(uri)
 
 st.title("Image")
 labels = {
@@ -39,9 +38,15 @@ px = float(info["pixel_size_A"])
 width_A, height_A = float(info["width"]) * px, float(info["height"]) * px
 
 overlay_names = {1: "Columns (level 1)", 2: "Units (level 2)", 3: "Composites (level 3)"}
+# Each image starts with the overlays that leave it visible: the unit outlines only while the
+# columns are few enough for the micrograph to show between them (a choice, not a measurement:
+# a 512² image of a TMD holds about 1200 columns, a 1024² one about 4800).
+if st.session_state.get("_overlays_image") != image_id or "overlays" not in st.session_state:
+    st.session_state["overlays"] = default_overlays(int(info["n_columns"]))
+    st.session_state["_overlays_image"] = image_id
 shown = over.pills(
-    "Overlays", list(overlay_names), default=[1, 2], selection_mode="multi",
-    format_func=overlay_names.get, key="overlays",
+    "Overlays", list(overlay_names), selection_mode="multi", format_func=overlay_names.get,
+    key="overlays",
 )
 
 columns = data.instances(uri, image_id, 1)
@@ -63,12 +68,12 @@ elif pix.note:
 
 st.caption(
     f"{info['sample']} ({info['material']}) · {int(info['width'])} × {int(info['height'])} px "
-    f"at {px:.4g} Å/px · {_columns_said(int(info['n_columns']), len(columns))} · "
+    f"at {px:.4g} Å/px · {data.columns_said(int(info['n_columns']), len(columns))} · "
     f"image {image_id}"
 )
 fig = plots.image_figure(
     pix.png, width_A, height_A, columns if 1 in (shown or []) else columns.iloc[:0], units,
-    image_shape=pix.png_shape, colour_by=colour_by if has_cs else "motif",
+    image_shape=pix.png_shape, colour_by=colour_by if has_cs else "motif", names=names,
 )
 st.plotly_chart(fig, key="image_chart")
 
@@ -89,6 +94,7 @@ legend = (
 )
 colours = plots.motif_colours(legend["motif_id"][legend["motif_id"] != "unclassified"])
 legend["colour"] = legend["motif_id"].map(colours).fillna(plots.UNCLASSIFIED)
+legend = data.with_names(legend, names)
 # The colour cell shows the class's colour in the plot (text and background alike).
 st.dataframe(
     legend.style.map(lambda c: f"background-color: {c}; color: {c}", subset=["colour"]),

@@ -11,6 +11,7 @@ materials = data.materials_table(uri)
 samples = data.samples_table(uri)
 images = data.images_table(uri)
 vocab = data.vocabulary_table(uri)
+names = data.level1_names(uri)
 
 st.title("Overview")
 per_level = vocab.groupby("level")["motif_id"].nunique()
@@ -63,10 +64,10 @@ elif recurring.empty:
     st.info(f"No motif is found in {shown_samples} or more samples.")
 if not recurring.empty:
     st.caption(f"{len(recurring)} recurring motifs; instances per material")
-    st.plotly_chart(plots.recurring_figure(recurring), key="recurring_chart")
-    table = recurring.drop(columns=["per_material"]).assign(
+    st.plotly_chart(plots.recurring_figure(recurring, names), key="recurring_chart")
+    table = data.with_names(recurring.drop(columns=["per_material"]).assign(
         materials=recurring["materials"].map(", ".join)
-    )
+    ), names)
     st.dataframe(table, hide_index=True, width="stretch")
 
 with st.expander("Images"):
