@@ -414,6 +414,11 @@ def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
     n = min(len(kinds), len(perfect), max_kinds or len(kinds))
     edges = np.cumsum(frac[:n]) / frac[:n].sum()
     assign = np.minimum(np.searchsorted(edges, share), n - 1)
+    if len(perfect) == n:
+        # One class per kind shown: by rank alone. Abundance would mislead where a faint kind
+        # is detected only in part (a third of the O columns of a perovskite, which then look
+        # rarer than the cell says and push the Ti-O class onto the O kind).
+        assign = np.arange(n)
     pts_m = np.array([np.average(m[perfect][assign == u], weights=w[perfect][assign == u])
                       for u in np.unique(assign)])
     pts_c = kinds[np.unique(assign)]
@@ -743,7 +748,7 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
                                  through_origin=how == "cross-section", n_kinds=shown)
         # Kinds the material's images show at all: only those can have empty sites.
         m_shown = max(shown.values(), default=len(kinds))
-        visible = np.sort(kinds)[::-1][:m_shown]
+        visible = _complete_kinds(np.sort(kinds)[::-1][:m_shown], kinds, n_kind, pred, count)
         con = np.array([pred.get(m, np.nan) for m in ids])
         try:
             reg = register(xy, pc, con, scale_tolerance=scale_tolerance)
@@ -798,6 +803,29 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
         periods_along_zone=int(periods),
     )
     return atoms
+
+
+#: A column kind whose detected columns number at least this fraction of what the cell's
+#: proportions and the best-detected kind predict counts as fully detected; only then is a
+#: site of that kind without a column an empty site (a faint O column found in a third of its
+#: sites is not a vacancy elsewhere). Chosen by hand.
+COMPLETE_DETECTION = 0.8
+
+
+def _complete_kinds(visible, kinds, n_kind, pred, count):
+    """The ``visible`` kinds detected in (nearly) all their sites over the material's images:
+    each class's instances counted on the kind nearest its predicted contrast."""
+    seen = np.zeros(len(kinds))
+    for per_image in count.values():
+        for mid, n in per_image.items():
+            p = pred.get(mid, np.nan)
+            if np.isfinite(p):
+                seen[int(np.argmin(np.abs(kinds - p)))] += n
+    rate = seen / np.asarray(n_kind, float)
+    if not rate.max() > 0:
+        return visible
+    full = kinds[rate >= COMPLETE_DETECTION * rate.max()]
+    return np.array([v for v in visible if np.isclose(full, v).any()])
 
 
 def _single_site(reg, pc, predicted: float, elements):

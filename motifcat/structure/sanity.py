@@ -79,5 +79,6 @@ def minimum_distance(atoms: Atoms, cutoff_A: float = 8.0) -> tuple[float, tuple[
         r = min(2 * r, cutoff_A)
     if not len(d):
         return float("inf"), (-1, -1)
-    k = int(np.argmin(d))
-    return round(float(d[k]), 6), (int(min(i[k], j[k])), int(max(i[k], j[k])))
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    k = int(np.lexsort((hi, lo, np.round(d, 6)))[0])  # ties: the lowest pair of indices
+    return round(float(d[k]), 6), (int(lo[k]), int(hi[k]))
