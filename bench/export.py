@@ -258,6 +258,30 @@ def api_exports(store, specs, refs, image_ids):
     return rows
 
 
+NOTES = """\
+- The demo's one refused persistent export (`L2-ebcd8fdd26f3`, also refused on these sets
+  before) was a bug, now fixed: it is the ring of six columns around a double chalcogen
+  vacancy, whose three Mo columns are detected ~0.3 Å off their sites, so the seed pair of the
+  registration (the most central column and its nearest neighbour, 1.46 Å apart instead of
+  1.84 Å) fell outside the search window and two columns competed for one site. The
+  registration now also seeds from pairs at the motif's typical spacing and gives distinct
+  sites by least-cost assignment; the motif exports as one S2 column fewer, as its truth says.
+- A refusal left is a prototype whose mean positions are not a lattice fragment (residual
+  above 0.5 Å): a correct refusal, nothing is written.
+- Defect motifs whose true change needs an element the material lacks are all built on the
+  MoS2 class that merges SeS columns (one S replaced by Se) with Mo_S antisites: their
+  Z^1.7 contrasts differ by 10 % and the class's cross-section is that of Mo, so the exporter
+  builds every one as an antisite (+1 Mo, -2 S) — right for the Mo_S instances, wrong for the
+  SeS ones, and Se is not an element of MoS2 (species never come from outside the material).
+  The SrTiO3 class with the 5 La_Sr columns is the perfect Sr class (classification limit).
+- Two V_S2 motifs (`L3-f384…`, `L3-4138…`) export as V_Mo: their stored prototype holds a
+  Mo site without a column and three Mo columns rotated ~15° about an S2 column, i.e. the
+  prototype's geometry disagrees with the majority of its instances.
+- Bond lengths of perfect-lattice cells are those of the reference by construction (the cell
+  is the registered reference); the image's own lattice agrees with the reference's to the
+  projected-spacing figure above.
+"""
+
 REPORT_FIELDS = re.compile(r"formula \S+, \d+ atoms, min distance [\d.]+ Å .*cell [\d. ]+Å .*"
                            r"(registration rms [\d.]+ Å|no registration).* reference \S+ \(.+\)")
 
@@ -347,6 +371,9 @@ def _report(rows, cli, specs, t_ingest, t_export, t_cli) -> str:
     cells = [r for r in written if r["model"].startswith("periodic")]
     perfect_truth = [r for r in written if r["truth"] == {}]
     defect_truth = [r for r in rows if r["truth"]]
+    alien_truth = [r for r in defect_truth
+                   if set(r["truth"]) - material_elements(r["material"])]
+    own_truth = [r for r in defect_truth if r not in alien_truth]
     lines = [
         "# Export benchmark", "",
         "Command: `python bench/export.py`. Data: "
@@ -372,6 +399,11 @@ def _report(rows, cli, specs, t_ingest, t_export, t_cli) -> str:
         f"{sum(r['delta'] == {} for r in perfect_truth)} / {len(perfect_truth)} |",
         f"| defect motifs (by ground truth): formula change right | "
         f"{sum(r.get('delta') == r['truth'] for r in defect_truth)} / {len(defect_truth)} |",
+        f"| … of them, true change within the material's elements | "
+        f"{sum(r.get('delta') == r['truth'] for r in own_truth)} / {len(own_truth)} |",
+        f"| … of them, true change needs an element the material lacks (Se in MoS2, La in "
+        f"SrTiO3; classes merged with a look-alike) | "
+        f"{sum(r.get('delta') == r['truth'] for r in alien_truth)} / {len(alien_truth)} |",
         f"| exports with overlapping atoms (0.75 × sum of covalent radii) | "
         f"{sum(r['overlaps'] > 0 for r in written)} |",
         f"| exports with species outside their material | "
@@ -411,6 +443,7 @@ def _report(rows, cli, specs, t_ingest, t_export, t_cli) -> str:
         lines.append(f"- {r['motif']} ({r['material']}): {r['why']}")
     if not refused:
         lines.append("- none")
+    lines += ["", "## Notes", "", NOTES]
     lines += [
         "", "## Every export", "",
         "| motif | material | status | model | formula | change | true change (share of "

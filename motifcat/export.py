@@ -12,6 +12,8 @@ with the material at ingest, or motifcat's default for a known formula. :func:`m
 * gives each column the atoms of the reference column it sits on, with atoms removed or
   substituted where its class's predicted contrast (cross-section or intensity, calibrated per
   image within the material, ``sum Z^1.7``) says it is a defect;
+* with the sample's thickness (``thickness_A``, bulk references) repeats the reference along
+  the zone so that a column holds the sample's atoms (one Sr fewer of four can be built);
 * writes a perfect motif as the periodic reference cell, a defect motif embedded in a supercell
   at least ``min_cell_A`` wide;
 * refuses a model with two atoms closer than 0.75 × the sum of their covalent radii (naming
@@ -42,6 +44,7 @@ from .catalog import GraphStore
 from .errors import ExportError, MotifcatError, QueryError
 from .query import material_level1, material_reference, motif_detail
 from .structure import (
+    CONTENT_TOLERANCE,
     LOW_INDEX_ZONES,
     MIN_CELL_A,
     SCALE_TOLERANCE,
@@ -52,6 +55,7 @@ from .structure import (
     default_reference,
     load_reference,
     minimum_distance,
+    n_changes,
     parse_zone,
     project,
     reference_from_json,
@@ -831,14 +835,12 @@ def _complete_kinds(visible, kinds, n_kind, pred, count):
 def _single_site(reg, pc, predicted: float, elements):
     """The site of a lone column (a level-1 motif): among the reference columns whose best
     content (:func:`~motifcat.structure.choose_content`) comes within the content tolerance
-    (:data:`~motifcat.structure.build.CONTENT_TOLERANCE` of the site's perfect contrast) of the
+    (:data:`~motifcat.structure.CONTENT_TOLERANCE` of the site's perfect contrast) of the
     predicted contrast, the one needing the fewest changed atoms; then a vacancy (atoms
     removed) before a substitution, which is rarer; then the nearest. (A 3-Sr column of a
     perovskite is one Sr fewer on an Sr site, not Sr put on a Ti-O site.)"""
     if not np.isfinite(predicted):
         return reg
-    from .structure.build import CONTENT_TOLERANCE, n_changes
-
     options = []
     for j in range(len(pc.xy)):
         perfect = tuple(pc.symbols[j])
