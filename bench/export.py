@@ -259,13 +259,16 @@ def api_exports(store, specs, refs, image_ids):
 
 
 NOTES = """\
-- The demo's one refused persistent export (`L2-ebcd8fdd26f3`, also refused on these sets
-  before) was a bug, now fixed: it is the ring of six columns around a double chalcogen
-  vacancy, whose three Mo columns are detected ~0.3 Å off their sites, so the seed pair of the
-  registration (the most central column and its nearest neighbour, 1.46 Å apart instead of
-  1.84 Å) fell outside the search window and two columns competed for one site. The
-  registration now also seeds from pairs at the motif's typical spacing and gives distinct
-  sites by least-cost assignment; the motif exports as one S2 column fewer, as its truth says.
+- The demo's refused persistent export: today's `motifcat demo` catalog exports all 26 of
+  its persistent motifs (main's code too), so that refusal no longer reproduces there. The
+  same refusal was `L2-ebcd8fdd26f3` in the earlier synthetic results and, with main's code,
+  on this MoS2 set with 3 others (37 written, 4 refused); it was a bug, now fixed: the motif
+  is the ring of six columns around a double chalcogen vacancy, whose three Mo columns are
+  detected ~0.3 Å off their sites, so the registration's seed pair (the most central column
+  and its nearest neighbour, 1.46 Å apart instead of 1.84 Å) fell outside the search window
+  and two columns competed for one site. The registration now also seeds from pairs at the
+  motif's typical spacing and gives distinct sites by least-cost assignment; the ring exports
+  as one S2 column fewer, as its truth says.
 - A refusal left is a prototype whose mean positions are not a lattice fragment (residual
   above 0.5 Å): a correct refusal, nothing is written.
 - Defect motifs whose true change needs an element the material lacks are all built on the

@@ -355,3 +355,25 @@ def test_multislice_cli_persistent_per_material_every_format(multislice, tmp_pat
                 for a in frames:
                     assert set(a.get_chemical_symbols()) <= set(Formula(mat).count())
                     assert not check_overlaps(a)
+
+
+def test_registration_of_a_ring_pulled_off_its_sites_around_a_vacancy():
+    # The stored prototype of the multislice MoS2 set's double-S-vacancy ring (L2-ebcd…):
+    # its three Mo columns sit 2.12 Å from the empty centre instead of 1.84 Å, so its most
+    # central pair is 1.46 Å apart; registration once found no placement for it.
+    xy = np.array([[-1.79, -3.09], [0.02, -2.94], [1.06, -1.83], [2.85, -1.67], [3.57, -0.01],
+                   [2.49, 1.5], [1.06, 1.81], [0.02, 3.3], [-1.81, 3.11], [-2.52, 1.46],
+                   [-2.12, -0.0], [-2.83, -1.66]])
+    from motifcat.structure import register
+
+    pc = project(load_reference("proto:mx2:formula=MoS2,a=3.19,thickness=3.13").atoms)
+    mo, s2 = (float(pc.contrast[pc.kind == k][0]) for k in (0, 1))
+    reg = register(xy, pc, np.array([mo, s2] * 6))
+    sites = {(int(j), *map(int, sh)) for j, sh in zip(reg.column, reg.shift, strict=True)}
+    assert len(sites) == 12 and reg.chemistry == 1.0 and reg.rms_A < 0.3
+    # the empty centre is a chalcogen site: the centroid of the matched sites
+    centre = reg.site_xy.mean(0)
+    tiles, tcol, _ = pc.tiled(12.0)
+    nearest = int(np.argmin(np.linalg.norm(tiles - centre, axis=1)))
+    assert pc.symbols[tcol[nearest]] == ("S", "S")
+    assert np.linalg.norm(tiles[nearest] - centre) < 0.2
