@@ -596,6 +596,10 @@ def export(
     min_cell: float = typer.Option(12.0, "--min-cell", help="Smallest defect supercell (Å)."),
     force: bool = typer.Option(False, "--force", help="Write even with overlapping atoms."),
     vacuum: float = typer.Option(10.0, help="Vacuum padding in Å (flat model)."),
+    thickness: float | None = typer.Option(
+        None, "--thickness", help="Sample thickness along the beam (Å; bulk references): "
+        "columns hold that many atoms, so one atom fewer can be built."
+    ),
     catalog: str | None = _catalog_option(),
 ) -> None:
     """Turn motifs into atomic models (unrelaxed starting structures for DFT/MD).
@@ -650,11 +654,14 @@ def export(
                 atoms = motif_to_atoms(
                     store, mid, species=mapping or None, formula=formula, vacuum_A=vacuum,
                     material=mat, reference=ref, zone=zone, min_cell_A=min_cell, force=force,
+                    thickness_A=thickness,
                 )
             except MotifcatError as exc:
                 if not persistent:
                     raise
                 err_console.print(f"[yellow]skipped {mid}:[/] {exc}")
+                with open(path.parent / "exports-report.txt", "a", encoding="utf-8") as fh:
+                    fh.write(f"REFUSED {mid} {mat or ''}: {exc}\n")
                 continue
             written = write_motif(atoms, path, format=key)
             line = atoms.info["report"]

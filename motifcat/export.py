@@ -12,6 +12,8 @@ with the material at ingest, or motifcat's default for a known formula. :func:`m
 * gives each column the atoms of the reference column it sits on, with atoms removed or
   substituted where its class's predicted contrast (cross-section or intensity, calibrated per
   image within the material, ``sum Z^1.7``) says it is a defect;
+* with the sample's thickness (``thickness_A``, bulk references) repeats the reference along
+  the zone so that a column holds the sample's atoms (one Sr fewer of four can be built);
 * writes a perfect motif as the periodic reference cell, a defect motif embedded in a supercell
   at least ``min_cell_A`` wide;
 * refuses a model with two atoms closer than 0.75 × the sum of their covalent radii (naming
@@ -42,6 +44,7 @@ from .catalog import GraphStore
 from .errors import ExportError, MotifcatError, QueryError
 from .query import material_level1, material_reference, motif_detail
 from .structure import (
+    CONTENT_TOLERANCE,
     LOW_INDEX_ZONES,
     MIN_CELL_A,
     SCALE_TOLERANCE,
@@ -52,6 +55,7 @@ from .structure import (
     default_reference,
     load_reference,
     minimum_distance,
+    n_changes,
     parse_zone,
     project,
     reference_from_json,
@@ -414,6 +418,11 @@ def calibrate_contrast(measure: Mapping[str, float], count: Mapping[str, float],
     n = min(len(kinds), len(perfect), max_kinds or len(kinds))
     edges = np.cumsum(frac[:n]) / frac[:n].sum()
     assign = np.minimum(np.searchsorted(edges, share), n - 1)
+    if len(perfect) == n:
+        # One class per kind shown: by rank alone. Abundance would mislead where a faint kind
+        # is detected only in part (a third of the O columns of a perovskite, which then look
+        # rarer than the cell says and push the Ti-O class onto the O kind).
+        assign = np.arange(n)
     pts_m = np.array([np.average(m[perfect][assign == u], weights=w[perfect][assign == u])
                       for u in np.unique(assign)])
     pts_c = kinds[np.unique(assign)]
@@ -567,6 +576,7 @@ def motif_to_atoms(
     scale_tolerance: float = SCALE_TOLERANCE,
     max_rms_A: float = MAX_RMS_A,
     force: bool = False,
+    thickness_A: float | None = None,
 ) -> Atoms:
     """A 3-D model of one motif for DFT/MD, registered to its material's reference crystal.
 
@@ -609,6 +619,12 @@ def motif_to_atoms(
         Largest accepted registration residual (Å).
     force : bool
         Write a model with overlapping atoms anyway (the report still lists them).
+    thickness_A : float, optional
+        Sample thickness along the beam (Å), for a bulk reference: its oriented cell is
+        repeated along the zone to the nearest whole number of periods, so a column holds as
+        many atoms as the sample's (a perovskite [001] column 4 cells thick holds 4 Sr) and a
+        column with one atom fewer or substituted can be told and built. A perfect motif is
+        still the reference cell. Ignored for a slab (an MX2 monolayer).
 
     Returns
     -------
@@ -666,7 +682,7 @@ def motif_to_atoms(
                 "from another material"
             )
         atoms = _registered_model(store, detail, mat, ref, species, zone, min_cell_A,
-                                  scale_tolerance, max_rms_A)
+                                  scale_tolerance, max_rms_A, thickness_A)
     atoms.info["material"] = mat or ""
     _finish(atoms, force)
     return atoms
@@ -689,10 +705,24 @@ def _resolve_reference(store, reference, material, formula) -> Reference | None:
     return default_reference(material if material_elements(material) else formula)
 
 
+def _thick(pc, thickness_A):
+    """The projected crystal repeated along its zone to ``thickness_A`` (bulk only) and the
+    number of periods."""
+    if thickness_A is None or not pc.periodic_z:
+        return pc, 1
+    n = max(1, int(round(thickness_A / float(pc.atoms.cell[2, 2]))))
+    if n == 1:
+        return pc, 1
+    return project(pc.atoms.repeat((1, 1, n)), (0, 0, 1)), n
+
+
 def _registered_model(store, detail, material, ref: Reference, species, zone, min_cell_A,
-                      scale_tolerance, max_rms_A) -> Atoms:
+                      scale_tolerance, max_rms_A, thickness_A=None) -> Atoms:
     if not (isinstance(min_cell_A, int | float) and np.isfinite(min_cell_A) and min_cell_A > 0):
         raise ExportError(f"min_cell_A: expected a number > 0 Å, got {min_cell_A!r}")
+    if thickness_A is not None and not (isinstance(thickness_A, int | float)
+                                        and np.isfinite(thickness_A) and thickness_A > 0):
+        raise ExportError(f"thickness_A: expected a number > 0 Å, got {thickness_A!r}")
     xy, ids, _, _ = _prototype_columns(detail)
     user = {}
     if species is not None:
@@ -712,7 +742,7 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
     measure, count, how = class_measures(store, material) if material else ({}, {}, "none")
     for z in zones:
         try:
-            pc = project(ref.atoms, z)
+            pc, periods = _thick(project(ref.atoms, z), thickness_A)
         except ExportError as exc:
             errors.append(str(exc))
             continue
@@ -722,18 +752,18 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
                                  through_origin=how == "cross-section", n_kinds=shown)
         # Kinds the material's images show at all: only those can have empty sites.
         m_shown = max(shown.values(), default=len(kinds))
-        visible = np.sort(kinds)[::-1][:m_shown]
+        visible = _complete_kinds(np.sort(kinds)[::-1][:m_shown], kinds, n_kind, pred, count)
         con = np.array([pred.get(m, np.nan) for m in ids])
         try:
             reg = register(xy, pc, con, scale_tolerance=scale_tolerance)
         except ExportError as exc:
             errors.append(f"zone {''.join(map(str, z))}: {exc}")
             continue
-        trials.append((reg, pc, z, pred, visible))
+        trials.append((reg, pc, z, pred, visible, periods))
     if not trials:
         raise ExportError(f"motif {detail.motif_id}: cannot register to reference {ref.source}: "
                           + "; ".join(errors))
-    reg, pc, z, pred, visible = min(trials, key=lambda t: (round(t[0].rms_A, 2),
+    reg, pc, z, pred, visible, periods = min(trials, key=lambda t: (round(t[0].rms_A, 2),
                                                            -np.nan_to_num(t[0].chemistry)))
     if reg.rms_A > max_rms_A:
         raise ExportError(
@@ -752,6 +782,9 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
             contents.append(choose_content(pred.get(mid, np.nan), perfect, ref.elements))
     empty = _empty_sites(pc, reg, visible)
     atoms, perfect = build_model(pc, reg.column, reg.shift, contents, empty, min_cell_A)
+    if perfect and periods > 1:  # the reference's own cell, not the sample-thick stack
+        atoms = project(ref.atoms, z).atoms.copy()
+        atoms.pbc = True
     used = {}
     columns = []
     for mid, c, j in zip(ids, contents, reg.column, strict=True):
@@ -771,29 +804,55 @@ def _registered_model(store, detail, material, ref: Reference, species, zone, mi
         species=used,
         columns=columns,
         empty_sites=len(empty),
+        periods_along_zone=int(periods),
     )
     return atoms
 
 
+#: A column kind whose detected columns number at least this fraction of what the cell's
+#: proportions and the best-detected kind predict counts as fully detected; only then is a
+#: site of that kind without a column an empty site (a faint O column found in a third of its
+#: sites is not a vacancy elsewhere). Chosen by hand.
+COMPLETE_DETECTION = 0.8
+
+
+def _complete_kinds(visible, kinds, n_kind, pred, count):
+    """The ``visible`` kinds detected in (nearly) all their sites over the material's images:
+    each class's instances counted on the kind nearest its predicted contrast."""
+    seen = np.zeros(len(kinds))
+    for per_image in count.values():
+        for mid, n in per_image.items():
+            p = pred.get(mid, np.nan)
+            if np.isfinite(p):
+                seen[int(np.argmin(np.abs(kinds - p)))] += n
+    rate = seen / np.asarray(n_kind, float)
+    if not rate.max() > 0:
+        return visible
+    full = kinds[rate >= COMPLETE_DETECTION * rate.max()]
+    return np.array([v for v in visible if np.isclose(full, v).any()])
+
+
 def _single_site(reg, pc, predicted: float, elements):
-    """The site of a lone column (a level-1 motif): the reference column whose best content
-    (:func:`~motifcat.structure.choose_content`) is nearest the predicted contrast; at equal
-    distance a vacancy (atoms removed) beats a substitution, which is rarer."""
+    """The site of a lone column (a level-1 motif): among the reference columns whose best
+    content (:func:`~motifcat.structure.choose_content`) comes within the content tolerance
+    (:data:`~motifcat.structure.CONTENT_TOLERANCE` of the site's perfect contrast) of the
+    predicted contrast, the one needing the fewest changed atoms; then a vacancy (atoms
+    removed) before a substitution, which is rarer; then the nearest. (A 3-Sr column of a
+    perovskite is one Sr fewer on an Sr site, not Sr put on a Ti-O site.)"""
     if not np.isfinite(predicted):
         return reg
-    best = None
+    options = []
     for j in range(len(pc.xy)):
         perfect = tuple(pc.symbols[j])
         c = choose_content(predicted, perfect, elements)
         dist = abs(predicted - column_contrast(''.join(c))) if c else abs(predicted)
         substituted = bool(set(c) - set(perfect)) or any(c.count(e) > perfect.count(e)
                                                          for e in set(c))
-        changed = len(set(range(len(perfect))) ^ set(range(len(c)))) + substituted
-        key = (round(dist / max(abs(predicted), 1e-9), 2), substituted,
-               c != tuple(sorted(perfect)), changed)
-        if best is None or key < best[0]:
-            best = (key, j)
-    j = best[1]
+        tol = CONTENT_TOLERANCE * column_contrast(''.join(perfect))
+        options.append((dist, tol, n_changes(perfect, c), substituted, j))
+    best_d = min(o[0] for o in options)
+    near = [o for o in options if o[0] <= max(best_d, o[1]) + 1e-9]
+    j = min(near, key=lambda o: (o[2], o[3], o[0]))[4]
     return type(reg)(reg.rotation, reg.scale, pc.xy[j] - reg.mapped_xy[0] + reg.translation,
                      np.array([j]), np.zeros((1, 2), int), pc.xy[[j]], pc.xy[[j]], 0.0,
                      reg.chemistry)

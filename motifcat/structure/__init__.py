@@ -8,7 +8,15 @@ columns, and each column takes its atoms (species and heights) from the referenc
 matches, with atoms removed or substituted where the column's class says it is a defect.
 """
 
-from .build import MIN_CELL_A, build_model, choose_content, column_candidates, fill_column
+from .build import (
+    CONTENT_TOLERANCE,
+    MIN_CELL_A,
+    build_model,
+    choose_content,
+    column_candidates,
+    fill_column,
+    n_changes,
+)
 from .projection import LOW_INDEX_ZONES, ProjectedCrystal, column_contrast_of, project
 from .reference import (
     DEFAULT_LATTICE_A,
@@ -23,6 +31,7 @@ from .registration import SCALE_TOLERANCE, Registration, register
 from .sanity import Overlap, check_overlaps, minimum_distance
 
 __all__ = [
+    "CONTENT_TOLERANCE",
     "DEFAULT_LATTICE_A",
     "LOW_INDEX_ZONES",
     "MIN_CELL_A",
@@ -40,6 +49,7 @@ __all__ = [
     "fill_column",
     "load_reference",
     "minimum_distance",
+    "n_changes",
     "parse_zone",
     "project",
     "reference_from_json",

@@ -6,8 +6,10 @@ a scale ``s`` within a tolerance of 1 (pixel-size and lattice-constant mismatch)
 translation. Candidates come from the lattice: the motif's most central column and its nearest
 neighbour are put on every reference column and each of its neighbours at a compatible
 distance (both mirror senses); each candidate is refined by nearest-column matching
-(:class:`scipy.spatial.cKDTree`) and a similarity Procrustes fit on the matched pairs. Geometry
-alone cannot tell a honeycomb's two sublattices apart, so among the candidates whose residual
+(:class:`scipy.spatial.cKDTree`; distinct columns by least-cost assignment where two would share
+a site, as around a vacancy whose neighbours were detected off their sites) and a similarity
+Procrustes fit on the matched pairs. Geometry alone cannot tell a honeycomb's two sublattices
+apart, so among the candidates whose residual
 is near the best the one whose columns' chemistry (predicted Z-contrast of each motif column)
 agrees best with the reference columns they land on wins.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from ..errors import ExportError
@@ -24,6 +27,10 @@ from .projection import ProjectedCrystal
 
 #: Scale tolerance: |s - 1| <= SCALE_TOLERANCE (pixel size and lattice constant agree to a few %).
 SCALE_TOLERANCE = 0.05
+
+#: A seed placement with a residual below this (Å) ends the search for further seeds (a tenth
+#: of the shortest projected column spacing of MX2/ABO3 along [001]; chosen by hand).
+GOOD_RMS_A = 0.2
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +85,26 @@ def _similarity(p: np.ndarray, q: np.ndarray, tol: float) -> tuple[np.ndarray, f
     s = float(np.trace(np.diag(sv) @ d) / var) if var > 0 else 1.0
     s = float(np.clip(s, 1 - tol, 1 + tol))
     return r, s, mq - s * r @ mp
+
+
+def _assign(tree: cKDTree, sites: np.ndarray, q: np.ndarray, k_near: int = 6
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Each mapped column's reference site: the nearest one, or, when two columns would share
+    a site (a prototype distorted around a defect, where detected columns are pulled off their
+    sites), the assignment of distinct sites with the least total distance
+    (:func:`scipy.optimize.linear_sum_assignment` over each column's ``k_near`` nearest
+    sites). Returns site indices and distances (Å)."""
+    d, idx = tree.query(q)
+    if len(np.unique(idx)) == len(q):
+        return idx, d
+    _, nb = tree.query(q, k=min(k_near, len(sites)))
+    cand = np.unique(nb)
+    if len(cand) < len(q):
+        cand = np.arange(len(sites))
+    cost = np.linalg.norm(q[:, None, :] - sites[cand][None, :, :], axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    idx = cand[cols[np.argsort(rows)]]
+    return idx, np.linalg.norm(q - sites[idx], axis=1)
 
 
 def _rot(theta: float) -> np.ndarray:
@@ -150,7 +177,6 @@ def register(
     tiles, tcol, tshift = crystal.tiled(extent * (1 + scale_tolerance) + 4.0)
     tiles_c = tiles - 0.0
     tree = cKDTree(tiles_c)
-    a0 = int(np.argmin(np.linalg.norm(p - centre, axis=1)))
 
     if k == 1:
         # One column: its site is the reference column whose contrast is nearest (any, if none).
@@ -162,33 +188,44 @@ def register(
         return Registration(np.eye(2), 1.0, t, np.array([j]), np.zeros((1, 2), int),
                             crystal.xy[[j]], p + t, 0.0, chemistry(np.array([j])))
 
-    dist = np.linalg.norm(p - p[a0], axis=1)
-    dist[a0] = np.inf
-    b0 = int(np.argmin(dist))
     window = 0.15 + scale_tolerance
     results = []
-    for mirror in (False, True):
-        pm = p * np.array([1.0, -1.0]) if mirror else p
-        v = pm[b0] - pm[a0]
-        lv = float(np.linalg.norm(v))
-        for j in range(len(crystal.xy)):
-            w = tiles_c - crystal.xy[j]
-            lw = np.linalg.norm(w, axis=1)
-            for wv in w[(lw > lv * (1 - window)) & (lw < lv * (1 + window))]:
-                r = _rot(np.arctan2(wv[1], wv[0]) - np.arctan2(v[1], v[0]))
-                s = float(np.clip(np.linalg.norm(wv) / lv, 1 - scale_tolerance,
-                                  1 + scale_tolerance))
-                t = crystal.xy[j] - s * r @ pm[a0]
-                for _ in range(iterations):
+    # Seed pairs: the most central column and its nearest neighbour; when that seed gives no
+    # good placement (a column pulled off its site beside a defect makes the pair's spacing
+    # wrong), the next central columns with theirs.
+    order = np.argsort(np.linalg.norm(p - centre, axis=1), kind="stable")
+    pair = np.linalg.norm(p[:, None] - p[None], axis=-1)
+    np.fill_diagonal(pair, np.inf)
+    typical = float(np.median(pair.min(1)))  # the motif's typical column spacing
+    seeds = [(int(order[0]), int(np.argmin(pair[order[0]])))]
+    for a in order[:3]:
+        seeds.append((int(a), int(np.argmin(np.abs(pair[a] - typical)))))
+    seeds = list(dict.fromkeys(seeds))
+    for a0, b0 in seeds:
+        for mirror in (False, True):
+            pm = p * np.array([1.0, -1.0]) if mirror else p
+            v = pm[b0] - pm[a0]
+            lv = float(np.linalg.norm(v))
+            for j in range(len(crystal.xy)):
+                w = tiles_c - crystal.xy[j]
+                lw = np.linalg.norm(w, axis=1)
+                for wv in w[(lw > lv * (1 - window)) & (lw < lv * (1 + window))]:
+                    r = _rot(np.arctan2(wv[1], wv[0]) - np.arctan2(v[1], v[0]))
+                    s = float(np.clip(np.linalg.norm(wv) / lv, 1 - scale_tolerance,
+                                      1 + scale_tolerance))
+                    t = crystal.xy[j] - s * r @ pm[a0]
+                    for _ in range(iterations):
+                        q = pm @ (s * r).T + t
+                        idx, _ = _assign(tree, tiles_c, q)
+                        r, s, t = _similarity(pm, tiles_c[idx], scale_tolerance)
                     q = pm @ (s * r).T + t
-                    _, idx = tree.query(q)
-                    r, s, t = _similarity(pm, tiles_c[idx], scale_tolerance)
-                q = pm @ (s * r).T + t
-                d, idx = tree.query(q)
-                rms = float(np.sqrt(np.mean(d**2)))
-                unique = len(np.unique(idx)) == k
-                full = r @ np.diag([1.0, -1.0]) if mirror else r
-                results.append((rms, unique, full, s, t, idx, q))
+                    idx, d = _assign(tree, tiles_c, q)
+                    rms = float(np.sqrt(np.mean(d**2)))
+                    unique = len(np.unique(idx)) == k
+                    full = r @ np.diag([1.0, -1.0]) if mirror else r
+                    results.append((rms, unique, full, s, t, idx, q))
+        if any(res[1] and res[0] < GOOD_RMS_A for res in results):
+            break
     valid = [res for res in results if res[1]]
     if not valid:
         raise ExportError("registration: no placement puts every motif column on its own "

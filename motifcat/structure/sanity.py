@@ -70,8 +70,15 @@ def minimum_distance(atoms: Atoms, cutoff_A: float = 8.0) -> tuple[float, tuple[
     """
     if len(atoms) < 2 and not any(atoms.pbc):
         return float("inf"), (-1, -1)
-    i, j, d = neighbor_list("ijd", atoms, cutoff_A, self_interaction=False)
+    # Growing cutoffs: a dense supercell has many pairs within 8 Å, and the shortest is near.
+    r = min(3.0, cutoff_A)
+    while True:
+        i, j, d = neighbor_list("ijd", atoms, r, self_interaction=False)
+        if len(d) or r >= cutoff_A:
+            break
+        r = min(2 * r, cutoff_A)
     if not len(d):
         return float("inf"), (-1, -1)
-    k = int(np.argmin(d))
-    return round(float(d[k]), 6), (int(min(i[k], j[k])), int(max(i[k], j[k])))
+    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    k = int(np.lexsort((hi, lo, np.round(d, 6)))[0])  # ties: the lowest pair of indices
+    return round(float(d[k]), 6), (int(lo[k]), int(hi[k]))
