@@ -242,3 +242,21 @@ def test_cli_analyze_min_support_option(tmp_path, synthetic):
     assert load_analysis(out).hierarchy.support["min_support"] == 4
     result = CliRunner().invoke(app, ["analyze", str(img), "--min-support", "0"])
     assert result.exit_code != 0
+
+
+def test_columns_cut_by_the_border_do_not_stop_the_analysis():
+    # A 256 px window of the multislice MoS2 set (bench/data, abTEM): columns cut by the
+    # border were refined to centres outside the image and the patch stage then refused the
+    # whole image ("a patch crosses the image border"); the real 1024² MoS2 image did too.
+    from pathlib import Path
+
+    z = np.load(Path(__file__).resolve().parents[1] / "bench" / "data" / "tmd.npz")
+    image = z["image"][0][:256, :256]
+    result = analyze(
+        micrograph_from_array(image, pixel_size_A=float(z["pixel_size_A"])),
+        AnalysisParams(hierarchy=False),
+    )
+    xy = result.columns.xy
+    assert len(xy) > 150
+    assert (xy >= -0.5).all() and (xy[:, 0] <= 255.5).all() and (xy[:, 1] <= 255.5).all()
+    assert (result.labels >= 0).mean() >= 0.99

@@ -348,6 +348,13 @@ def _analyze(
             residual_search=params.residual_search,
             smoothed=smoothed,
         )
+        # A column cut by the border can be refined to a centre outside the field of view
+        # (seen up to 7 px out on a real 1024² MoS2 image): that centre is an extrapolation,
+        # not a measurement, and no patch can be cut around it.
+        h, w = image.shape
+        x, y = columns.xy[:, 0], columns.xy[:, 1]
+        inside = (x >= -0.5) & (y >= -0.5) & (x <= w - 0.5) & (y <= h - 0.5)
+        columns = columns.subset(np.flatnonzero(inside))
     if len(columns) < _MIN_COLUMNS:
         raise AnalysisError(f"{name}: only {len(columns)} atom columns found; need {_MIN_COLUMNS}")
     spacing = params.spacing_px or nearest_neighbour_spacing(columns.xy)
