@@ -130,8 +130,6 @@ def colour_groups(centres: np.ndarray, cell: int) -> list[np.ndarray]:
 
 
 _F32 = np.float32
-import os
-_DEBUG = bool(os.environ.get('FITDEBUG'))
 #: The derivative of ``h gx(x) gy(y)`` with respect to x, y, sigma and height, divided by the
 #: Gaussian and by a scale factor (h/s^2, h/s^2, h/s^3, 1; :func:`_scales`), is a sum of
 #: monomials u^a v^b (u, v: pixel offsets from the column centre); these are their (a, b).
@@ -339,7 +337,8 @@ def _plane(b, bx, by, off, valid):
 def _iteration_pass(img, geo, p, sl, plane_coef, grids=None, blocks_only=False):
     """One pass over the columns ``sl`` at parameters ``p`` (background plane ``plane_coef``):
     the background-block sums of the model (added into ``grids``: model, model^2 and
-    (data - model) x model) and, unless ``blocks_only``, the sums the joint Gauss-Newton step needs."""
+    (data - model) x model) and, unless ``blocks_only``, the sums the Gauss-Newton step
+    needs (see :func:`_gn_system`)."""
     grids = (None, None, None) if grids is None else grids
     GX, GY, UX, UY, hj = _window_profiles(geo, p, sl)
     gx, gy, u, v = GX[:, 0], GY[:, 0], UX[:, 0], UY[:, 0]
@@ -636,7 +635,7 @@ def fit_gaussian_columns(
         offset / height-scale correction, whose height factor is returned."""
         m, mm, dm = (g / background.counts for g in grids)
         background.update(m)
-        if it == 0 or os.environ.get('NOCC'):
+        if it == 0:
             return np.ones(n)
         background.coarse_correction(m, mm, dm)
         return np.clip(1.0 + background.beta_at(centres + p[:, _X : _Y + 1]), 0.5, 2.0)
@@ -703,9 +702,6 @@ def fit_gaussian_columns(
         before, prev_post = prev_post, post
         if before is None:
             continue
-        if _DEBUG:
-            ch = np.abs(post - before)
-            print(it, joint, 'dxy %.2e s %.2e h %.2e f %.2e' % (ch[:, :2].max(), (ch[:, 2] / p[:, 2]).max(), (ch[:, 3] / p[:, 3]).max(), np.abs(f - 1).max()), 'p99 %.2e' % np.percentile(ch[:, :2], 99), 'ratio max %.3g' % (ch / tol).max())
         if it >= 1 and (np.abs(post - before) <= tol).all():
             n_iter = it + 1  # one more pass: the background of the converged columns
     geo.cache = None
@@ -716,7 +712,8 @@ def fit_gaussian_columns(
     lm = np.concatenate([o[3] for o in outs])
     sx = np.concatenate([o[4] for o in outs])
     sy = np.concatenate([o[5] for o in outs])
-    noise_a, noise_b = _noise_model(sum(o[1] for o in outs), min(o[2] for o in outs) if outs else 0.0)
+    lowest = min(o[2] for o in outs) if outs else 0.0
+    noise_a, noise_b = _noise_model(sum(o[1] for o in outs), lowest)
     n_valid = geo.sx[:, 0] * geo.sy[:, 0]
     s2 = ss / np.maximum(n_valid - N_PARAMS, 1)
     sc = _scales(p[:, _S], p[:, _H])
@@ -834,29 +831,15 @@ def _gn_system(part, geo, p, idx, f, dplane, sigma_px, width_prior):
     return jtj, grad, local_s2, cross
 
 
-def _converged(change, p) -> bool:
-    """No column moved by more than 1e-3 px, no width or height changed by more than 1e-4
-    of itself (the last step; the fitted values are then stable to well below their
-    uncertainties)."""
-    if len(p) == 0:
-        return True
-    return bool(
-        change[:, _X : _Y + 1].max() <= 1e-3
-        and (change[:, _S] <= 1e-4 * p[:, _S]).all()
-        and (change[:, _H] <= 1e-4 * p[:, _H]).all()
-    )
-
-
 def _joint_step(jtj, cross, nbr, grad, damping):
     """Damped Gauss-Newton step of all columns together, ``(A + lambda diag A) d = g``.
 
     ``A`` has the 5x5 blocks ``jtj`` of every column (its Gaussian and a local background
     offset) on the diagonal and the 5x4 coupling ``cross`` to its nearest neighbours ``nbr``
-    off it: the overlap of neighbouring Gaussians is solved for in one step (GMRES with the
-    block-diagonal inverse as preconditioner) instead of by sweeps over the columns.
+    off it, so that the overlap of neighbouring Gaussians is accounted for in the step (two
+    block-Jacobi iterations on the coupled system: an inexact Newton step, which the next
+    iteration corrects). Returns the step (n, 5) and the diagonal of the inverse blocks.
     """
-    from scipy.sparse.linalg import LinearOperator, gmres
-
     n = len(jtj)
     diag = np.einsum("nii->ni", jtj)
     a = jtj + (damping[:, None] * diag + 1e-12)[:, :, None] * np.eye(5)[None]
@@ -876,23 +859,9 @@ def _joint_step(jtj, cross, nbr, grad, damping):
     def couple(z):
         return np.matmul(coupling, z[nbr, :4].astype(_F32).reshape(n, 4 * k, 1))[:, :, 0]
 
-    mode = os.environ.get("SOLVER", "jacobi2")
-    if mode.startswith("jacobi"):
-        sol = x0
-        for _ in range(int(mode[6:] or 3)):
-            sol = np.matmul(inv, (grad - couple(sol))[:, :, None])[:, :, 0]
-    else:
-        def matvec(z):
-            z = z.reshape(n, 5)
-            return (np.matmul(a, z[:, :, None])[:, :, 0] + couple(z)).ravel()
-
-        def precond(z):
-            return np.matmul(inv, z.reshape(n, 5, 1)).ravel()
-
-        op = LinearOperator((5 * n, 5 * n), matvec=matvec, dtype=np.float64)
-        pre = LinearOperator((5 * n, 5 * n), matvec=precond, dtype=np.float64)
-        sol, _ = gmres(op, grad.ravel(), x0=x0.ravel(), M=pre, rtol=float(os.environ.get("GRTOL", "1e-3")), restart=int(os.environ.get("GRES", "12")), maxiter=1)
-        sol = sol.reshape(n, 5)
+    sol = x0
+    for _ in range(2):  # block-Jacobi iterations on the coupled system
+        sol = np.matmul(inv, (grad - couple(sol))[:, :, None])[:, :, 0]
     return np.where(np.isfinite(sol), sol, x0), var
 
 
