@@ -145,9 +145,11 @@ _MONO = (((1, 0),), ((0, 1),), ((2, 0), (0, 2)), ((0, 0),))
 #: Gauss-Newton step. Only the speed of convergence depends on it, never the fitted values:
 #: the residual is always computed with every overlapping neighbour.
 _COUPLED = 9
-#: Median neighbour spacing (in column widths) from which all columns take one joint step;
-#: closer columns are fitted by sweeps over colour groups (chosen on the tests and the tmd
-#: set: at 3.5 widths the joint step converges in about ten steps, at 3.1 it oscillates).
+#: Median neighbour spacing (in column widths) from which all columns take one joint step
+#: (if they are also at least 1 px wide); closer or narrower columns are fitted by sweeps over
+#: colour groups (chosen on the tests and the benchmark sets: at 3.5 widths (tmd) the joint
+#: step converges in about ten steps, at 3.1 it oscillates; on columns 0.5 px wide
+#: (coarse_cairo) it is slower than the sweeps and selects a few more false columns).
 _JOINT_SPACING = 3.3
 #: The fit has converged when no parameter's last step exceeds this fraction of its standard
 #: error.
@@ -196,20 +198,21 @@ def _shifted(mom, delta, order):
 
 def _cross_shape(mux, muy, nux, nuy, dx, dy):
     """Shape part (no scale factors) of the cross blocks ``J_i^T J_j`` over the window of
-    column i, (n, k, 5, 4): rows x, y, sigma, height, offset of i; columns x, y, sigma,
+    column i, (n, 5, k, 4): rows x, y, sigma, height, offset of i; columns x, y, sigma,
     height of neighbour j. ``mu*[..., m] = sum g_i g_j u_i^m`` (m <= 4), ``nu*[..., m] =
     sum g_j u_i^m`` (m <= 2; g_j masked to the window of i), ``d* = u_j - u_i``."""
     X = _shifted(mux, dx, 2)  # sum g_i g_j u_i^a u_j^b
     Y = _shifted(muy, dy, 2)
     Zx = _shifted(nux, dx, 0)[..., 0, :]  # sum g_j u_j^b
     Zy = _shifted(nuy, dy, 0)[..., 0, :]
-    out = np.empty(mux.shape[:-1] + (5, 4), dtype=_F32)
+    n, k = mux.shape[:2]
+    out = np.empty((n, 5, k, 4), dtype=_F32)
     for j in range(4):
         for i in range(4):
-            out[..., i, j] = sum(
+            out[:, i, :, j] = sum(
                 X[..., mi[0], mj[0]] * Y[..., mi[1], mj[1]] for mi in _MONO[i] for mj in _MONO[j]
             )
-        out[..., 4, j] = sum(Zx[..., mj[0]] * Zy[..., mj[1]] for mj in _MONO[j])
+        out[:, 4, :, j] = sum(Zx[..., mj[0]] * Zy[..., mj[1]] for mj in _MONO[j])
     return out
 
 
@@ -236,8 +239,8 @@ class _Geometry:
         cols = centres[:, 0, None] + self.off_int
         self.vy = ((rows >= 0) & (rows < h)).astype(_F32)
         self.vx = ((cols >= 0) & (cols < w)).astype(_F32)
-        self.rows = np.clip(rows, 0, h - 1)
-        self.cols = np.clip(cols, 0, w - 1)
+        self.rows = np.clip(rows, 0, h - 1).astype(np.int32)
+        self.cols = np.clip(cols, 0, w - 1).astype(np.int32)
         # Windows wholly inside the image are read as views of a sliding window (fast);
         # the others by fancy indexing with clipped indices.
         self.inside = (self.vx.min(axis=1) > 0) & (self.vy.min(axis=1) > 0)
@@ -263,7 +266,7 @@ class _Geometry:
         counts = np.bincount(i, minlength=n)
         slot = np.arange(len(i)) - (np.cumsum(counts) - counts)[i]
         self.k = int(counts.max()) if n else 1
-        self.nbr = np.repeat(np.arange(n)[:, None], self.k, axis=1)
+        self.nbr = np.repeat(np.arange(n, dtype=np.int32)[:, None], self.k, axis=1)
         self.nbr_ok = np.zeros((n, self.k), dtype=bool)
         self.nbr[i, slot] = j
         self.nbr_ok[i, slot] = True
@@ -442,7 +445,12 @@ def _final_pass(img, geo, p, sl, plane_coef):
     lm = np.matmul(wy, np.matmul(level, wx)).astype(float)  # (n, 9, 9)
     sx = wx.sum(axis=1).astype(float)
     sy = wy.sum(axis=2).astype(float)
-    return ss, noise, lmin, lm, sx, sy
+    q = p[sl]
+    sc = _scales(q[:, _S], q[:, _H])
+    jtj = _assemble(sy[:, :5, None] * sx[:, None, :5], sy[:, 5:8, None] * sx[:, None, 5:8],
+                    sx[:, 8] * sy[:, 8], sc)
+    jlj = _assemble(lm[:, :5, :5], lm[:, 5:8, 5:8], lm[:, 8, 8], sc)
+    return ss, noise, lmin, jtj, jlj
 
 
 class _Background:
@@ -578,8 +586,8 @@ def fit_gaussian_columns(
         Smoothing scale of the background (px); default ``3 * radius`` (about nine column
         widths): slower variations than that are background, faster ones are columns.
     chunk : int, optional
-        Columns per batch. Default: as many as keep a batch's temporaries within half the
-        float32 image (at least 8 MB), between 64 and 8192.
+        Columns per batch. Default: as many as keep a batch's temporaries within a quarter
+        of the float32 image (at least 8 MB), between 64 and 8192.
     return_model : bool
         Keep the model image (float32, Gaussians only) in the result, for residual searches.
 
@@ -631,7 +639,7 @@ def fit_gaussian_columns(
     geo = _Geometry((h, w), centres, radius, background.block, background.data_means.shape)
     if chunk is None:
         per_column = 4 * (14 * geo.k * size + 10 * size * size)  # bytes of a batch's arrays
-        chunk = int(np.clip(max(img.nbytes // 2, 16 << 20) // per_column, 64, 8192))
+        chunk = int(np.clip(max(img.nbytes // 4, 8 << 20) // per_column, 64, 8192))
     slices = [slice(i, min(n, i + chunk)) for i in range(0, n, chunk)]
     if n * size * size * 4 <= max(img.nbytes // 2, 8 << 20):
         # The data windows are read on every pass; keep them when that is cheap in memory.
@@ -658,7 +666,7 @@ def fit_gaussian_columns(
     # all columns overshoots (the columns of a pair trade height and position together);
     # those images are fitted by sweeps over colour groups of columns about 3 sigma apart
     # (block Gauss-Seidel: each group's step sees the others' latest values).
-    joint = spacing >= _JOINT_SPACING * sigma_px
+    joint = spacing >= _JOINT_SPACING * sigma_px and sigma_px >= 1.0
     batches = None
     if not joint:
         groups = colour_groups(centres, radius + 1)
@@ -684,8 +692,9 @@ def fit_gaussian_columns(
             post = p.copy()
         grids = [np.zeros(geo.grid_shape) for _ in range(3)]
         blocks_only = last or not joint
-        parts = [_iteration_pass(img, geo, p, sl, [c[sl] for c in coef], grids, blocks_only)
-                 for sl in slices]
+        parts = _collect(
+            (_iteration_pass(img, geo, p, sl, [c[sl] for c in coef], grids, blocks_only)
+             for sl in slices), slices, n)
         # Background from this model and the height correction (applied before the step,
         # as in a sweep that updates the background after the columns).
         f = background_step(it, grids)
@@ -697,9 +706,9 @@ def fit_gaussian_columns(
         if last:
             break
         if joint:
-            part = tuple(_concat([q[k] for q in parts]) for k in range(5))
-            jtj, grad, s2, cross = _gn_system(part, geo, p, slice(None), f, dplane, sigma_px,
+            jtj, grad, s2, cross = _gn_system(parts, geo, p, slice(None), f, dplane, sigma_px,
                                               width_prior)
+            parts = None
             step, var = _joint_step(jtj, cross, geo.nbr[:, 1 : geo.kc], grad, damping)
             p = _bounded_update(p, step[:, :N_PARAMS], start, max_move, radius)
             tol = np.sqrt(np.maximum(var[:, :N_PARAMS] * s2[:, None], 0.0))
@@ -721,18 +730,13 @@ def fit_gaussian_columns(
 
     # Final pass: residual variance, noise model, covariance and significance.
     outs = [_final_pass(img, geo, p, sl, [c[sl] for c in coef]) for sl in slices]
-    ss = np.concatenate([o[0] for o in outs])
-    lm = np.concatenate([o[3] for o in outs])
-    sx = np.concatenate([o[4] for o in outs])
-    sy = np.concatenate([o[5] for o in outs])
+    ss, jtj, jlj = (np.concatenate([o[k] for o in outs]) for k in (0, 3, 4))
     lowest = min(o[2] for o in outs) if outs else 0.0
     noise_a, noise_b = _noise_model(sum(o[1] for o in outs), lowest)
+    outs = None
     n_valid = geo.sx[:, 0] * geo.sy[:, 0]
     s2 = ss / np.maximum(n_valid - N_PARAMS, 1)
-    sc = _scales(p[:, _S], p[:, _H])
-    jtj = _assemble(sy[:, :5, None] * sx[:, None, :5], sy[:, 5:8, None] * sx[:, None, 5:8],
-                    n_valid, sc)
-    meat = noise_a * jtj + noise_b * _assemble(lm[:, :5, :5], lm[:, 5:8, 5:8], lm[:, 8, 8], sc)
+    meat = noise_a * jtj + noise_b * jlj
     cov = _posterior_covariance(jtj, meat, s2, sigma_px, width_prior)
     # Matched-filter significance of the height with the shape held fixed:
     # (h sum G^2)^2 / sum G^2 V.
@@ -769,10 +773,36 @@ def fit_gaussian_columns(
     )
 
 
-def _concat(arrays):
-    if isinstance(arrays[0], tuple):
-        return tuple(np.concatenate([a[k] for a in arrays]) for k in range(len(arrays[0])))
-    return None if arrays[0] is None else np.concatenate(arrays)
+def _collect(results, slices, n):
+    """The per-chunk results (nested tuples of arrays over the chunk's columns, or None)
+    gathered into arrays over all ``n`` columns, one chunk at a time (no list of chunks)."""
+    out = None
+
+    def alloc(r):
+        if r is None:
+            return None
+        if isinstance(r, tuple):
+            return tuple(alloc(x) for x in r)
+        return np.empty((n,) + r.shape[1:], dtype=r.dtype)
+
+    def fill(o, r, sl):
+        if r is None:
+            return
+        if isinstance(r, tuple):
+            for a, b in zip(o, r, strict=True):
+                fill(a, b, sl)
+        else:
+            o[sl] = r
+
+    for sl, r in zip(slices, results, strict=True):  # every chunk runs (block sums)
+        if r is None:
+            continue
+        if len(slices) == 1:
+            return r
+        if out is None:
+            out = alloc(r)
+        fill(out, r, sl)
+    return out
 
 
 def _gn_system(part, geo, p, idx, f, dplane, sigma_px, width_prior):
@@ -837,10 +867,10 @@ def _gn_system(part, geo, p, idx, f, dplane, sigma_px, width_prior):
     if cross is not None:
         nb = geo.nbr[idx, 1 : geo.kc]
         sc5 = np.concatenate([sc, np.ones((n, 1))], axis=1).astype(_F32)
-        cross = cross * sc5[:, None, :, None]
+        cross *= sc5[:, :, None, None]
         sc_all = _scales(p[:, _S], p[:, _H]).astype(_F32)
-        cross *= sc_all[nb][:, :, None, :]
-        cross *= geo.nbr_ok[idx, 1 : geo.kc, None, None]
+        cross *= sc_all[nb][:, None, :, :]
+        cross *= geo.nbr_ok[idx, None, 1 : geo.kc, None]
     return jtj, grad, local_s2, cross
 
 
@@ -867,7 +897,7 @@ def _joint_step(jtj, cross, nbr, grad, damping):
 
     k = nbr.shape[1]
     # Coupling as one small matrix per column: (n, 5, k*4) @ (n, k*4) neighbour steps.
-    coupling = np.ascontiguousarray(cross.transpose(0, 2, 1, 3)).reshape(n, 5, 4 * k)
+    coupling = cross.reshape(n, 5, 4 * k)
 
     def couple(z):
         return np.matmul(coupling, z[nbr, :4].astype(_F32).reshape(n, 4 * k, 1))[:, :, 0]
