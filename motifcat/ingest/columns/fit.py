@@ -466,33 +466,33 @@ class _Background:
         self.h, self.w = image.shape
         self.block = max(1, int(scale_px // 3))
         self.sigma = scale_px / self.block
-        self.data_means = self._block_means(image)
         b = self.block
-        hb, wb = self.data_means.shape
+        hb, wb = -(-self.h // b), -(-self.w // b)
         rcount = np.bincount(np.minimum(np.arange(self.h) // b, hb - 1), minlength=hb)
         ccount = np.bincount(np.minimum(np.arange(self.w) // b, wb - 1), minlength=wb)
         self.counts = np.maximum(np.outer(rcount, ccount), 1).astype(float)
+        self.data_means = self._block_means(image)
 
     def _block_means(self, arr):
-        """Means over ``block`` x ``block`` pixels of ``arr``, computed in bands of rows so
-        that no image-sized temporary exists."""
+        """Means over ``block`` x ``block`` pixels of ``arr`` (the last block row and column
+        may be partial), by reshaping views: no image-sized temporary exists."""
         b = self.block
-        hb, wb = -(-self.h // b), -(-self.w // b)
+        h, w = self.h, self.w
+        hb, wb = -(-h // b), -(-w // b)
+        hf, wf = h // b, w // b  # full blocks
         out = np.zeros((hb, wb))
-        rows_per_band = max(1, (1 << 20) // max(1, self.w * b)) * b
-        cols = np.minimum(np.arange(self.w) // b, wb - 1)
-        for r0 in range(0, self.h, rows_per_band):  # bands, not pixels
-            r1 = min(self.h, r0 + rows_per_band)
-            band = np.asarray(arr[r0:r1], dtype=np.float64)
-            # Sum the band's rows into block rows, then its columns into block columns.
-            brow = np.minimum(np.arange(r0, r1) // b, hb - 1)
-            starts = np.flatnonzero(np.r_[True, np.diff(brow) > 0])
-            rs = np.add.reduceat(band, starts, axis=0)
-            cstarts = np.flatnonzero(np.r_[True, np.diff(cols) > 0])
-            out[brow[starts]] += np.add.reduceat(rs, cstarts, axis=1)
-        rcount = np.bincount(np.minimum(np.arange(self.h) // b, hb - 1), minlength=hb)
-        ccount = np.bincount(cols, minlength=wb)
-        return out / np.maximum(np.outer(rcount, ccount), 1)
+        arr = np.asarray(arr)
+        out[:hf, :wf] = arr[: hf * b, : wf * b].reshape(hf, b, wf, b).sum(
+            axis=(1, 3), dtype=np.float64)
+        if wf < wb:
+            out[:hf, wf] = arr[: hf * b, wf * b :].reshape(hf, b, -1).sum(
+                axis=(1, 2), dtype=np.float64)
+        if hf < hb:
+            out[hf, :wf] = arr[hf * b :, : wf * b].reshape(-1, wf, b).sum(
+                axis=(0, 2), dtype=np.float64)
+            if wf < wb:
+                out[hf, wf] = arr[hf * b :, wf * b :].sum(dtype=np.float64)
+        return out / self.counts
 
     def _set(self, map_):
         self.map = map_
