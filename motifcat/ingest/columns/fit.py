@@ -285,8 +285,6 @@ class _Geometry:
 
     def scatter(self, grid, sl, vals):
         """Add per-column block sums ``vals`` (n, kb, kb) into ``grid`` (hb, wb)."""
-        if grid is None:
-            return
         hb, wb = self.grid_shape
         kb = np.arange(self.kb)
         gy = np.clip(self.by0[sl, None] + kb, 0, hb - 1)
@@ -349,18 +347,21 @@ def _iteration_pass(img, geo, p, sl, plane_coef, grids=None, blocks_only=False):
     the background-block sums of the model (added into ``grids``: model, model^2 and
     (data - model) x model) and, unless ``blocks_only``, the sums the Gauss-Newton step
     needs (see :func:`_gn_system`)."""
-    grids = (None, None, None) if grids is None else grids
+    # Without ``grids`` (a colour group's step in a sweep) neither the block sums nor the
+    # coupling to the neighbours are needed.
+    coupled = grids is not None
     GX, GY, UX, UY, hj = _window_profiles(geo, p, sl)
     gx, gy, u, v = GX[:, 0], GY[:, 0], UX[:, 0], UY[:, 0]
     model = np.matmul((GY * hj[..., None]).transpose(0, 2, 1), GX)  # (n, rows, cols)
     data, valid = _window_data(img, geo, sl)
-    # Block sums for the background.
-    oy, ox = geo.onehot(sl)
     h = hj[:, 0]
-    bgx = np.matmul(gx[:, None, :], ox)  # (n, 1, kb)
-    bgy = np.matmul(gy[:, None, :], oy)
-    geo.scatter(grids[0], sl, h[:, None, None] * bgy.transpose(0, 2, 1) * bgx)
-    gyo = (gy[:, :, None] * oy).transpose(0, 2, 1)  # (n, kb, S)
+    if coupled:
+        # Block sums for the background.
+        oy, ox = geo.onehot(sl)
+        bgx = np.matmul(gx[:, None, :], ox)  # (n, 1, kb)
+        bgy = np.matmul(gy[:, None, :], oy)
+        geo.scatter(grids[0], sl, h[:, None, None] * bgy.transpose(0, 2, 1) * bgx)
+        gyo = (gy[:, :, None] * oy).transpose(0, 2, 1)  # (n, kb, S)
     if blocks_only:
         t = np.matmul(model, gx[:, :, None] * ox)
         geo.scatter(grids[1], sl, h[:, None, None] * np.matmul(gyo, t))
@@ -376,22 +377,25 @@ def _iteration_pass(img, geo, p, sl, plane_coef, grids=None, blocks_only=False):
     resid *= valid
     off = geo.off
     vx, vy = geo.vx[sl], geo.vy[sl]
-    wx = np.concatenate([np.stack([gx, gx * u, gx * u * u, vx, vx * off], axis=2),
-                         gx[:, :, None] * ox], axis=2)
+    wx = np.stack([gx, gx * u, gx * u * u, vx, vx * off], axis=2)
+    if coupled:
+        wx = np.concatenate([wx, gx[:, :, None] * ox], axis=2)
     wy = np.stack([gy, gy * v, gy * v * v, vy, vy * off], axis=2).transpose(0, 2, 1)
     t = np.matmul(resid, wx)
     g_r = np.matmul(wy, t[:, :, :5]).astype(float)
-    # Block sums of (data - model) x own Gaussian (the coarse correction's regression).
-    dq = np.matmul(gyo, t[:, :, 5:])
-    dq += b0[:, None, None] * bgy.transpose(0, 2, 1) * bgx
-    geo.scatter(grids[2], sl, h[:, None, None] * dq)
-    t = np.matmul(model, wx)
-    # Each neighbour's share of the model's sums (separable: 1-D sums of its profiles), so
-    # that the step can use the neighbours' corrected heights.
-    ax = np.matmul(GX, wx[:, :, :5])  # (n, K, 5)
-    ay = np.matmul(GY, wy.transpose(0, 2, 1))
-    # Block sums of model x own Gaussian (summed over the columns: of model^2).
-    geo.scatter(grids[1], sl, h[:, None, None] * np.matmul(gyo, t[:, :, 5:]))
+    ax = ay = None
+    if coupled:
+        # Block sums of (data - model) x own Gaussian (the coarse correction's regression).
+        dq = np.matmul(gyo, t[:, :, 5:])
+        dq += b0[:, None, None] * bgy.transpose(0, 2, 1) * bgx
+        geo.scatter(grids[2], sl, h[:, None, None] * dq)
+        t = np.matmul(model, wx)
+        # Each neighbour's share of the model's sums (separable: 1-D sums of its profiles),
+        # so that the step can use the neighbours' corrected heights.
+        ax = np.matmul(GX, wx[:, :, :5])  # (n, K, 5)
+        ay = np.matmul(GY, wy.transpose(0, 2, 1))
+        # Block sums of model x own Gaussian (summed over the columns: of model^2).
+        geo.scatter(grids[1], sl, h[:, None, None] * np.matmul(gyo, t[:, :, 5:]))
     ss = np.stack(
         [
             np.einsum("nij,nij->n", resid, resid),
@@ -401,7 +405,7 @@ def _iteration_pass(img, geo, p, sl, plane_coef, grids=None, blocks_only=False):
         axis=1,
     ).astype(float)
     # Moments: m-th powers of u up to 4.
-    kc = geo.kc
+    kc = geo.kc if coupled else 1
     px = gx[:, None, :] * GX[:, :kc]  # g_i g_j along x, nearest neighbours
     py = gy[:, None, :] * GY[:, :kc]
     upow = np.stack([np.ones_like(u), u, u * u, u**3, u**4], axis=2)
