@@ -640,6 +640,16 @@ def fit_gaussian_columns(
     start = p[:, _X : _Y + 1].copy()
     max_move = max(1.0, float(sigma_px))
     background = _Background(img, background_px or 3.0 * radius)
+    if n == 0:
+        background.update(np.zeros_like(background.data_means))
+        e = np.zeros(0)
+        return GaussianFit(
+            xy=np.zeros((0, 2)), sigma=e, height=e, background=e, cross_section=e,
+            xy_err=np.zeros((0, 2)), sigma_err=e, height_err=e, cross_section_err=e,
+            residual_var=e, significance=e, n_pixels=np.zeros(0, dtype=np.int64),
+            radius=radius, model=np.zeros((h, w), np.float32) if return_model else None,
+            background_grid=background.map, background_block=background.block,
+        )
     geo = _Geometry((h, w), centres, radius, background.block, background.data_means.shape)
     if chunk is None:
         per_column = 4 * (14 * geo.k * size + 10 * size * size)  # bytes of a batch's arrays
