@@ -724,8 +724,10 @@ def fit_gaussian_columns(
                                               width_prior)
             parts = None
             step, var = _joint_step(jtj, cross, geo.nbr[:, 1 : geo.kc], grad, damping)
+            jtj = grad = cross = None  # not kept into the next pass (memory)
             p = _bounded_update(p, step[:, :N_PARAMS], start, max_move, radius)
             tol = np.sqrt(np.maximum(var[:, :N_PARAMS] * s2[:, None], 0.0))
+            step = var = None
             post = p.copy()
         elif it == 0:
             post = p.copy()
@@ -742,17 +744,25 @@ def fit_gaussian_columns(
         # columns an early stop changes which faint candidates pass the selection.)
         if joint and it >= 1 and (np.abs(post - before) <= tol).all():
             n_iter = it + 1  # one more pass: the background of the converged columns
-    geo.cache = None
+    geo.cache = parts = jtj = grad = s2 = cross = step = var = tol = None  # free memory
 
     # Final pass: residual variance, noise model, covariance and significance.
-    outs = [_final_pass(img, geo, p, sl, [c[sl] for c in coef]) for sl in slices]
-    ss, jtj, jlj = (np.concatenate([o[k] for o in outs]) for k in (0, 3, 4))
-    lowest = min(o[2] for o in outs) if outs else 0.0
-    noise_a, noise_b = _noise_model(sum(o[1] for o in outs), lowest)
-    outs = None
+    sums = [np.zeros(5), np.inf]
+
+    def final(sl):
+        out = _final_pass(img, geo, p, sl, [c[sl] for c in coef])
+        sums[0] += out[1]
+        sums[1] = min(sums[1], out[2])
+        return out[0], out[3], out[4]
+
+    ss, jtj, jlj = _collect((final(sl) for sl in slices), slices, n)
+    noise_a, noise_b = _noise_model(sums[0], sums[1])
     n_valid = geo.sx[:, 0] * geo.sy[:, 0]
     s2 = ss / np.maximum(n_valid - N_PARAMS, 1)
-    meat = noise_a * jtj + noise_b * jlj
+    meat = jlj
+    meat *= noise_b
+    meat += noise_a * jtj
+    jlj = None
     cov = _posterior_covariance(jtj, meat, s2, sigma_px, width_prior)
     # Matched-filter significance of the height with the shape held fixed:
     # (h sum G^2)^2 / sum G^2 V.
@@ -769,7 +779,8 @@ def fit_gaussian_columns(
         + grad_s**2 * cov[:, _S, _S]
         + 2 * grad_h * grad_s * cov[:, _H, _S]
     )
-    return GaussianFit(
+    cov = meat = jtj = None
+    fit = GaussianFit(
         xy=centres + p[:, _X : _Y + 1],
         sigma=sigma,
         height=height,
@@ -783,10 +794,14 @@ def fit_gaussian_columns(
         significance=snr2,
         n_pixels=n_valid.astype(np.int64),
         radius=radius,
-        model=_model_image((h, w), geo, p, chunk) if return_model else None,
+        model=None,
         background_grid=background.map,
         background_block=background.block,
     )
+    if return_model:
+        # Last, once the fit's temporaries are gone: the model image is the largest array.
+        object.__setattr__(fit, "model", _model_image((h, w), geo, p, chunk))
+    return fit
 
 
 def _collect(results, slices, n):
@@ -840,20 +855,20 @@ def _gn_system(part, geo, p, idx, f, dplane, sigma_px, width_prior):
     sy = np.concatenate([a1y[:, :3], vy_[:, :2]], axis=1)
     sxo = np.concatenate([a1x[:, 1:4] + x0[:, None] * a1x[:, :3], vx_[:, 1:3]], axis=1)
     syo = np.concatenate([a1y[:, 1:4] + y0[:, None] * a1y[:, :3], vy_[:, 1:3]], axis=1)
-    gsum = g_r - (
-        db[:, None, None] * sy[:, :, None] * sx[:, None, :]
-        + dbx[:, None, None] * sy[:, :, None] * sxo[:, None, :]
-        + dby[:, None, None] * syo[:, :, None] * sx[:, None, :]
-    )
+    gsum = g_r.copy()  # updated in place: (n, 5, 5) temporaries are the memory peak here
+    gsum -= db[:, None, None] * sy[:, :, None] * sx[:, None, :]
+    gsum -= dbx[:, None, None] * sy[:, :, None] * sxo[:, None, :]
+    gsum -= dby[:, None, None] * syo[:, :, None] * sx[:, None, :]
     fm = f - 1.0
+    g_m = np.zeros((n, 5, 5))  # only the entries dot_plane reads
     if np.any(fm != 0):
         fj = np.ones(len(p))
         fj[idx] = f
         wf = ((fj[geo.nbr[idx]] - 1.0) * hj)[:, :, None].astype(_F32)
-        gsum = gsum - np.matmul((wf * ay).transpose(0, 2, 1), ax).astype(float)
-        g_m = np.matmul((hj[:, :, None] * ay).transpose(0, 2, 1), ax).astype(float)
-    else:
-        g_m = np.zeros_like(g_r)
+        gsum -= np.matmul((wf * ay).transpose(0, 2, 1), ax)
+        wf = None
+        for gam, alp in ((3, 3), (3, 4), (4, 3)):
+            g_m[:, gam, alp] = (hj * ay[:, :, gam] * ax[:, :, alp]).sum(axis=1)
     dp2 = (
         db**2 * vy_[:, 0] * vx_[:, 0] + dbx**2 * vy_[:, 0] * vx_[:, 2]
         + dby**2 * vy_[:, 2] * vx_[:, 0] + 2 * db * dbx * vy_[:, 0] * vx_[:, 1]
