@@ -692,8 +692,9 @@ def fit_gaussian_columns(
         it += 1
         last = it >= n_iter
         tol = np.zeros_like(p)
-        if not joint and it > 0 and not last:
-            # One sweep: a damped Gauss-Newton step per colour group, neighbours current.
+        if not joint and it > 0:
+            # One sweep: a damped Gauss-Newton step per colour group, neighbours current
+            # (n_iter of them, the last one followed only by the background update).
             for idx in batches:
                 part = _iteration_pass(img, geo, p, idx, [c[idx] for c in coef], None)
                 sys_ = _gn_system(part, geo, p, idx, np.ones(len(idx)),
