@@ -127,7 +127,8 @@ def main(argv=None) -> None:
     ap.add_argument("sets", nargs="*")
     ap.add_argument("--doses", type=float, nargs="*", default=None)
     ap.add_argument("--no-atomap", action="store_true")
-    ap.add_argument("--memory-side", type=int, default=2048, help="Side of the tiled image.")
+    ap.add_argument("--memory-side", type=int, default=2048,
+                    help="Side of the tiled image; 0 skips the memory measurement.")
     ap.add_argument("--out", default=str(RESULTS / "columns.md"))
     args = ap.parse_args(argv)
     if not _peers.BENCH_PY.exists() and os.environ.get("MOTIFCAT_BENCH_PY"):
@@ -189,7 +190,8 @@ def main(argv=None) -> None:
         speed, n_cols = refinement_speed(full, period)
         atomap_speed = atomap["gauss_columns_per_s"] if atomap is not None else float("nan")
         speed_rows.append((name, n_cols, speed, atomap_speed))
-        mem, npx = peak_memory(full, period, args.memory_side)
+        mem, npx = (peak_memory(full, period, args.memory_side) if args.memory_side > 0
+                    else (float("nan"), 0))
         lines += [
             "",
             f"Refinement: motifcat Gaussian model {speed:,.0f} columns/s ({n_cols} columns, "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -119,13 +120,17 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096])
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--hierarchy", action="store_true", help="include levels 2/3 in analyze")
+    ap.add_argument("--level1-only", action="store_true",
+                    help="only the runs without levels 2/3 (the column stage's throughput)")
+    ap.add_argument("--no-zernike", action="store_true", help="skip the Zernike comparison")
+    ap.add_argument("--out", default=str(RESULTS / "speed.md"))
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one_size(args.one, args.hierarchy)))
         return
     rows = []
     for size in args.sizes:
-        for hierarchy in (False, True):
+        for hierarchy in (False,) if args.level1_only else (False, True):
             cmd = [sys.executable, __file__, "--one", str(size)]
             if hierarchy:
                 cmd.append("--hierarchy")
@@ -138,7 +143,7 @@ def main() -> None:
                 f"{row['peak_rss_MB']:.0f} MB; stages {row['stages']}",
                 flush=True,
             )
-    z = [zernike_vs_matmul(20000, s) for s in (33, 65)]
+    z = [] if args.no_zernike else [zernike_vs_matmul(20000, s) for s in (33, 65)]
     lines = [
         "| image | hierarchy | columns | first run (s) | warm run (s) | columns/s (warm) |"
         " peak RSS (MB) | recall | precision | RMSE (px) |",
@@ -166,12 +171,15 @@ def main() -> None:
     stage_lines = "\n".join(
         f"- {r['size']}² hierarchy={r['hierarchy']}: {r['stages']}" for r in rows
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "speed.md").write_text(
+    out = Path(args.out)
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
         "# Speed and memory (bench/speed.py)\n\nSynthetic MoSe2-like images (full dose), "
         "each size in a fresh process; peak RSS includes the interpreter and the libraries "
         f"(~{rows[0]['peak_rss_MB'] - rows[0]['image_MB']:.0f} MB at the smallest size).\n\n"
         f"{table}\n\nSeconds per stage:\n{stage_lines}\n"
+        f"\nLoad average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        "(shared machine: other jobs were running).\n"
     )
 
 
