@@ -328,7 +328,12 @@ def find_peaks(
         lo, hi = max(0, r0 - halo), min(h, r1 + halo)
         band = np.asarray(img[lo:hi], dtype=np.float32)
         smooth = ndimage.gaussian_filter(band, sigma_px, mode="reflect")
-        is_max = smooth == ndimage.maximum_filter(smooth, size=3, mode="nearest")
+        # Candidates: maxima over the 4-neighbour cross (the disk of radius 1 px), not the
+        # 3x3 square: at 2.5-3 px between columns the square's corner pixel lies on the
+        # saddle towards a brighter diagonal neighbour and hides the dim column.
+        is_max = smooth == ndimage.maximum_filter(
+            smooth, footprint=disk_footprint(1.0), mode="nearest"
+        )
         # A maximum on the outermost pixel ring is the flank of a column centred outside the
         # frame, not a column of the image.
         is_max[:, [0, -1]] = False
@@ -471,6 +476,8 @@ def detect_columns(
     sigma = max(0.5, smoothing * period_px)
     min_distance = max(1.0, min_distance_factor * period_px)
     noise = flat_noise(img)
+    import os
+    noise *= float(os.environ.get("CD_NOISE", "1"))
     rc, _, _ = find_peaks(
         img,
         sigma,
@@ -496,7 +503,11 @@ def detect_columns(
     if refine != "model":
         xy = refine_positions(smooth, rc, radius=radius, method=refine)
         return Columns(xy=xy, intensity=smooth[rc[:, 0], rc[:, 1]].astype(np.float64))
-    xy = refine_positions(smooth, rc, radius=radius, method="com")
+    # The centre of mass needs a window that holds the column and not its neighbours; a
+    # window of radius 1 px (periods under ~10 px) holds the neighbours' flanks, which pull
+    # a dim column towards a bright one. There the three-point log-parabola starts the fit.
+    start = "com" if radius >= 2 else "gaussian"
+    xy = refine_positions(smooth, rc, radius=radius, method=start)
     return model_columns(
         img,
         xy,
@@ -506,6 +517,7 @@ def detect_columns(
         threshold_sigma=threshold_sigma,
         min_relative_prominence=min_relative_prominence,
         residual_search=residual_search,
+        period_px=period_px,
     )
 
 
@@ -547,6 +559,84 @@ def column_significance(fit) -> tuple[np.ndarray, np.ndarray]:
     return chi2, threshold
 
 
+def common_width(
+    image: np.ndarray, fit, sigma_px: float, *, max_columns: int = 4000
+) -> float:
+    """One Gaussian width (px) for all columns, by profile least squares over many columns.
+
+    Each column's own data is the residual of the fit plus its own fitted Gaussian (its
+    neighbours and the background stay subtracted, so overlapping tails do not widen it).
+    For a trial width ``s`` every column's height follows in closed form
+    (``sum v g / sum g^2``), and the width that minimises the summed squared misfit over up
+    to ``max_columns`` columns (those nearest the image centre) is returned. Pooling the
+    columns is what makes it robust at low dose, where the width of one column is hardly
+    constrained (a free per-column fit then runs to its bounds and the median of such widths
+    is biased). Trial widths span 0.5-2 x ``sigma_px``; the minimum is refined by a parabola.
+
+    Examples
+    --------
+    >>> from motifcat.datasets import render_columns
+    >>> from motifcat.ingest.columns.fit import fit_gaussian_columns
+    >>> g = np.stack(np.meshgrid(np.arange(6.0, 90, 8), np.arange(6.0, 90, 8)), -1).reshape(-1, 2)
+    >>> img = render_columns((96, 96), g, np.full(len(g), 50.0), 1.7, background=5.0)
+    >>> fit = fit_gaussian_columns(img, g, 1.2, return_model=True)
+    >>> round(common_width(img, fit, 1.2), 2)
+    1.7
+    """
+    img = np.asarray(image, dtype=np.float32)
+    h, w = img.shape
+    xy = fit.xy
+    order = np.argsort(np.hypot(xy[:, 0] - w / 2, xy[:, 1] - h / 2), kind="stable")
+    sel = order[:max_columns]
+    # The window reaches 2.5 x the widest trial width (2 sigma_px).
+    radius = max(2, int(np.ceil(5.0 * sigma_px)))
+    off = np.arange(-radius, radius + 1)
+    centres = np.rint(xy[sel]).astype(np.int64)
+    rows = np.clip(centres[:, 1, None] + off[None, :], 0, h - 1)
+    cols = np.clip(centres[:, 0, None] + off[None, :], 0, w - 1)
+    valid = (
+        (centres[:, 1, None] + off[None, :] == rows)[:, :, None]
+        & (centres[:, 0, None] + off[None, :] == cols)[:, None, :]
+    )
+    rr, cc = np.broadcast_arrays(rows[:, :, None], cols[:, None, :])
+    # The background map at these pixels only (bilinear on its grid, clamped at the ends,
+    # as background_rows does): no image-sized temporary.
+    b = fit.background_block
+    bg = ndimage.map_coordinates(
+        fit.background_grid, [(rr + 0.5) / b - 0.5, (cc + 0.5) / b - 0.5], order=1,
+        mode="nearest",
+    )
+    resid = img[rr, cc].astype(np.float64) - fit.model[rr, cc] - bg
+    dx = cols[:, None, :] - xy[sel, 0, None, None]
+    dy = rows[:, :, None] - xy[sel, 1, None, None]
+    r2 = dx * dx + dy * dy
+    s_fit = fit.sigma[sel, None, None]
+    own = resid + fit.height[sel, None, None] * np.exp(-r2 / (2 * s_fit**2))
+    own *= valid
+    n_pix = valid.sum(axis=(1, 2)).astype(np.float64)
+    v1 = own.sum(axis=(1, 2))
+    trials = sigma_px * np.geomspace(0.5, 2.0, 25)
+    cost = np.empty(len(trials))
+    for k, s in enumerate(trials):  # 25 trial widths, each vectorised over all columns
+        g = np.exp(-r2 / (2 * s * s)) * valid
+        g1, gg = g.sum(axis=(1, 2)), (g * g).sum(axis=(1, 2))
+        vg = (own * g).sum(axis=(1, 2))
+        # Height and a constant offset per column (2 x 2 normal equations, closed form):
+        # the offset takes up any error of the background map under the column.
+        det = n_pix * gg - g1 * g1
+        amp = (n_pix * vg - g1 * v1) / np.maximum(det, 1e-300)
+        base = (v1 - amp * g1) / np.maximum(n_pix, 1)
+        cost[k] = (((own - base[:, None, None] - amp[:, None, None] * g) * valid) ** 2).sum()
+    k = int(np.argmin(cost))
+    if 0 < k < len(trials) - 1:
+        y0, y1, y2 = np.log(trials[k - 1 : k + 2])
+        c0, c1, c2 = cost[k - 1 : k + 2]
+        denom = c0 - 2 * c1 + c2
+        t = 0.5 * (c0 - c2) / denom if denom > 0 else 0.0
+        return float(np.exp(y1 + np.clip(t, -1, 1) * (y2 - y1)))
+    return float(trials[k])
+
+
 def model_columns(
     image: np.ndarray,
     xy: np.ndarray,
@@ -558,6 +648,8 @@ def model_columns(
     min_relative_prominence: float = 0.1,
     residual_search: bool = True,
     sigma_px: float | None = None,
+    period_px: float | None = None,
+    max_rounds: int = 8,
 ) -> Columns:
     """Columns from candidate positions by the Gaussian image model, with model selection and
     a residual search.
@@ -601,7 +693,21 @@ def model_columns(
         raise AnalysisError("need at least two columns to fit the column model")
     d, _ = cKDTree(xy).query(xy, k=2)
     spacing = float(np.median(d[:, 1]))
-    sigma = sigma_px or estimate_column_width(img, xy, spacing)
+    if period_px:
+        # Few candidates (a faint sublattice missed) spread far apart: the spacing of a
+        # lattice is never larger than its period.
+        spacing = min(spacing, float(period_px))
+    if sigma_px:
+        sigma = float(sigma_px)
+    elif period_px:
+        # Start wide and let the pooled width (common_width, in settle) come down: a fitted
+        # width that starts below ~0.5 px is trapped there (a Gaussian narrower than a
+        # pixel leaves its flanks unsampled, so the data no longer pull it wider). A
+        # resolvable column is narrower than a quarter of the period (its nearest
+        # neighbour, >= 2/3 of the period away, is then still 2.7 widths away).
+        sigma = 0.25 * float(period_px)
+    else:
+        sigma = estimate_column_width(img, xy, spacing)
 
     def fit_and_select(points, judged=None):
         """Fit, then keep the significant columns (only those in ``judged`` are judged)."""
@@ -614,22 +720,37 @@ def model_columns(
         keep &= suppress_non_maxima(fit.xy, np.where(keep, chi2, -1.0), max(0.5, sigma))
         return fit, keep
 
+    def settle(fit, keep, judge):
+        """Refit without the rejected columns (judging again if ``judge``) and with the
+        pooled width (:func:`common_width`), until neither changes."""
+        nonlocal sigma
+        none_judged = None if judge else np.zeros(len(keep), bool)
+        for _ in range(4):
+            if keep.sum() < 2:
+                raise AnalysisError(
+                    "no column survives the model selection: the image shows no columns"
+                )
+            changed = False
+            if keep.all() and sigma_px is None:
+                new_sigma = common_width(img, fit, sigma)
+                changed = abs(new_sigma / sigma - 1) >= 0.05
+                sigma = new_sigma if changed else sigma
+            if keep.all() and not changed:
+                return fit
+            points, fit = fit.xy[keep], None
+            none_judged = None if judge else np.zeros(len(points), bool)
+            fit, keep = fit_and_select(points, none_judged)
+        if not keep.all():
+            fit, _ = fit_and_select(fit.xy[keep], np.zeros(int(keep.sum()), bool))
+        return fit
+
     fit, keep = fit_and_select(xy)
     # Before each refit the previous fit (and its image-sized model) is released, so that
     # only one model image exists at a time.
-    if not keep.all() and keep.sum() >= 2:
-        points, fit = fit.xy[keep], None
-        fit, keep = fit_and_select(points)
+    fit = settle(fit, keep, judge=True)
     # Each round's residual is cleaner (the columns found are in the model), so its noise
-    # estimate is lower and fainter columns pass; three rounds recover a whole missed
-    # sublattice (tests/test_column_model.py).
-    for _ in range(3 if residual_search else 0):
-        if keep.sum() < 2:
-            break
-        if not keep.all():
-            points, fit = fit.xy[keep], None
-            fit, _ = fit_and_select(points, np.zeros(len(points), bool))
-            keep = np.ones(len(fit), bool)
+    # estimate is lower and fainter columns pass; the rounds end when none is added.
+    for _ in range(max_rounds if residual_search else 0):
         kept = fit.xy
         residual = _Residual(img, fit)
         # The residual is (nearly) pure noise, so the plain difference estimate is right here.
@@ -648,6 +769,9 @@ def model_columns(
             min_relative_prominence=min_relative_prominence,
             reference_prominence=reference,
         )
+        import os
+        if os.environ.get("CD_DEBUG"):
+            print("round", len(kept), "noise", noise, "sigma", sigma, "peaks", len(rc))
         if len(rc) == 0:
             break
         new = rc[:, ::-1].astype(np.float64)
@@ -659,13 +783,12 @@ def model_columns(
         judged = np.r_[np.zeros(len(kept), bool), np.ones(len(new), bool)]
         residual = fit = None
         fit, keep = fit_and_select(np.vstack([kept, new]), judged)
-        if keep[len(kept) :].sum() == 0:
+        added = int(keep[len(kept) :].sum())
+        fit = settle(fit, keep, judge=False)
+        # Stop when a round adds no column (candidates that only merge with columns already
+        # there add nothing either).
+        if added == 0 or len(fit) <= len(kept):
             break
-    if not keep.all() and keep.sum() >= 1:
-        points, fit = fit.xy[keep], None
-        fit, _ = fit_and_select(points, np.zeros(len(points), bool))
-    elif not keep.any():
-        raise AnalysisError("no column survives the model selection: the image shows no columns")
     fit_idx = np.arange(len(fit))
     out_xy = fit.xy[fit_idx]
     intensity = ndimage.map_coordinates(
