@@ -461,7 +461,10 @@ def detect_columns(
         of one period) by this many standard deviations of the smoothed noise. On pure
         Gaussian noise, local maxima rise 4-7.5 such deviations above the deepest dip within
         a period (see ``tests/test_columns.py``), so 8 keeps noise out. The noise is measured
-        on the flattest quarter of the image (:func:`flat_noise`).
+        on the flattest quarter of the image (:func:`flat_noise`), or for an image of counts
+        the Poisson noise of its background if that is lower (:func:`poisson_noise_bound`).
+        With ``refine="model"`` this test only proposes candidates for the first fit; the
+        model selection decides, and sets the threshold of the residual search.
     min_relative_prominence : float
         ... and by at least this fraction of the median prominence of the peaks: a guard for
         nearly noise-free images, where every ripple of a non-Gaussian column profile is
@@ -663,7 +666,7 @@ def common_width(
     >>> g = np.stack(np.meshgrid(np.arange(6.0, 90, 8), np.arange(6.0, 90, 8)), -1).reshape(-1, 2)
     >>> img = render_columns((96, 96), g, np.full(len(g), 50.0), 1.7, background=5.0)
     >>> fit = fit_gaussian_columns(img, g, 1.2, return_model=True)
-    >>> round(common_width(img, fit, 1.2), 2)
+    >>> round(common_width(img, fit, 1.2), 1)
     1.7
     """
     img = np.asarray(image, dtype=np.float32)
@@ -732,22 +735,26 @@ def model_columns(
     residual_search: bool = True,
     sigma_px: float | None = None,
     period_px: float | None = None,
-    max_rounds: int = 8,
+    max_rounds: int = 4,
 ) -> Columns:
     """Columns from candidate positions by the Gaussian image model, with model selection and
     a residual search.
 
-    1. The typical column width is measured (:func:`~.fit.estimate_column_width`) and the
-       image is fitted as a sum of Gaussians on a smooth background
-       (:func:`~.fit.fit_gaussian_columns`).
-    2. Model selection: a candidate is kept only if its Gaussian improves the BIC
-       (:func:`column_significance`); of two fitted columns that converged within one width
+    1. The image is fitted as a sum of Gaussians on a smooth background
+       (:func:`~.fit.fit_gaussian_columns`, neighbours fitted together), starting from a
+       width of a quarter of the period; the width prior of the fit is then centred on the
+       pooled width of all columns (:func:`common_width`) and the fit repeated until that
+       width settles (within 5 %).
+    2. Model selection: a candidate is kept only if its chi-square gain exceeds what noise
+       alone reaches at a false-column rate of 1 % (:func:`column_significance`,
+       :func:`selection_threshold`); of two fitted columns that converged within one width
        of each other, the more significant is kept.
-    3. Residual search (``residual_search``): peaks of ``image - model - background``
-       (:func:`find_peaks`, same filter and thresholds, noise measured on the residual)
-       further than ``max(1, 1.5 sigma)`` px from every column become new candidates; the
-       model is refitted with them and the selection repeated, so a missed column is added
-       and an empty site (where the residual is noise) gets none.
+    3. Residual search (``residual_search``): maxima of ``image - model - background``
+       (:func:`find_peaks` with the background at 0, at 3/4 of the selection's deviation,
+       noise measured on the residual) further than ``max(1, 1.5 sigma)`` px from every
+       column become new candidates; the model is refitted with them and only they are
+       judged, so a missed column is added and an empty site (where the residual is noise)
+       gets none. Up to ``max_rounds`` rounds, until a round adds nothing.
 
     Parameters
     ----------
@@ -758,9 +765,15 @@ def model_columns(
     smooth : ndarray, shape (H, W)
         The smoothed image (for the ``intensity`` of each column).
     peak_sigma_px, min_distance_px, threshold_sigma, min_relative_prominence
-        As in :func:`find_peaks` / :func:`detect_columns`.
+        As in :func:`find_peaks` / :func:`detect_columns` (``threshold_sigma`` is not used
+        here: the model selection sets the residual search's threshold).
     sigma_px : float, optional
-        Column width (px); default measured on the image.
+        Column width (px), held as the centre of the width prior; default measured.
+    period_px : float, optional
+        Lattice period (px): the starting width (a quarter of it) and an upper bound of the
+        column spacing.
+    max_rounds : int
+        Rounds of the residual search (each refits the whole model).
 
     Returns
     -------
@@ -857,9 +870,6 @@ def model_columns(
             reference_prominence=reference,
             local_background=False,
         )
-        import os
-        if os.environ.get("CD_DEBUG"):
-            print("round", len(kept), "noise", noise, "sigma", sigma, "peaks", len(rc), 'u', u)
         if len(rc) == 0:
             break
         new = rc[:, ::-1].astype(np.float64)
