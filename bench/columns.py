@@ -126,13 +126,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sets", nargs="*")
     ap.add_argument("--doses", type=float, nargs="*", default=None)
-    ap.add_argument("--no-atomap", action="store_true")
+    ap.add_argument("--set", dest="extra_sets", action="append", default=[],
+                    help="A set to run (repeatable; same as the positional SET).")
+    ap.add_argument("--no-atomap", "--no-peers", dest="no_atomap", action="store_true",
+                    help="Skip Atomap (its figures are in the results file already).")
     ap.add_argument("--memory-side", type=int, default=2048, help="Side of the tiled image.")
     ap.add_argument("--out", default=str(RESULTS / "columns.md"))
     args = ap.parse_args(argv)
     if not _peers.BENCH_PY.exists() and os.environ.get("MOTIFCAT_BENCH_PY"):
         _peers.BENCH_PY = Path(os.environ["MOTIFCAT_BENCH_PY"])
-    sets = args.sets or available_sets()
+    sets = (args.sets + args.extra_sets) or available_sets()
     lines = ["# Column model benchmark (bench/columns.py)", "", TARGETS, ""]
     speed_rows = []
     for name in sets:

@@ -626,12 +626,7 @@ def column_significance(fit, area_px: float | None = None) -> tuple[np.ndarray, 
     chi2, threshold : ndarray, shape (N,)
     """
     chi2 = fit.significance
-    # The pixel variance comes from the residuals of this very fit; with many columns in
-    # an area (every noise maximum a candidate) they absorb part of the noise. The unbiased
-    # variance divides by the degrees of freedom left, n - 4 N over the pixels the windows
-    # cover, so the chi-square gains shrink by that factor.
-    covered = min(float(area_px or np.inf), len(chi2) * (2.0 * fit.radius + 1) ** 2)
-    chi2 = chi2 * max(1.0 - 4.0 * len(chi2) / max(covered, 1.0), 0.05)
+
     if area_px is None:
         return chi2, 4.0 * np.log(np.maximum(fit.n_pixels, 2))
     # Self-consistent: the rate is of the columns that pass (on pure noise none does).
@@ -672,10 +667,17 @@ def common_width(
     img = np.asarray(image, dtype=np.float32)
     h, w = img.shape
     xy = fit.xy
-    order = np.argsort(np.hypot(xy[:, 0] - w / 2, xy[:, 1] - h / 2), kind="stable")
-    sel = order[:max_columns]
     # The window reaches 2.5 x the widest trial width (2 sigma_px).
     radius = max(2, int(np.ceil(5.0 * sigma_px)))
+    # Memory: the dozen float64 window stacks stay under 1/64 of the image's pixels each
+    # (together under half the float32 image); a few hundred columns pin the width well.
+    budget = max(50, int(img.size / (64 * (2 * radius + 1) ** 2)))
+    # The more significant half of the columns: at low dose the faint ones (and noise the
+    # selection has not yet removed) pull towards narrow, pixel-sized spikes.
+    bright = fit.significance >= np.median(fit.significance)
+    cand = np.flatnonzero(bright)
+    order = cand[np.argsort(np.hypot(xy[cand, 0] - w / 2, xy[cand, 1] - h / 2), kind="stable")]
+    sel = order[: min(max_columns, budget)]
     off = np.arange(-radius, radius + 1)
     centres = np.rint(xy[sel]).astype(np.int64)
     rows = np.clip(centres[:, 1, None] + off[None, :], 0, h - 1)
@@ -742,7 +744,7 @@ def model_columns(
 
     1. The image is fitted as a sum of Gaussians on a smooth background
        (:func:`~.fit.fit_gaussian_columns`, neighbours fitted together), starting from a
-       width of a quarter of the period; the width prior of the fit is then centred on the
+       width of a sixth of the period (a quarter, up to 1 px, at coarse sampling); the width prior of the fit is then centred on the
        pooled width of all columns (:func:`common_width`) and the fit repeated until that
        width settles (within 5 %).
     2. Model selection: a candidate is kept only if its chi-square gain exceeds what noise
@@ -770,7 +772,7 @@ def model_columns(
     sigma_px : float, optional
         Column width (px), held as the centre of the width prior; default measured.
     period_px : float, optional
-        Lattice period (px): the starting width (a quarter of it) and an upper bound of the
+        Lattice period (px): the starting width (a sixth of it) and an upper bound of the
         column spacing.
     max_rounds : int
         Rounds of the residual search (each refits the whole model).
@@ -796,12 +798,16 @@ def model_columns(
     if sigma_px:
         sigma = float(sigma_px)
     elif period_px:
-        # Start wide and let the pooled width (common_width, in settle) come down: a fitted
-        # width that starts below ~0.5 px is trapped there (a Gaussian narrower than a
-        # pixel leaves its flanks unsampled, so the data no longer pull it wider). A
-        # resolvable column is narrower than a quarter of the period (its nearest
-        # neighbour, >= 2/3 of the period away, is then still 2.7 widths away).
-        sigma = 0.25 * float(period_px)
+        # Start from a sixth of the period and let the pooled width (common_width, in
+        # settle) move. A sixth of the period is a quarter of the nearest-neighbour
+        # distance or more (>= 2/3 of the period for honeycomb, square and pentagonal
+        # lattices), about the width of the columns of a resolved image (0.19-0.28 of the
+        # spacing on the benchmark sets); wider starts cost memory and time (the fit's
+        # windows grow with it). At coarse sampling a fitted width that starts below the
+        # truth is trapped (a Gaussian under a pixel wide leaves its flanks unsampled, so
+        # the data no longer pull it wider): there the start is a quarter of the period
+        # (an upper bound of a resolvable width: neighbours 2.7 widths apart), up to 1 px.
+        sigma = max(float(period_px) / 6.0, min(float(period_px) / 4.0, 1.0))
     else:
         sigma = estimate_column_width(img, xy, spacing)
 
@@ -820,8 +826,7 @@ def model_columns(
         """Refit without the rejected columns (judging again if ``judge``) and with the
         pooled width (:func:`common_width`), until neither changes."""
         nonlocal sigma
-        none_judged = None if judge else np.zeros(len(keep), bool)
-        for _ in range(4):
+        for k in range(4):
             if keep.sum() < 2:
                 raise AnalysisError(
                     "no column survives the model selection: the image shows no columns"
@@ -834,13 +839,21 @@ def model_columns(
             if keep.all() and not changed:
                 return fit
             points, fit = fit.xy[keep], None
-            none_judged = None if judge else np.zeros(len(points), bool)
-            fit, keep = fit_and_select(points, none_judged)
+            # Judged once (a second judgement after the refit), not in a cascade.
+            judged = None if (judge and k == 0) else np.zeros(len(points), bool)
+            fit, keep = fit_and_select(points, judged)
         if not keep.all():
             fit, _ = fit_and_select(fit.xy[keep], np.zeros(int(keep.sum()), bool))
         return fit
 
-    fit, keep = fit_and_select(xy)
+    # The width first (no column judged while it is off: too wide, neighbours merge), then
+    # the selection.
+    fit, keep = fit_and_select(xy, np.zeros(len(xy), bool))
+    fit = settle(fit, keep, judge=False)
+    chi2, threshold = column_significance(fit, float(img.size))
+    keep = (chi2 > threshold) & suppress_non_maxima(
+        fit.xy, np.where(chi2 > threshold, chi2, -1.0), max(0.5, sigma)
+    )
     # Before each refit the previous fit (and its image-sized model) is released, so that
     # only one model image exists at a time.
     fit = settle(fit, keep, judge=True)
