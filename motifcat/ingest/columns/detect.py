@@ -128,7 +128,9 @@ def refine_positions(
     >>> np.round(xy, 2).tolist()
     [[15.3, 16.6]]
     """
-    img = np.asarray(image, dtype=np.float64)
+    img = np.asarray(image)
+    if img.dtype not in (np.float32, np.float64):
+        img = img.astype(np.float64)  # float32 stays: no image-sized float64 copy
     rc = np.asarray(peaks_rc, dtype=np.int64).reshape(-1, 2)
     if method == "none" or len(rc) == 0:
         return rc[:, ::-1].astype(np.float64)
@@ -288,15 +290,21 @@ def poisson_noise_bound(image: np.ndarray) -> float:
     >>> img = np.random.default_rng(0).poisson(25.0, (64, 64)).astype(np.float32)
     >>> 4.0 < poisson_noise_bound(img) < 5.0
     True
-    >>> poisson_noise_bound(img + 0.5)
-    inf
+    >>> poisson_noise_bound(img + 0.5), poisson_noise_bound(img + 3_000_000)
+    (inf, inf)
     """
     img = np.asarray(image)
     step = max(1, int(np.sqrt(img.size / 400_000)))
     sub = np.asarray(img[::step, ::step], dtype=np.float64)
     if sub.size == 0 or sub.min() < 0 or not np.all(sub == np.round(sub)):
         return float("inf")
-    return float(np.sqrt(max(np.percentile(sub, 10), 1.0)))
+    level = float(np.percentile(sub, 10))
+    # More than 1e4 counts on the background of one pixel would be an electron dose no
+    # STEM pixel gets (100 pA for 10 us is 6000 electrons, of which the ADF detector sees a
+    # fraction): such integers carry an offset or a gain, not counts.
+    if level > 1e4:
+        return float("inf")
+    return float(np.sqrt(max(level, 1.0)))
 
 
 def find_peaks(
@@ -542,6 +550,8 @@ def detect_columns(
     # a dim column towards a bright one. There the three-point log-parabola starts the fit.
     start = "com" if radius >= 2 else "gaussian"
     xy = refine_positions(smooth, rc, radius=radius, method=start)
+    if smoothed is None:
+        smooth = None  # made again at the end: not held through the fit (memory)
     return model_columns(
         img,
         xy,
@@ -729,7 +739,7 @@ def model_columns(
     image: np.ndarray,
     xy: np.ndarray,
     *,
-    smooth: np.ndarray,
+    smooth: np.ndarray | None,
     peak_sigma_px: float,
     min_distance_px: float,
     threshold_sigma: float = 8.0,
@@ -744,9 +754,10 @@ def model_columns(
 
     1. The image is fitted as a sum of Gaussians on a smooth background
        (:func:`~.fit.fit_gaussian_columns`, neighbours fitted together), starting from a
-       width of a sixth of the period (a quarter, up to 1 px, at coarse sampling); the width prior of the fit is then centred on the
-       pooled width of all columns (:func:`common_width`) and the fit repeated until that
-       width settles (within 5 %).
+       width of a sixth of the period (a quarter, up to 1 px, at coarse sampling); the
+       width prior of the fit is then centred on the pooled width of all columns
+       (:func:`common_width`) and the fit repeated until that width settles (within 5 %).
+       Only then are columns judged (a width far off merges or splits neighbours).
     2. Model selection: a candidate is kept only if its chi-square gain exceeds what noise
        alone reaches at a false-column rate of 1 % (:func:`column_significance`,
        :func:`selection_threshold`); of two fitted columns that converged within one width
@@ -764,8 +775,9 @@ def model_columns(
         The raw micrograph.
     xy : ndarray, shape (N, 2)
         Candidate positions (x, y) in px.
-    smooth : ndarray, shape (H, W)
-        The smoothed image (for the ``intensity`` of each column).
+    smooth : ndarray, shape (H, W) or None
+        The smoothed image (for the ``intensity`` of each column); None: smoothed here at
+        ``peak_sigma_px`` once the fit is done.
     peak_sigma_px, min_distance_px, threshold_sigma, min_relative_prominence
         As in :func:`find_peaks` / :func:`detect_columns` (``threshold_sigma`` is not used
         here: the model selection sets the residual search's threshold).
@@ -822,10 +834,13 @@ def model_columns(
         keep &= suppress_non_maxima(fit.xy, np.where(keep, chi2, -1.0), max(0.5, sigma))
         return fit, keep
 
-    def settle(fit, keep, judge):
+    def settle(held, keep, judge):
         """Refit without the rejected columns (judging again if ``judge``) and with the
-        pooled width (:func:`common_width`), until neither changes."""
+        pooled width (:func:`common_width`), until neither changes. ``held`` is a list
+        holding the fit, emptied here, so that the caller keeps no reference to its model
+        image while the next fit builds its own."""
         nonlocal sigma
+        fit = held.pop()
         for k in range(4):
             if keep.sum() < 2:
                 raise AnalysisError(
@@ -848,15 +863,17 @@ def model_columns(
 
     # The width first (no column judged while it is off: too wide, neighbours merge), then
     # the selection.
+    # Before each refit the previous fit (and its image-sized model) is released, so that
+    # only one model image exists at a time.
     fit, keep = fit_and_select(xy, np.zeros(len(xy), bool))
-    fit = settle(fit, keep, judge=False)
+    held, fit = [fit], None
+    fit = settle(held, keep, judge=False)
     chi2, threshold = column_significance(fit, float(img.size))
     keep = (chi2 > threshold) & suppress_non_maxima(
         fit.xy, np.where(chi2 > threshold, chi2, -1.0), max(0.5, sigma)
     )
-    # Before each refit the previous fit (and its image-sized model) is released, so that
-    # only one model image exists at a time.
-    fit = settle(fit, keep, judge=True)
+    held, fit = [fit], None
+    fit = settle(held, keep, judge=True)
     # Each round's residual is cleaner (the columns found are in the model), so its noise
     # estimate is lower and fainter columns pass; the rounds end when none is added.
     for _ in range(max_rounds if residual_search else 0):
@@ -895,23 +912,28 @@ def model_columns(
         residual = fit = None
         fit, keep = fit_and_select(np.vstack([kept, new]), judged)
         added = int(keep[len(kept) :].sum())
-        fit = settle(fit, keep, judge=False)
+        held, fit = [fit], None
+        fit = settle(held, keep, judge=False)
         # Stop when a round adds no column (candidates that only merge with columns already
         # there add nothing either).
         if added == 0 or len(fit) <= len(kept):
             break
-    fit_idx = np.arange(len(fit))
-    out_xy = fit.xy[fit_idx]
-    intensity = ndimage.map_coordinates(
-        np.asarray(smooth), [out_xy[:, 1], out_xy[:, 0]], order=1, mode="nearest"
-    ).astype(np.float64)
-    return Columns(
-        xy=out_xy,
-        intensity=intensity,
-        sigma=fit.sigma[fit_idx],
-        height=fit.height[fit_idx],
-        background=fit.background[fit_idx],
-        cross_section=fit.cross_section[fit_idx],
-        cross_section_err=fit.cross_section_err[fit_idx],
-        xy_err=fit.xy_err[fit_idx],
+    out = dict(
+        xy=fit.xy,
+        sigma=fit.sigma,
+        height=fit.height,
+        background=fit.background,
+        cross_section=fit.cross_section,
+        cross_section_err=fit.cross_section_err,
+        xy_err=fit.xy_err,
     )
+    fit = None  # its model image is released before the smoothed image is made
+    if smooth is None:
+        smooth = filter_in_bands(
+            ndimage.gaussian_filter, img, int(4 * peak_sigma_px + 1), sigma=peak_sigma_px,
+            mode="reflect",
+        )
+    out["intensity"] = ndimage.map_coordinates(
+        np.asarray(smooth), [out["xy"][:, 1], out["xy"][:, 0]], order=1, mode="nearest"
+    ).astype(np.float64)
+    return Columns(**out)
