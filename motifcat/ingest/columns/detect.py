@@ -760,11 +760,11 @@ def model_columns(
        Only then are columns judged (a width far off merges or splits neighbours).
     2. Model selection: a candidate is kept only if its chi-square gain exceeds what noise
        alone reaches at a false-column rate of 1 % (:func:`column_significance`,
-       :func:`selection_threshold`); of two fitted columns that converged within one width
-       of each other, the more significant is kept.
+       :func:`selection_threshold`); of two fitted columns closer than two widths (one
+       maximum: Sparrow's limit), the more significant is kept.
     3. Residual search (``residual_search``): maxima of ``image - model - background``
        (:func:`find_peaks` with the background at 0, at 3/4 of the selection's deviation,
-       noise measured on the residual) further than ``max(1, 1.5 sigma)`` px from every
+       noise measured on the residual) further than ``max(1, 2 sigma)`` px from every
        column become new candidates; the model is refitted with them and only they are
        judged, so a missed column is added and an empty site (where the residual is noise)
        gets none. Up to ``max_rounds`` rounds, until a round adds nothing.
@@ -830,8 +830,10 @@ def model_columns(
         keep = chi2 > threshold
         if judged is not None:
             keep |= ~judged
-        # Two candidates on one column converge onto it: keep the more significant.
-        keep &= suppress_non_maxima(fit.xy, np.where(keep, chi2, -1.0), max(0.5, sigma))
+        # Two candidates on one column converge onto it: keep the more significant. Two
+        # Gaussians of width sigma closer than 2 sigma make a single maximum (Sparrow's
+        # limit): the model cannot tell them from one broad or elongated column.
+        keep &= suppress_non_maxima(fit.xy, np.where(keep, chi2, -1.0), max(0.5, 2 * sigma))
         return fit, keep
 
     def settle(held, keep, judge):
@@ -870,7 +872,7 @@ def model_columns(
     fit = settle(held, keep, judge=False)
     chi2, threshold = column_significance(fit, float(img.size))
     keep = (chi2 > threshold) & suppress_non_maxima(
-        fit.xy, np.where(chi2 > threshold, chi2, -1.0), max(0.5, sigma)
+        fit.xy, np.where(chi2 > threshold, chi2, -1.0), max(0.5, 2 * sigma)
     )
     held, fit = [fit], None
     fit = settle(held, keep, judge=True)
@@ -904,7 +906,7 @@ def model_columns(
             break
         new = rc[:, ::-1].astype(np.float64)
         dist, _ = cKDTree(kept).query(new)
-        new = new[dist > max(1.0, 1.5 * sigma, min_distance_px)]
+        new = new[dist > max(1.0, 2 * sigma, min_distance_px)]
         if len(new) == 0:
             break
         # Only the new candidates are judged: the columns already selected stay.
