@@ -1,6 +1,7 @@
 """Column model benchmark (issue 9): motifcat's detection + Gaussian model next to Atomap.
 
-``PYTHONPATH=. .venv/bin/python bench/columns.py [SET ...] [--doses 1 0.01] [--no-atomap]``
+``PYTHONPATH=. .venv/bin/python bench/columns.py [SET ...] [--set SET] [--doses 1 0.01]
+[--no-atomap | --no-peers] [--out FILE]``
 
 Per set of ``bench/data`` (default: every one of tmd, coarse*, perovskite that exists) and per
 dose: recall per column class, precision, position RMSE against the ideal sites next to the
