@@ -1,6 +1,7 @@
 """Column model benchmark (issue 9): motifcat's detection + Gaussian model next to Atomap.
 
-``PYTHONPATH=. .venv/bin/python bench/columns.py [SET ...] [--doses 1 0.01] [--no-atomap]``
+``PYTHONPATH=. .venv/bin/python bench/columns.py [SET ...] [--set SET] [--doses 1 0.01]
+[--no-atomap | --no-peers] [--out FILE]``
 
 Per set of ``bench/data`` (default: every one of tmd, coarse*, perovskite that exists) and per
 dose: recall per column class, precision, position RMSE against the ideal sites next to the
@@ -126,14 +127,17 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sets", nargs="*")
     ap.add_argument("--doses", type=float, nargs="*", default=None)
-    ap.add_argument("--no-atomap", action="store_true")
+    ap.add_argument("--set", dest="extra_sets", action="append", default=[],
+                    help="A set to run (repeatable; same as the positional SET).")
+    ap.add_argument("--no-atomap", "--no-peers", dest="no_atomap", action="store_true",
+                    help="Skip Atomap (its figures are in the results file already).")
     ap.add_argument("--memory-side", type=int, default=2048,
                     help="Side of the tiled image; 0 skips the memory measurement.")
     ap.add_argument("--out", default=str(RESULTS / "columns.md"))
     args = ap.parse_args(argv)
     if not _peers.BENCH_PY.exists() and os.environ.get("MOTIFCAT_BENCH_PY"):
         _peers.BENCH_PY = Path(os.environ["MOTIFCAT_BENCH_PY"])
-    sets = args.sets or available_sets()
+    sets = (args.sets + args.extra_sets) or available_sets()
     lines = ["# Column model benchmark (bench/columns.py)", "", TARGETS, ""]
     speed_rows = []
     for name in sets:

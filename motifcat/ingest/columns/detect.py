@@ -128,7 +128,9 @@ def refine_positions(
     >>> np.round(xy, 2).tolist()
     [[15.3, 16.6]]
     """
-    img = np.asarray(image, dtype=np.float64)
+    img = np.asarray(image)
+    if img.dtype not in (np.float32, np.float64):
+        img = img.astype(np.float64)  # float32 stays: no image-sized float64 copy
     rc = np.asarray(peaks_rc, dtype=np.int64).reshape(-1, 2)
     if method == "none" or len(rc) == 0:
         return rc[:, ::-1].astype(np.float64)
@@ -272,6 +274,39 @@ def flat_noise(image: np.ndarray, smooth: np.ndarray | None = None) -> float:
     return float(1.4826 * mad / np.sqrt(2.0))
 
 
+def poisson_noise_bound(image: np.ndarray) -> float:
+    """For an image of counts, the Poisson noise at its background level; else ``inf``.
+
+    When the image holds non-negative integers it may be detected counts, whose variance is
+    at least their mean (Poisson, more with detector gain noise), so the square root of a
+    low quantile (the 10th percentile: the background between columns) is a lower bound of
+    the noise there. :func:`flat_noise` needs flat background, which an image with columns a
+    pixel or two wide does not have (every pixel difference carries structure, and it comes
+    out several times too high); the lower of the two is used, which only makes the peak
+    test more lenient (the model selection decides).
+
+    Examples
+    --------
+    >>> img = np.random.default_rng(0).poisson(25.0, (64, 64)).astype(np.float32)
+    >>> 4.0 < poisson_noise_bound(img) < 5.0
+    True
+    >>> poisson_noise_bound(img + 0.5), poisson_noise_bound(img + 3_000_000)
+    (inf, inf)
+    """
+    img = np.asarray(image)
+    step = max(1, int(np.sqrt(img.size / 400_000)))
+    sub = np.asarray(img[::step, ::step], dtype=np.float64)
+    if sub.size == 0 or sub.min() < 0 or not np.all(sub == np.round(sub)):
+        return float("inf")
+    level = float(np.percentile(sub, 10))
+    # More than 1e4 counts on the background of one pixel would be an electron dose no
+    # STEM pixel gets (100 pA for 10 us is 6000 electrons, of which the ADF detector sees a
+    # fraction): such integers carry an offset or a gain, not counts.
+    if level > 1e4:
+        return float("inf")
+    return float(np.sqrt(max(level, 1.0)))
+
+
 def find_peaks(
     image: np.ndarray,
     sigma_px: float,
@@ -282,6 +317,7 @@ def find_peaks(
     threshold_sigma: float,
     min_relative_prominence: float = 0.0,
     reference_prominence: float | None = None,
+    local_background: bool = True,
     band_rows: int = 256,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Peaks of the image smoothed at the probe scale that rise above the local background.
@@ -293,7 +329,8 @@ def find_peaks(
     2. candidates: pixels equal to the maximum of their 3x3 neighbourhood;
     3. local background: the minimum of ``S`` in a disk of ``background_radius_px`` (follows
        contamination and thickness gradients on the scale of a period);
-    4. kept if ``S - background`` exceeds ``threshold_sigma`` standard deviations of the
+    4. (``local_background=False``: the background is taken as 0, for residual images)
+       kept if ``S - background`` exceeds ``threshold_sigma`` standard deviations of the
        smoothed noise and ``min_relative_prominence`` x the reference (median) prominence;
     5. of two candidates closer than ``min_distance_px`` the brighter one is kept (a
        vectorised non-maximum suppression over disk neighbourhoods).
@@ -328,7 +365,12 @@ def find_peaks(
         lo, hi = max(0, r0 - halo), min(h, r1 + halo)
         band = np.asarray(img[lo:hi], dtype=np.float32)
         smooth = ndimage.gaussian_filter(band, sigma_px, mode="reflect")
-        is_max = smooth == ndimage.maximum_filter(smooth, size=3, mode="nearest")
+        # Candidates: maxima over the 4-neighbour cross (the disk of radius 1 px), not the
+        # 3x3 square: at 2.5-3 px between columns the square's corner pixel lies on the
+        # saddle towards a brighter diagonal neighbour and hides the dim column.
+        is_max = smooth == ndimage.maximum_filter(
+            smooth, footprint=disk_footprint(1.0), mode="nearest"
+        )
         # A maximum on the outermost pixel ring is the flank of a column centred outside the
         # frame, not a column of the image.
         is_max[:, [0, -1]] = False
@@ -341,11 +383,15 @@ def find_peaks(
         rr, cc = np.nonzero(is_max)
         if len(rr) == 0:
             continue
-        base = disk_minimum(smooth, background_radius_px)
         out_rc.append(np.column_stack([rr + lo, cc]))
         out_v.append(smooth[rr, cc].astype(np.float64))
-        out_p.append((smooth[rr, cc] - base[rr, cc]).astype(np.float64))
-        del smooth, base, is_max
+        if local_background:
+            base = disk_minimum(smooth, background_radius_px)
+            out_p.append((smooth[rr, cc] - base[rr, cc]).astype(np.float64))
+            del base
+        else:
+            out_p.append(smooth[rr, cc].astype(np.float64))
+        del smooth, is_max
     if not out_rc:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0), np.zeros(0)
     rc, value, prom = np.concatenate(out_rc), np.concatenate(out_v), np.concatenate(out_p)
@@ -423,7 +469,10 @@ def detect_columns(
         of one period) by this many standard deviations of the smoothed noise. On pure
         Gaussian noise, local maxima rise 4-7.5 such deviations above the deepest dip within
         a period (see ``tests/test_columns.py``), so 8 keeps noise out. The noise is measured
-        on the flattest quarter of the image (:func:`flat_noise`).
+        on the flattest quarter of the image (:func:`flat_noise`), or for an image of counts
+        the Poisson noise of its background if that is lower (:func:`poisson_noise_bound`).
+        With ``refine="model"`` this test only proposes candidates for the first fit; the
+        model selection decides, and sets the threshold of the residual search.
     min_relative_prominence : float
         ... and by at least this fraction of the median prominence of the peaks: a guard for
         nearly noise-free images, where every ripple of a non-Gaussian column profile is
@@ -470,7 +519,7 @@ def detect_columns(
         raise AnalysisError(f"image must be 2-D, got shape {img.shape}")
     sigma = max(0.5, smoothing * period_px)
     min_distance = max(1.0, min_distance_factor * period_px)
-    noise = flat_noise(img)
+    noise = min(flat_noise(img), poisson_noise_bound(img))
     rc, _, _ = find_peaks(
         img,
         sigma,
@@ -496,7 +545,13 @@ def detect_columns(
     if refine != "model":
         xy = refine_positions(smooth, rc, radius=radius, method=refine)
         return Columns(xy=xy, intensity=smooth[rc[:, 0], rc[:, 1]].astype(np.float64))
-    xy = refine_positions(smooth, rc, radius=radius, method="com")
+    # The centre of mass needs a window that holds the column and not its neighbours; a
+    # window of radius 1 px (periods under ~10 px) holds the neighbours' flanks, which pull
+    # a dim column towards a bright one. There the three-point log-parabola starts the fit.
+    start = "com" if radius >= 2 else "gaussian"
+    xy = refine_positions(smooth, rc, radius=radius, method=start)
+    if smoothed is None:
+        smooth = None  # made again at the end: not held through the fit (memory)
     return model_columns(
         img,
         xy,
@@ -506,6 +561,7 @@ def detect_columns(
         threshold_sigma=threshold_sigma,
         min_relative_prominence=min_relative_prominence,
         residual_search=residual_search,
+        period_px=period_px,
     )
 
 
@@ -525,7 +581,42 @@ class _Residual:
         return band
 
 
-def column_significance(fit) -> tuple[np.ndarray, np.ndarray]:
+#: Expected number of false columns from noise alone, as a fraction of the columns found, that
+#: the model selection allows (:func:`selection_threshold`): precision >= 0.99 from noise.
+FALSE_COLUMN_RATE = 0.01
+
+
+def selection_threshold(sigma_px: float, area_px: float, n_columns: int,
+                        rate: float = FALSE_COLUMN_RATE) -> float:
+    """Chi-square gain a column must exceed so that noise alone adds ``rate`` x ``n_columns``
+    false columns to an image of ``area_px`` pixels (on average).
+
+    The significance of a column (its matched-filter signal-to-noise ratio squared, ``u^2``)
+    at the best position of a noise-only residual is the maximum of a Gaussian random field:
+    white noise correlated with a Gaussian of width ``sigma`` has the covariance
+    ``exp(-r^2 / (4 sigma^2))``, second spectral moment ``lambda = 1 / (2 sigma^2)``, and its
+    expected number of local maxima above ``u`` in an area ``A`` is the Euler characteristic
+    ``A lambda (2 pi)^(-3/2) u exp(-u^2 / 2)`` (Adler's formula, accurate for ``u > 2``). The
+    threshold solves ``A lambda (2 pi)^(-3/2) u exp(-u^2 / 2) = rate N``. It depends on the
+    density of columns (area per column in units of sigma^2), not on the image size, and it
+    is never below 8, the Akaike price of a column's four parameters.
+
+    Examples
+    --------
+    >>> round(selection_threshold(4.3, 270_000, 868), 1)   # a MoS2 image at 0.12 A/px
+    10.3
+    """
+    scale = area_px / (2.0 * sigma_px**2) / (2 * np.pi) ** 1.5 / max(rate * n_columns, 1e-3)
+    u = 3.0
+    for _ in range(50):  # fixed point of u^2 = 2 ln(scale u): converges in a few steps
+        u_new = np.sqrt(max(2.0 * np.log(max(scale * u, 1.0)), 1e-6))
+        if abs(u_new - u) < 1e-6:
+            break
+        u = u_new
+    return float(max(u * u, 8.0))
+
+
+def column_significance(fit, area_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Model-selection statistic of every fitted column and the threshold it must pass.
 
     The statistic is the drop of the chi-square when the column's Gaussian, with its fitted
@@ -533,46 +624,150 @@ def column_significance(fit) -> tuple[np.ndarray, np.ndarray]:
     the squared matched-filter signal-to-noise ratio of its height, the pixel variance from
     the fitted noise model). Holding the shape fixed matters: for a column about a pixel
     wide, height and width trade against each other, so the height's *marginal* error is
-    large even for an obvious column. The threshold is the Bayesian information criterion's
-    price of the four parameters of a column (x, y, width, height), ``4 ln n`` with ``n``
-    the pixels of its window. A column is kept only if it improves the BIC -- as StatSTEM's
-    MAP selection keeps a column only if it raises the posterior probability of the model.
+    large even for an obvious column. A column is kept if it is more significant than noise
+    alone would make it at the rate :data:`FALSE_COLUMN_RATE` (:func:`selection_threshold`
+    with the median width, the image area ``area_px`` and the number of columns) -- as
+    StatSTEM's MAP selection keeps a column only if it raises the posterior probability of
+    the model. Without ``area_px``: the Bayesian information criterion's price of the four
+    parameters, ``4 ln n`` with ``n`` the pixels of the column's window.
 
     Returns
     -------
     chi2, threshold : ndarray, shape (N,)
     """
     chi2 = fit.significance
-    threshold = 4.0 * np.log(np.maximum(fit.n_pixels, 2))
-    return chi2, threshold
+
+    if area_px is None:
+        return chi2, 4.0 * np.log(np.maximum(fit.n_pixels, 2))
+    # Self-consistent: the rate is of the columns that pass (on pure noise none does).
+    sigma, n = float(np.median(fit.sigma)), len(chi2)
+    for _ in range(20):
+        thr = selection_threshold(sigma, area_px, n)
+        n_new = max(1, int((chi2 > thr).sum()))
+        if n_new == n:
+            break
+        n = n_new
+    return chi2, np.full(len(chi2), thr)
+
+
+def common_width(
+    image: np.ndarray, fit, sigma_px: float, *, max_columns: int = 4000
+) -> float:
+    """One Gaussian width (px) for all columns, by profile least squares over many columns.
+
+    Each column's own data is the residual of the fit plus its own fitted Gaussian (its
+    neighbours and the background stay subtracted, so overlapping tails do not widen it).
+    For a trial width ``s`` every column's height follows in closed form
+    (``sum v g / sum g^2``), and the width that minimises the summed squared misfit over up
+    to ``max_columns`` columns (those nearest the image centre) is returned. Pooling the
+    columns is what makes it robust at low dose, where the width of one column is hardly
+    constrained (a free per-column fit then runs to its bounds and the median of such widths
+    is biased). Trial widths span 0.5-2 x ``sigma_px``; the minimum is refined by a parabola.
+
+    Examples
+    --------
+    >>> from motifcat.datasets import render_columns
+    >>> from motifcat.ingest.columns.fit import fit_gaussian_columns
+    >>> g = np.stack(np.meshgrid(np.arange(6.0, 90, 8), np.arange(6.0, 90, 8)), -1).reshape(-1, 2)
+    >>> img = render_columns((96, 96), g, np.full(len(g), 50.0), 1.7, background=5.0)
+    >>> fit = fit_gaussian_columns(img, g, 1.2, return_model=True)
+    >>> round(common_width(img, fit, 1.2), 1)
+    1.7
+    """
+    img = np.asarray(image, dtype=np.float32)
+    h, w = img.shape
+    xy = fit.xy
+    # The window reaches 2.5 x the widest trial width (2 sigma_px).
+    radius = max(2, int(np.ceil(5.0 * sigma_px)))
+    # Memory: the dozen float64 window stacks stay under 1/64 of the image's pixels each
+    # (together under half the float32 image); a few hundred columns pin the width well.
+    budget = max(50, int(img.size / (64 * (2 * radius + 1) ** 2)))
+    # The more significant half of the columns: at low dose the faint ones (and noise the
+    # selection has not yet removed) pull towards narrow, pixel-sized spikes.
+    bright = fit.significance >= np.median(fit.significance)
+    cand = np.flatnonzero(bright)
+    order = cand[np.argsort(np.hypot(xy[cand, 0] - w / 2, xy[cand, 1] - h / 2), kind="stable")]
+    sel = order[: min(max_columns, budget)]
+    off = np.arange(-radius, radius + 1)
+    centres = np.rint(xy[sel]).astype(np.int64)
+    rows = np.clip(centres[:, 1, None] + off[None, :], 0, h - 1)
+    cols = np.clip(centres[:, 0, None] + off[None, :], 0, w - 1)
+    valid = (
+        (centres[:, 1, None] + off[None, :] == rows)[:, :, None]
+        & (centres[:, 0, None] + off[None, :] == cols)[:, None, :]
+    )
+    rr, cc = np.broadcast_arrays(rows[:, :, None], cols[:, None, :])
+    # The background map at these pixels only (bilinear on its grid, clamped at the ends,
+    # as background_rows does): no image-sized temporary.
+    b = fit.background_block
+    bg = ndimage.map_coordinates(
+        fit.background_grid, [(rr + 0.5) / b - 0.5, (cc + 0.5) / b - 0.5], order=1,
+        mode="nearest",
+    )
+    resid = img[rr, cc].astype(np.float64) - fit.model[rr, cc] - bg
+    dx = cols[:, None, :] - xy[sel, 0, None, None]
+    dy = rows[:, :, None] - xy[sel, 1, None, None]
+    r2 = dx * dx + dy * dy
+    s_fit = fit.sigma[sel, None, None]
+    own = resid + fit.height[sel, None, None] * np.exp(-r2 / (2 * s_fit**2))
+    own *= valid
+    n_pix = valid.sum(axis=(1, 2)).astype(np.float64)
+    v1 = own.sum(axis=(1, 2))
+    trials = sigma_px * np.geomspace(0.5, 2.0, 25)
+    cost = np.empty(len(trials))
+    for k, s in enumerate(trials):  # 25 trial widths, each vectorised over all columns
+        g = np.exp(-r2 / (2 * s * s)) * valid
+        g1, gg = g.sum(axis=(1, 2)), (g * g).sum(axis=(1, 2))
+        vg = (own * g).sum(axis=(1, 2))
+        # Height and a constant offset per column (2 x 2 normal equations, closed form):
+        # the offset takes up any error of the background map under the column.
+        det = n_pix * gg - g1 * g1
+        amp = (n_pix * vg - g1 * v1) / np.maximum(det, 1e-300)
+        base = (v1 - amp * g1) / np.maximum(n_pix, 1)
+        cost[k] = (((own - base[:, None, None] - amp[:, None, None] * g) * valid) ** 2).sum()
+    k = int(np.argmin(cost))
+    if 0 < k < len(trials) - 1:
+        y0, y1, y2 = np.log(trials[k - 1 : k + 2])
+        c0, c1, c2 = cost[k - 1 : k + 2]
+        denom = c0 - 2 * c1 + c2
+        t = 0.5 * (c0 - c2) / denom if denom > 0 else 0.0
+        return float(np.exp(y1 + np.clip(t, -1, 1) * (y2 - y1)))
+    return float(trials[k])
 
 
 def model_columns(
     image: np.ndarray,
     xy: np.ndarray,
     *,
-    smooth: np.ndarray,
+    smooth: np.ndarray | None,
     peak_sigma_px: float,
     min_distance_px: float,
     threshold_sigma: float = 8.0,
     min_relative_prominence: float = 0.1,
     residual_search: bool = True,
     sigma_px: float | None = None,
+    period_px: float | None = None,
+    max_rounds: int = 4,
 ) -> Columns:
     """Columns from candidate positions by the Gaussian image model, with model selection and
     a residual search.
 
-    1. The typical column width is measured (:func:`~.fit.estimate_column_width`) and the
-       image is fitted as a sum of Gaussians on a smooth background
-       (:func:`~.fit.fit_gaussian_columns`).
-    2. Model selection: a candidate is kept only if its Gaussian improves the BIC
-       (:func:`column_significance`); of two fitted columns that converged within one width
-       of each other, the more significant is kept.
-    3. Residual search (``residual_search``): peaks of ``image - model - background``
-       (:func:`find_peaks`, same filter and thresholds, noise measured on the residual)
-       further than ``max(1, 1.5 sigma)`` px from every column become new candidates; the
-       model is refitted with them and the selection repeated, so a missed column is added
-       and an empty site (where the residual is noise) gets none.
+    1. The image is fitted as a sum of Gaussians on a smooth background
+       (:func:`~.fit.fit_gaussian_columns`, neighbours fitted together), starting from a
+       width of a sixth of the period (a quarter, up to 1 px, at coarse sampling); the
+       width prior of the fit is then centred on the pooled width of all columns
+       (:func:`common_width`) and the fit repeated until that width settles (within 5 %).
+       Only then are columns judged (a width far off merges or splits neighbours).
+    2. Model selection: a candidate is kept only if its chi-square gain exceeds what noise
+       alone reaches at a false-column rate of 1 % (:func:`column_significance`,
+       :func:`selection_threshold`); of two fitted columns closer than two widths (one
+       maximum: Sparrow's limit), the more significant is kept.
+    3. Residual search (``residual_search``): maxima of ``image - model - background``
+       (:func:`find_peaks` with the background at 0, at 3/4 of the selection's deviation,
+       noise measured on the residual) further than ``max(1, 2 sigma)`` px from every
+       column become new candidates; the model is refitted with them and only they are
+       judged, so a missed column is added and an empty site (where the residual is noise)
+       gets none. Up to ``max_rounds`` rounds, until a round adds nothing.
 
     Parameters
     ----------
@@ -580,12 +775,19 @@ def model_columns(
         The raw micrograph.
     xy : ndarray, shape (N, 2)
         Candidate positions (x, y) in px.
-    smooth : ndarray, shape (H, W)
-        The smoothed image (for the ``intensity`` of each column).
+    smooth : ndarray, shape (H, W) or None
+        The smoothed image (for the ``intensity`` of each column); None: smoothed here at
+        ``peak_sigma_px`` once the fit is done.
     peak_sigma_px, min_distance_px, threshold_sigma, min_relative_prominence
-        As in :func:`find_peaks` / :func:`detect_columns`.
+        As in :func:`find_peaks` / :func:`detect_columns` (``threshold_sigma`` is not used
+        here: the model selection sets the residual search's threshold).
     sigma_px : float, optional
-        Column width (px); default measured on the image.
+        Column width (px), held as the centre of the width prior; default measured.
+    period_px : float, optional
+        Lattice period (px): the starting width (a sixth of it) and an upper bound of the
+        column spacing.
+    max_rounds : int
+        Rounds of the residual search (each refits the whole model).
 
     Returns
     -------
@@ -601,35 +803,82 @@ def model_columns(
         raise AnalysisError("need at least two columns to fit the column model")
     d, _ = cKDTree(xy).query(xy, k=2)
     spacing = float(np.median(d[:, 1]))
-    sigma = sigma_px or estimate_column_width(img, xy, spacing)
+    if period_px:
+        # Few candidates (a faint sublattice missed) spread far apart: the spacing of a
+        # lattice is never larger than its period.
+        spacing = min(spacing, float(period_px))
+    if sigma_px:
+        sigma = float(sigma_px)
+    elif period_px:
+        # Start from a sixth of the period and let the pooled width (common_width, in
+        # settle) move. A sixth of the period is a quarter of the nearest-neighbour
+        # distance or more (>= 2/3 of the period for honeycomb, square and pentagonal
+        # lattices), about the width of the columns of a resolved image (0.19-0.28 of the
+        # spacing on the benchmark sets); wider starts cost memory and time (the fit's
+        # windows grow with it). At coarse sampling a fitted width that starts below the
+        # truth is trapped (a Gaussian under a pixel wide leaves its flanks unsampled, so
+        # the data no longer pull it wider): there the start is a quarter of the period
+        # (an upper bound of a resolvable width: neighbours 2.7 widths apart), up to 1 px.
+        sigma = max(float(period_px) / 6.0, min(float(period_px) / 4.0, 1.0))
+    else:
+        sigma = estimate_column_width(img, xy, spacing)
 
     def fit_and_select(points, judged=None):
         """Fit, then keep the significant columns (only those in ``judged`` are judged)."""
         fit = fit_gaussian_columns(img, points, sigma, return_model=True)
-        chi2, threshold = column_significance(fit)
+        chi2, threshold = column_significance(fit, float(img.size))
         keep = chi2 > threshold
         if judged is not None:
             keep |= ~judged
-        # Two candidates on one column converge onto it: keep the more significant.
-        keep &= suppress_non_maxima(fit.xy, np.where(keep, chi2, -1.0), max(0.5, sigma))
+        # Two candidates on one column converge onto it: keep the more significant. Two
+        # Gaussians of width sigma closer than 2 sigma make a single maximum (Sparrow's
+        # limit): the model cannot tell them from one broad or elongated column.
+        keep &= suppress_non_maxima(fit.xy, np.where(keep, chi2, -1.0), max(0.5, 2 * sigma))
         return fit, keep
 
-    fit, keep = fit_and_select(xy)
+    def settle(held, keep, judge):
+        """Refit without the rejected columns (judging again if ``judge``) and with the
+        pooled width (:func:`common_width`), until neither changes. ``held`` is a list
+        holding the fit, emptied here, so that the caller keeps no reference to its model
+        image while the next fit builds its own."""
+        nonlocal sigma
+        fit = held.pop()
+        for k in range(4):
+            if keep.sum() < 2:
+                raise AnalysisError(
+                    "no column survives the model selection: the image shows no columns"
+                )
+            changed = False
+            if keep.all() and sigma_px is None:
+                new_sigma = common_width(img, fit, sigma)
+                changed = abs(new_sigma / sigma - 1) >= 0.05
+                sigma = new_sigma if changed else sigma
+            if keep.all() and not changed:
+                return fit
+            points, fit = fit.xy[keep], None
+            # Judged once (a second judgement after the refit), not in a cascade.
+            judged = None if (judge and k == 0) else np.zeros(len(points), bool)
+            fit, keep = fit_and_select(points, judged)
+        if not keep.all():
+            fit, _ = fit_and_select(fit.xy[keep], np.zeros(int(keep.sum()), bool))
+        return fit
+
+    # The width first (no column judged while it is off: too wide, neighbours merge), then
+    # the selection.
     # Before each refit the previous fit (and its image-sized model) is released, so that
     # only one model image exists at a time.
-    if not keep.all() and keep.sum() >= 2:
-        points, fit = fit.xy[keep], None
-        fit, keep = fit_and_select(points)
+    fit, keep = fit_and_select(xy, np.zeros(len(xy), bool))
+    held, fit = [fit], None
+    fit = settle(held, keep, judge=False)
+    chi2, threshold = column_significance(fit, float(img.size))
+    keep = (chi2 > threshold) & suppress_non_maxima(
+        fit.xy, np.where(chi2 > threshold, chi2, -1.0), max(0.5, 2 * sigma)
+    )
+    held, fit = [fit], None
+    fit = settle(held, keep, judge=True)
     # Each round's residual is cleaner (the columns found are in the model), so its noise
-    # estimate is lower and fainter columns pass; three rounds recover a whole missed
-    # sublattice (tests/test_column_model.py).
-    for _ in range(3 if residual_search else 0):
-        if keep.sum() < 2:
-            break
-        if not keep.all():
-            points, fit = fit.xy[keep], None
-            fit, _ = fit_and_select(points, np.zeros(len(points), bool))
-            keep = np.ones(len(fit), bool)
+    # estimate is lower and fainter columns pass; the rounds end when none is added.
+    for _ in range(max_rounds if residual_search else 0):
         kept = fit.xy
         residual = _Residual(img, fit)
         # The residual is (nearly) pure noise, so the plain difference estimate is right here.
@@ -638,46 +887,55 @@ def model_columns(
         noise = estimate_noise(residual[max(0, mid - 256) : min(img.shape[0], mid + 256)])
         atten = sigma**2 / (sigma**2 + peak_sigma_px**2)
         reference = float(np.median(fit.height)) * atten
+        # Candidates in the residual (its background is modelled: 0 off the columns) at
+        # 3/4 of the deviation the selection asks for: the smoothing is not matched to every
+        # column and the fit still moves it, so the selection, not this test, decides.
+        u = np.sqrt(selection_threshold(sigma, float(img.size), len(kept)))
         rc, _, _ = find_peaks(
             residual,
             peak_sigma_px,
             background_radius_px=max(2.0, 2.0 * spacing),
             min_distance_px=min_distance_px,
             noise=noise,
-            threshold_sigma=threshold_sigma,
+            threshold_sigma=0.75 * u,
             min_relative_prominence=min_relative_prominence,
             reference_prominence=reference,
+            local_background=False,
         )
         if len(rc) == 0:
             break
         new = rc[:, ::-1].astype(np.float64)
         dist, _ = cKDTree(kept).query(new)
-        new = new[dist > max(1.0, 1.5 * sigma, min_distance_px)]
+        new = new[dist > max(1.0, 2 * sigma, min_distance_px)]
         if len(new) == 0:
             break
         # Only the new candidates are judged: the columns already selected stay.
         judged = np.r_[np.zeros(len(kept), bool), np.ones(len(new), bool)]
         residual = fit = None
         fit, keep = fit_and_select(np.vstack([kept, new]), judged)
-        if keep[len(kept) :].sum() == 0:
+        added = int(keep[len(kept) :].sum())
+        held, fit = [fit], None
+        fit = settle(held, keep, judge=False)
+        # Stop when a round adds no column (candidates that only merge with columns already
+        # there add nothing either).
+        if added == 0 or len(fit) <= len(kept):
             break
-    if not keep.all() and keep.sum() >= 1:
-        points, fit = fit.xy[keep], None
-        fit, _ = fit_and_select(points, np.zeros(len(points), bool))
-    elif not keep.any():
-        raise AnalysisError("no column survives the model selection: the image shows no columns")
-    fit_idx = np.arange(len(fit))
-    out_xy = fit.xy[fit_idx]
-    intensity = ndimage.map_coordinates(
-        np.asarray(smooth), [out_xy[:, 1], out_xy[:, 0]], order=1, mode="nearest"
-    ).astype(np.float64)
-    return Columns(
-        xy=out_xy,
-        intensity=intensity,
-        sigma=fit.sigma[fit_idx],
-        height=fit.height[fit_idx],
-        background=fit.background[fit_idx],
-        cross_section=fit.cross_section[fit_idx],
-        cross_section_err=fit.cross_section_err[fit_idx],
-        xy_err=fit.xy_err[fit_idx],
+    out = dict(
+        xy=fit.xy,
+        sigma=fit.sigma,
+        height=fit.height,
+        background=fit.background,
+        cross_section=fit.cross_section,
+        cross_section_err=fit.cross_section_err,
+        xy_err=fit.xy_err,
     )
+    fit = None  # its model image is released before the smoothed image is made
+    if smooth is None:
+        smooth = filter_in_bands(
+            ndimage.gaussian_filter, img, int(4 * peak_sigma_px + 1), sigma=peak_sigma_px,
+            mode="reflect",
+        )
+    out["intensity"] = ndimage.map_coordinates(
+        np.asarray(smooth), [out["xy"][:, 1], out["xy"][:, 0]], order=1, mode="nearest"
+    ).astype(np.float64)
+    return Columns(**out)
