@@ -30,6 +30,7 @@ from .model import (
 )
 from .pipeline import analyze
 from .serialize import analysis_summary, load_analysis, save_analysis
+from .tiles import analyze_tiled
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -43,6 +44,7 @@ __all__ = [
     "MotifClass",
     "analysis_summary",
     "analyze",
+    "analyze_tiled",
     "build_hierarchy",
     "load_analysis",
     "load_image",
