@@ -91,11 +91,11 @@ class TileGrid:
 
     Examples
     --------
-    >>> g = TileGrid.make((100, 250), core_px=100, halo_px=10, align=10)
+    >>> g = TileGrid.make((100, 240), core_px=100, halo_px=10, align=10)
     >>> g.x_edges.tolist(), g.y_edges.tolist(), len(g)
-    ([0, 100, 250], [0, 100], 2)
+    ([0, 100, 240], [0, 100], 2)
     >>> g.tile(1)
-    (slice(0, 100, None), slice(90, 250, None))
+    (slice(0, 100, None), slice(90, 240, None))
     >>> g.owner(np.array([[99.9, 5.0], [100.0, 5.0]])).tolist()
     [0, 1]
     """
@@ -551,10 +551,13 @@ def analyze_tiled(
     --------
     >>> from motifcat.datasets import make_tmd
     >>> from motifcat.ingest import analyze
-    >>> mg = make_tmd((384, 384), seed=1).micrograph()
+    >>> mg = make_tmd((192, 192), seed=2, pixel_size_A=0.3).micrograph()
     >>> p = AnalysisParams(hierarchy=False)
-    >>> tiled, whole = analyze_tiled(mg, p, tile_px=192), analyze(mg, p)
+    >>> tiled = analyze_tiled(mg, p, tile_px=96, halo_px=40)  # 2 x 2 tiles
+    >>> whole = analyze(mg, p)
     >>> len(tiled.columns) == len(whole.columns)
+    True
+    >>> bool(np.abs(tiled.columns.xy - whole.columns.xy).max() < 0.05)
     True
     """
     if not isinstance(micrograph, Micrograph) and mio.is_signal(micrograph):
