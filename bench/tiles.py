@@ -116,14 +116,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="Dask LocalCluster workers (0: serial)")
     ap.add_argument("--child")
     ap.add_argument("--out")
+    ap.add_argument("--reuse", nargs=2, metavar=("TILED_NPZ", "WHOLE_NPZ"),
+                    help="Report on two child results already written (one size).")
     args = ap.parse_args()
     if args.child:
         child(args.child, args.size[0], args.tile_px, args.out, args.workers)
         return
     rows = []
     for size in args.size:
-        tiled = run("tiled", size, args.tile_px, args.workers)
-        whole = run("whole", size, args.tile_px, 0) if size <= args.max_whole else None
+        if args.reuse:
+            tiled, whole = ({k: r[k] for k in r.files} for r in map(np.load, args.reuse))
+        else:
+            tiled = run("tiled", size, args.tile_px, args.workers)
+            whole = run("whole", size, args.tile_px, 0) if size <= args.max_whole else None
         row = {"size": size, "tiled": tiled, "whole": whole}
         if whole is not None:
             row.update(agreement(whole, tiled))
