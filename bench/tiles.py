@@ -62,15 +62,17 @@ def child(mode: str, size: int, tile_px: int, out: str, workers: int) -> None:
 
         client = Client(LocalCluster(n_workers=workers, threads_per_worker=1,
                                      processes=False, dashboard_address=None))
+    before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     if mode == "whole":
         res = analyze(mg, params)
     else:
         res = analyze_tiled(mg, params, tile_px=tile_px, client=client)
     elapsed = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    np.savez(out, xy=res.columns.xy, labels=res.labels, time=elapsed, rss_mb=rss_mb,
-             n_classes=len(res.classes))
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    np.savez(out, xy=res.columns.xy, labels=res.labels, time=elapsed,
+             rss_mb=use.ru_maxrss / 1024, before_mb=before_mb,
+             cpu_s=use.ru_utime + use.ru_stime, n_classes=len(res.classes))
 
 
 def run(mode: str, size: int, tile_px: int, workers: int) -> dict:
@@ -165,6 +167,15 @@ def main() -> None:
             f"{int(t['n_classes'])} | {float(w['time']):.0f} / {float(t['time']):.0f} | "
             f"{float(w['rss_mb']):.0f} / {float(t['rss_mb']):.0f} |"
         )
+    for r in rows:
+        w = r["whole"]
+        if w is not None and "before_mb" in w:
+            per_px = (float(w["rss_mb"]) - float(w["before_mb"])) / r["size"] ** 2
+            lines.append(
+                f"\nWhole image at {r['size']}²: {per_px * 1e6:.0f} B/px above the loaded "
+                f"image; extrapolated peak RSS at 8192² {per_px * 8192**2 / 1024:.1f} GB, "
+                f"at 16384² {per_px * 16384**2 / 1024:.1f} GB."
+            )
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {OUT}")
