@@ -210,10 +210,20 @@ def analyze(
     refine: str = _REFINE,
     no_residual_search: bool = _NO_RESIDUAL,
     max_megapixels: float | None = _max_megapixels_option(),
+    tile_px: int | None = typer.Option(
+        None,
+        "--tile-px",
+        min=16,
+        help="Analyse a huge image as overlapping tiles of this core side (px); "
+        "same result as the whole image, bounded memory.",
+    ),
 ) -> None:
     """Find atom columns and motif classes of one image and print them."""
-    from .ingest import AnalysisParams, load_image, save_analysis
+    from .ingest import AnalysisParams, analyze_tiled, load_image, save_analysis
     from .ingest import analyze as run_analysis
+
+    if tile_px is not None:
+        run_analysis = functools.partial(analyze_tiled, tile_px=tile_px)
 
     if out is not None:
         _check_out(out, (".npz", ".json"))

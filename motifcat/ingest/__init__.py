@@ -31,6 +31,7 @@ from .model import (
 from .names import display_names, level1_display_names
 from .pipeline import analyze
 from .serialize import analysis_summary, load_analysis, save_analysis
+from .tiles import analyze_tiled
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
@@ -44,6 +45,7 @@ __all__ = [
     "MotifClass",
     "analysis_summary",
     "analyze",
+    "analyze_tiled",
     "build_hierarchy",
     "display_names",
     "load_analysis",

@@ -358,7 +358,6 @@ def _analyze(
     if len(columns) < _MIN_COLUMNS:
         raise AnalysisError(f"{name}: only {len(columns)} atom columns found; need {_MIN_COLUMNS}")
     spacing = params.spacing_px or nearest_neighbour_spacing(columns.xy)
-    lattice = Lattice(period_px=period, spacing_px=spacing)
 
     size = params.patch_size or default_patch_size(period)
     if size % 2 == 0 or size < 5:
@@ -433,6 +432,81 @@ def _analyze(
         for sl in pool.map(describe, chunks):
             report("features", 0.3 + 0.4 * sl.stop / n_all)
 
+    return classify_columns(
+        micrograph,
+        params,
+        period=period,
+        spacing=spacing,
+        size=size,
+        step=step,
+        columns=columns,
+        has_patch=has_patch,
+        features=features,
+        moments=moments,
+        extractor=extractor,
+        background=background,
+        scale=scale,
+        rng=rng,
+        patches=lambda idx: extract_patches(padded, xy_pad[idx], size),
+        progress=report,
+    )
+
+
+def classify_columns(
+    micrograph: Micrograph,
+    params: AnalysisParams,
+    *,
+    period: float,
+    spacing: float,
+    size: int,
+    step: float,
+    columns: Columns,
+    has_patch: np.ndarray,
+    features: np.ndarray,
+    moments: np.ndarray | None,
+    extractor,
+    background: float,
+    scale: float,
+    rng: np.random.Generator,
+    patches: Callable[[np.ndarray], np.ndarray],
+    progress: Progress | None = None,
+) -> Analysis:
+    """The stages after the descriptors: classes, their mean motifs, the hierarchy.
+
+    Shared by :func:`analyze` and the tiled analysis (:mod:`motifcat.ingest.tiles`), which
+    computes the descriptors tile by tile and classifies all columns at once here.
+
+    Parameters
+    ----------
+    micrograph, params
+        As in :func:`analyze` (``params`` complete, not None).
+    period, spacing : float
+        Lattice period and nearest-neighbour column spacing (px).
+    size, step
+        Patch side in samples and sampling step (px).
+    columns, has_patch, features, moments
+        All columns, which of them have a whole patch inside the image, their descriptors
+        ``[own cross-section, environment]`` and (Zernike) moments.
+    extractor
+        The fitted descriptor transformer (:func:`make_feature_extractor`).
+    background, scale : float
+        Intensity offset and column scale the patches were prepared with.
+    rng : numpy.random.Generator
+        The analysis' generator, in the state :func:`analyze` leaves it after the
+        descriptor stage (so that the class means pick the same members).
+    patches : callable
+        ``patches(index)`` gives the raw ``size`` x ``size`` patches (step 1 px) of the
+        columns ``index``, the image padded with its mean outside.
+    progress : callable, optional
+
+    Returns
+    -------
+    Analysis
+    """
+    report = progress or (lambda stage, fraction: None)
+    image = micrograph.data
+    inner = np.flatnonzero(has_patch)
+    lattice = Lattice(period_px=period, spacing_px=spacing)
     report("clustering", 0.7)
     # The classes are learned one nearest-neighbour spacing further inside than the patch
     # needs: the column model's cross-sections of columns near the edge are biased low
@@ -477,8 +551,7 @@ def _analyze(
             size, None if params.window_sigma is None else params.window_sigma * spacing
         )
         shown = extractor.moments(
-            prepare_patches(extract_patches(padded, xy_pad[picked], size), background, scale,
-                            centred)
+            prepare_patches(patches(picked), background, scale, centred)
         ) if len(picked) else moments[:0]
         mean_moments = aligned_class_means(
             shown, features[picked, 1:], labels[picked], centroids[:, 1:], params.n_max, rng=rng,
