@@ -78,6 +78,7 @@ def select_mixture(
     min_variance: float = 0.0,
     n_init: int = 2,
     random_state: int | None = 0,
+    covariance_type: str = "full",
 ) -> tuple[GaussianMixture, dict[int, float]]:
     """Full-covariance Gaussian mixture whose order minimises ``criterion``.
 
@@ -104,11 +105,14 @@ def select_mixture(
     for k in range(1, max(1, min(max_components, len(X) // 2)) + 1):
         gmm = GaussianMixture(
             n_components=k,
-            covariance_type="full",
+            covariance_type=covariance_type,
             n_init=n_init,
-            # k-means++ seeding: scikit-learn's default (a full k-means per start) was 90 % of
-            # the clustering time on a 2048² image and chose the same orders on the benchmark.
-            init_params="k-means++",
+            # k-means++ seeding for the site mixture: scikit-learn's default (a full k-means
+            # per start) was 90 % of the clustering time on a 2048² image and chose the same
+            # orders on the benchmark. A tied mixture started from k-means++ seeds collapsed
+            # onto one mean (two equal components, tmd.npz), so it starts from k-means (cheap
+            # in the one dimension of the cross-sections).
+            init_params="kmeans" if covariance_type == "tied" else "k-means++",
             reg_covar=reg,
             random_state=random_state,
         ).fit(X)
@@ -235,6 +239,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         "max_levels": [Interval(Integral, 1, None, closed="left")],
         "min_class_size": [Interval(Integral, 1, None, closed="left")],
         "cs_precision": [Interval(Real, 0, None, closed="left")],
+        "level_covariance": [StrOptions({"tied", "full"})],
         "criterion": [StrOptions({"icl", "bic"})],
         "max_fit_samples": [Interval(Integral, 2, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -251,6 +256,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         max_levels: int = 6,
         min_class_size: int = 3,
         cs_precision: float = 0.03,
+        level_covariance: str = "tied",
         criterion: str = "icl",
         max_fit_samples: int = 4000,
         n_init: int = 2,
@@ -263,6 +269,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         self.max_levels = max_levels
         self.min_class_size = min_class_size
         self.cs_precision = cs_precision
+        self.level_covariance = level_covariance
         self.criterion = criterion
         self.max_fit_samples = max_fit_samples
         self.n_init = n_init
@@ -320,6 +327,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
                 min_variance=(self.cs_precision * float(np.abs(Xfit[:, 0]).mean())) ** 2,
                 n_init=self.n_init,
                 random_state=seed,
+                covariance_type=self.level_covariance,
             )
             self.levels_.append(gmm)
         raw = self._raw_predict(X)
