@@ -186,10 +186,10 @@ def own_cross_sections(
     together); given the ``image`` as well, the heights are fitted on it again with the
     model's median width for every column
     (:func:`~motifcat.ingest.patches.matched_cross_sections`: the per-column width is the
-    noisiest part of a low-dose cross-section); otherwise the smoothed image at the column position above the image offset
-    ``background``, a proxy that still holds some of the neighbours' tails. Either is a linear
-    statistic of the image, so dividing by its mean over the columns makes it the same at
-    every dose and under a change of detector gain.
+    noisiest part of a low-dose cross-section); otherwise the smoothed image at the column
+    position above the image offset ``background``, a proxy that still holds some of the
+    neighbours' tails. Either is a linear statistic of the image, so dividing by its mean
+    over the columns makes it the same at every dose and under a change of detector gain.
 
     Examples
     --------
@@ -450,6 +450,16 @@ def _analyze(
         params.clusterer, max_classes=params.max_classes, random_state=params.random_state
     ).fit(features[learn])
     labels = clusterer.predict(features)
+    border = np.flatnonzero(~has_patch)
+    if len(border):
+        # A border column's environment descriptor saw only the part of its patch inside the
+        # image: its site and chemistry are chosen together, the environment's evidence
+        # weighted by the share of the window it saw (see MotifClusterer.predict).
+        seen = np.pad(np.ones(image.shape, dtype=np.float32), pad)
+        visible = (extract_patches(seen, xy_pad[border], size, step) * window).sum(axis=(1, 2))
+        labels[border] = clusterer.predict(
+            features[border], env_weight=visible / float(window.sum())
+        )
     # A (site, chemistry) pair that no whole-patch column had cannot be a class of its own:
     # such border columns take the class of their site's nearest chemistry instead.
     missing = labels < 0
