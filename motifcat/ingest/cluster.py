@@ -7,15 +7,18 @@ Z-contrast). The classes are found in that order, as StatSTEM counts atoms:
 1. **Sites.** A Gaussian mixture of the environment descriptors (their leading principal
    components), its order chosen by the integrated completed likelihood (ICL, Biernacki,
    Celeux & Govaert, IEEE PAMI 22, 719, 2000). A site is a sublattice, and a sublattice is
-   never rare: components holding less than ``min_site_fraction`` of the columns (the
-   environments of columns next to a defect, which differ from the perfect lattice by one
-   neighbour) are dropped and the mixture is refitted with the rest, so that every column is
-   assigned to the nearest sublattice instead of founding an environment class of its own.
+   never rare: only components holding at least ``min_site_fraction`` of the columns are
+   sites. A column whose most likely component is a smaller one (the environment of a column
+   next to a defect differs from the perfect lattice by one neighbour) takes the site its own
+   cross-section points to, so that it does not found an environment class of its own.
 2. **Chemistry.** Per site, a one-dimensional Gaussian mixture of the normalised
    cross-sections, its order again chosen by ICL, with at least ``min_class_size`` columns in
    every component. Rare, well-separated chemistries (a single chalcogen vacancy, 0.5-3 % of
    the columns) get a component of their own, because one extra 1-D component costs only
-   three parameters; noise does not, because ICL charges for the overlap of components.
+   three parameters; noise does not, because ICL charges for the overlap of components. The
+   components share one variance (StatSTEM's atom-counting mixtures do the same): the noise
+   of a cross-section hardly depends on its chemistry, and free variances let a broad
+   component swallow the rare columns on both sides of a class.
 
 Both mixtures are scikit-learn's :class:`~sklearn.mixture.GaussianMixture`; this module only
 composes them. Both are fitted on a random subsample of at most ``max_fit_samples`` columns,
@@ -26,14 +29,12 @@ extra component grows with the number of samples, its penalty only with its loga
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -161,56 +162,6 @@ def _gap_means(X: np.ndarray, k: int, min_size: int) -> np.ndarray | None:
     return None
 
 
-def _drop_small_components(gmm: GaussianMixture, X: np.ndarray, min_weight: float):
-    """``gmm`` with each component of weight < ``min_weight`` merged into a kept one.
-
-    A dropped component joins the kept component whose mean is nearest in the metric of
-    the kept components' pooled covariance, and the two become one component by moment
-    matching (weights added, mean and covariance of the union); one EM step from there.
-    Merging whole components, in a common metric, keeps the environments next to defects
-    with their own sublattice: reassigning their columns one by one under each site's own
-    covariance sent them to the broadest site (measured on ``bench/data/tmd.npz`` at 1/100
-    dose: 13 S2 columns next to defects went to the metal site), and a full refit let a
-    broad site absorb the atypical environments of the other site at low dose.
-    """
-    keep = gmm.weights_ >= min_weight
-    if keep.all():
-        return gmm
-    if not keep.any():
-        keep = gmm.weights_ == gmm.weights_.max()
-    kept = np.flatnonzero(keep)
-    w = gmm.weights_
-    pooled = np.einsum("k,kij->ij", w[kept] / w[kept].sum(), gmm.covariances_[kept])
-    prec = np.linalg.pinv(pooled)
-    target = np.arange(len(w))
-    for j in np.flatnonzero(~keep):
-        diff = gmm.means_[kept] - gmm.means_[j]
-        target[j] = kept[np.argmin(np.einsum("ki,ij,kj->k", diff, prec, diff))]
-    weights, means, covs = [], [], []
-    for k in kept:
-        group = np.flatnonzero(target == k)
-        wk = w[group] / w[group].sum()
-        mu = wk @ gmm.means_[group]
-        d = gmm.means_[group] - mu
-        cov = np.einsum("g,gij->ij", wk, gmm.covariances_[group] + d[:, :, None] * d[:, None, :])
-        weights.append(w[group].sum())
-        means.append(mu)
-        covs.append(cov)
-    weights = np.asarray(weights) / np.sum(weights)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return GaussianMixture(
-            n_components=len(kept),
-            covariance_type="full",
-            reg_covar=gmm.reg_covar,
-            weights_init=weights,
-            means_init=np.asarray(means),
-            precisions_init=np.linalg.inv(np.asarray(covs)),
-            max_iter=1,
-            random_state=gmm.random_state,
-        ).fit(X)
-
-
 class MotifClusterer(ClusterMixin, BaseEstimator):
     """Level-1 classes = (site, chemistry) pairs of two Gaussian mixtures chosen by ICL.
 
@@ -264,7 +215,13 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
     pca_ : PCA or None
         Projection of the environment descriptors (None without environment columns).
     sites_ : GaussianMixture or None
-        Mixture of the projected environments, one component per site.
+        Mixture of the projected environments.
+    site_components_ : ndarray of int
+        The components of ``sites_`` that are sites (site ``s`` is component
+        ``site_components_[s]``).
+    core_levels_ : list of GaussianMixture
+        Per site, the chemistry mixture of the columns of its own component (gives a site to
+        the columns of the smaller components).
     levels_ : list of GaussianMixture
         Per site, the mixture of the normalised cross-sections.
     class_site_ : ndarray of int, shape (n_classes,)
@@ -366,25 +323,12 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
                 Z, self.max_sites, criterion=self.criterion, min_variance=floor,
                 n_init=self.n_init, random_state=seed,
             )
-            self.sites_ = _drop_small_components(gmm, Z, self.min_site_fraction)
-            site_fit = self.sites_.predict(Z)
-        self.n_sites_ = 1 if self.sites_ is None else self.sites_.n_components
-        self.levels_ = []
-        for s in range(self.n_sites_):
-            cs = Xfit[site_fit == s, :1]
-            if len(cs) < 2:  # an empty site after refitting: one level at the overall mean
-                cs = Xfit[:, :1]
-            gmm, _ = select_mixture(
-                cs,
-                self.max_levels,
-                criterion=self.criterion,
-                min_size=self.min_class_size,
-                min_variance=(self.cs_precision * float(np.abs(Xfit[:, 0]).mean())) ** 2,
-                n_init=self.n_init,
-                random_state=seed,
-                covariance_type=self.level_covariance,
-            )
-            self.levels_.append(gmm)
+            self.sites_ = gmm
+            self._init_sites(gmm, Z, Xfit[:, :1], seed)
+            site_fit = self._site_of(Z, Xfit[:, :1])
+        self.n_sites_ = 1 if self.sites_ is None else len(self.site_components_)
+        self.levels_ = [self._fit_levels(Xfit[site_fit == s, :1], Xfit, seed)
+                        for s in range(self.n_sites_)]
         raw = self._raw_predict(X)
         counts = np.bincount(raw, minlength=self._n_raw)
         present = np.flatnonzero(counts)
@@ -395,6 +339,60 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         self.n_classes_ = len(order)
         self.class_site_ = self._raw_site[order]
         self.class_cross_section_ = self._raw_mean[order]
+
+    def _fit_levels(self, cs: np.ndarray, Xfit: np.ndarray, seed: int) -> GaussianMixture:
+        """The chemistry mixture of one site's cross-sections (order by the criterion)."""
+        if len(cs) < 2:  # an empty site: one level at the overall mean
+            cs = Xfit[:, :1]
+        gmm, _ = select_mixture(
+            cs,
+            self.max_levels,
+            criterion=self.criterion,
+            min_size=self.min_class_size,
+            min_variance=(self.cs_precision * float(np.abs(Xfit[:, 0]).mean())) ** 2,
+            n_init=self.n_init,
+            random_state=seed,
+            covariance_type=self.level_covariance,
+        )
+        return gmm
+
+    def _init_sites(self, gmm: GaussianMixture, Z: np.ndarray, cs: np.ndarray, seed: int):
+        """Sites from the environment components: those of weight >= min_site_fraction.
+
+        A column whose most likely component is a smaller one (an environment next to a
+        defect, or one the noise blurred between two sublattices) is given a site by its
+        own cross-section: the site under whose chemistry mixture (fitted on the sites' own
+        columns) it is at least 10 times more likely (a prior, not tuned) than under any
+        other; where the chemistries do not tell (two sublattices of one element), the
+        nearest site component by environment. Environments alone are not enough: next to a
+        defect an environment differs from both sublattices' by one neighbour, and which is
+        nearer depends on the metric (measured: under each site's own covariance, 13 S2
+        columns next to defects in ``bench/data/tmd.npz`` at 1/100 dose went to the broader
+        metal site; under a pooled one, 73 metal columns next to antisites of a synthetic
+        MoSe2 went to the chalcogen site; whole small components mixed the two sublattices
+        at 1/50 dose).
+        """
+        keep = gmm.weights_ >= self.min_site_fraction
+        if not keep.any():
+            keep = gmm.weights_ == gmm.weights_.max()
+        self.site_components_ = np.flatnonzero(keep)
+        comp = gmm.predict(Z)
+        self.core_levels_ = [
+            self._fit_levels(cs[comp == k], cs, seed) for k in self.site_components_
+        ]
+
+    def _site_of(self, Z: np.ndarray, cs: np.ndarray) -> np.ndarray:
+        """Site of each column (see :meth:`_init_sites`)."""
+        resp = self.sites_.predict_proba(Z)
+        kept = self.site_components_
+        site = resp[:, kept].argmax(axis=1)
+        rare = ~np.isin(resp.argmax(axis=1), kept)
+        if rare.any() and len(kept) > 1:
+            chem = np.stack([lv.score_samples(cs[rare]) for lv in self.core_levels_], axis=1)
+            top = np.sort(chem, axis=1)
+            decisive = top[:, -1] - top[:, -2] >= np.log(10.0)
+            site[rare] = np.where(decisive, chem.argmax(axis=1), site[rare])
+        return site
 
     @property
     def _n_raw(self) -> int:
@@ -413,7 +411,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         if self.sites_ is None:
             site = np.zeros(len(X), dtype=np.int64)
         else:
-            site = self.sites_.predict(self.pca_.transform(X[:, 1:]))
+            site = self._site_of(self.pca_.transform(X[:, 1:]), X[:, :1])
         offsets = np.cumsum([0] + [g.n_components for g in self.levels_])
         raw = np.empty(len(X), dtype=np.int64)
         for s, gmm in enumerate(self.levels_):  # one vectorised pass per site (a handful)
@@ -429,7 +427,9 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
             log_site = np.zeros((len(X), 1))
         else:
             proba = self.sites_.predict_proba(self.pca_.transform(X[:, 1:]))
-            log_site = np.log(np.maximum(proba, 1e-300))
+            per_site = proba[:, self.site_components_]
+            per_site /= np.maximum(per_site.sum(axis=1, keepdims=True), 1e-300)
+            log_site = np.log(np.maximum(per_site, 1e-300))
         cs = X[:, :1]
         scores = []
         for s, gmm in enumerate(self.levels_):
