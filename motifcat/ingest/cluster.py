@@ -421,14 +421,20 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         return raw
 
     def _pair_predict(self, X: np.ndarray, env_weight: np.ndarray) -> np.ndarray:
-        """(site, level) pair maximising ``env_weight * log p(site | env) + log p(cs, level |
-        site)``: the environment's evidence counts only as much as ``env_weight`` says."""
+        """(site, level) pair maximising ``log q(site) + log p(cs, level | site)``, with
+        ``q = w p(site | env) + (1 - w) / n_sites``: an environment seen in part (weight
+        ``w``) is only that likely to be right. (Scaling the log-posterior by ``w`` instead
+        was not enough: a masked patch is an outlier to every site component, and its log
+        posterior ratios of hundreds sent 79 metal border columns of a synthetic MoSe2 to a
+        rare chemistry of the chalcogen site.)"""
         if self.sites_ is None:
             log_site = np.zeros((len(X), 1))
         else:
             proba = self.sites_.predict_proba(self.pca_.transform(X[:, 1:]))
             per_site = proba[:, self.site_components_]
             per_site /= np.maximum(per_site.sum(axis=1, keepdims=True), 1e-300)
+            n_sites = per_site.shape[1]
+            per_site = env_weight[:, None] * per_site + (1 - env_weight[:, None]) / n_sites
             log_site = np.log(np.maximum(per_site, 1e-300))
         cs = X[:, :1]
         scores = []
@@ -436,7 +442,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
             joint = np.log(np.maximum(gmm.predict_proba(cs), 1e-300)) + gmm.score_samples(cs)[
                 :, None
             ]
-            scores.append(env_weight[:, None] * log_site[:, s : s + 1] + joint)
+            scores.append(log_site[:, s : s + 1] + joint)
         return np.concatenate(scores, axis=1).argmax(axis=1)
 
     def predict(self, X, env_weight=None) -> np.ndarray:
@@ -445,9 +451,10 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
 
         ``env_weight`` (one value in [0, 1] per row, optional) is for rows whose environment
         descriptor saw only part of the environment (a patch cut by the image border): their
-        site and chemistry are then chosen together, with the environment's log-likelihood
-        scaled by ``env_weight`` (e.g. the share of the patch window inside the image), so
-        that a column's own cross-section decides where its environment says little.
+        site and chemistry are then chosen together, the environment's site posterior mixed
+        with a uniform one in the proportion ``env_weight`` (e.g. the share of the patch
+        window inside the image), so that a column's own cross-section decides where its
+        environment says little.
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
