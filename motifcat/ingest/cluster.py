@@ -7,15 +7,18 @@ Z-contrast). The classes are found in that order, as StatSTEM counts atoms:
 1. **Sites.** A Gaussian mixture of the environment descriptors (their leading principal
    components), its order chosen by the integrated completed likelihood (ICL, Biernacki,
    Celeux & Govaert, IEEE PAMI 22, 719, 2000). A site is a sublattice, and a sublattice is
-   never rare: components holding less than ``min_site_fraction`` of the columns (the
-   environments of columns next to a defect, which differ from the perfect lattice by one
-   neighbour) are dropped and the mixture is refitted with the rest, so that every column is
-   assigned to the nearest sublattice instead of founding an environment class of its own.
+   never rare: only components holding at least ``min_site_fraction`` of the columns are
+   sites. A column whose most likely component is a smaller one (the environment of a column
+   next to a defect differs from the perfect lattice by one neighbour) takes the site its own
+   cross-section points to, so that it does not found an environment class of its own.
 2. **Chemistry.** Per site, a one-dimensional Gaussian mixture of the normalised
    cross-sections, its order again chosen by ICL, with at least ``min_class_size`` columns in
    every component. Rare, well-separated chemistries (a single chalcogen vacancy, 0.5-3 % of
    the columns) get a component of their own, because one extra 1-D component costs only
-   three parameters; noise does not, because ICL charges for the overlap of components.
+   three parameters; noise does not, because ICL charges for the overlap of components. The
+   components share one variance (StatSTEM's atom-counting mixtures do the same): the noise
+   of a cross-section hardly depends on its chemistry, and free variances let a broad
+   component swallow the rare columns on both sides of a class.
 
 Both mixtures are scikit-learn's :class:`~sklearn.mixture.GaussianMixture`; this module only
 composes them. Both are fitted on a random subsample of at most ``max_fit_samples`` columns,
@@ -26,14 +29,12 @@ extra component grows with the number of samples, its penalty only with its loga
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -78,6 +79,7 @@ def select_mixture(
     min_variance: float = 0.0,
     n_init: int = 2,
     random_state: int | None = 0,
+    covariance_type: str = "full",
 ) -> tuple[GaussianMixture, dict[int, float]]:
     """Full-covariance Gaussian mixture whose order minimises ``criterion``.
 
@@ -102,19 +104,38 @@ def select_mixture(
     scores: dict[int, float] = {}
     best, best_score, worse = None, np.inf, 0
     for k in range(1, max(1, min(max_components, len(X) // 2)) + 1):
-        gmm = GaussianMixture(
-            n_components=k,
-            covariance_type="full",
-            n_init=n_init,
-            # k-means++ seeding: scikit-learn's default (a full k-means per start) was 90 % of
-            # the clustering time on a 2048² image and chose the same orders on the benchmark.
-            init_params="k-means++",
-            reg_covar=reg,
-            random_state=random_state,
-        ).fit(X)
-        score = information_criterion(gmm, X, criterion)
-        if k > 1 and np.bincount(gmm.predict(X), minlength=k).min() < min_size:
-            score = np.inf
+        fits = [
+            GaussianMixture(
+                n_components=k,
+                covariance_type=covariance_type,
+                n_init=n_init,
+                # k-means++ seeding for the site mixture: scikit-learn's default (a full
+                # k-means per start) was 90 % of the clustering time on a 2048² image and
+                # chose the same orders on the benchmark. A tied mixture started from
+                # k-means++ seeds collapsed onto one mean (two equal components, tmd.npz),
+                # so it starts from k-means (cheap in the one dimension of cross-sections).
+                init_params="kmeans" if covariance_type == "tied" else "k-means++",
+                reg_covar=reg,
+                random_state=random_state,
+            ).fit(X)
+        ]
+        gaps = _gap_means(X, k, max(1, int(np.ceil(min_size)))) if X.shape[1] == 1 else None
+        if gaps is not None:
+            # One more start in one dimension: the segments between the k-1 widest gaps.
+            # k-means splits a large class in two rather than isolate a few columns far
+            # from it (perovskite.npz at 1/50 dose: 5 Sr_vac columns 0.35 below the Sr
+            # class, 5 % of the site), and EM does not leave that split.
+            fits.append(GaussianMixture(
+                n_components=k, covariance_type=covariance_type, means_init=gaps,
+                reg_covar=reg, random_state=random_state,
+            ).fit(X))
+        score, gmm = np.inf, fits[0]
+        for cand in fits:
+            value = information_criterion(cand, X, criterion)
+            if k > 1 and np.bincount(cand.predict(X), minlength=k).min() < min_size:
+                value = np.inf
+            if value < score or cand is fits[0]:
+                score, gmm = value, cand
         scores[k] = score
         if score < best_score:
             best, best_score, worse = gmm, score, 0
@@ -125,31 +146,20 @@ def select_mixture(
     return best, scores
 
 
-def _drop_small_components(gmm: GaussianMixture, X: np.ndarray, min_weight: float):
-    """Refit ``gmm`` without its components of weight < ``min_weight`` (started from the rest)."""
-    keep = gmm.weights_ >= min_weight
-    if keep.all():
-        return gmm
-    if not keep.any():
-        keep = gmm.weights_ == gmm.weights_.max()
-    # One EM step from the kept components: their members' parameters stay (a full refit let
-    # a broad site absorb the atypical environments of the other site at low dose).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return _one_em_step(gmm, keep, X)
-
-
-def _one_em_step(gmm: GaussianMixture, keep: np.ndarray, X: np.ndarray) -> GaussianMixture:
-    return GaussianMixture(
-        n_components=int(keep.sum()),
-        covariance_type="full",
-        reg_covar=gmm.reg_covar,
-        weights_init=gmm.weights_[keep] / gmm.weights_[keep].sum(),
-        means_init=gmm.means_[keep],
-        precisions_init=gmm.precisions_[keep],
-        max_iter=1,
-        random_state=gmm.random_state,
-    ).fit(X)
+def _gap_means(X: np.ndarray, k: int, min_size: int) -> np.ndarray | None:
+    """Means of the k segments of sorted 1-D ``X`` cut at its k-1 widest gaps that leave at
+    least ``min_size`` values in every segment (None if k = 1 or no such cut exists)."""
+    if k < 2:
+        return None
+    x = np.sort(X[:, 0])
+    cuts: list[int] = []
+    for i in np.argsort(-np.diff(x), kind="stable"):
+        trial = sorted([*cuts, int(i) + 1])
+        if np.diff([0, *trial, len(x)]).min() >= min_size:
+            cuts = trial
+            if len(cuts) == k - 1:
+                return np.array([seg.mean() for seg in np.split(x, cuts)])[:, None]
+    return None
 
 
 class MotifClusterer(ClusterMixin, BaseEstimator):
@@ -205,7 +215,13 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
     pca_ : PCA or None
         Projection of the environment descriptors (None without environment columns).
     sites_ : GaussianMixture or None
-        Mixture of the projected environments, one component per site.
+        Mixture of the projected environments.
+    site_components_ : ndarray of int
+        The components of ``sites_`` that are sites (site ``s`` is component
+        ``site_components_[s]``).
+    core_levels_ : list of GaussianMixture
+        Per site, the chemistry mixture of the columns of its own component (gives a site to
+        the columns of the smaller components).
     levels_ : list of GaussianMixture
         Per site, the mixture of the normalised cross-sections.
     class_site_ : ndarray of int, shape (n_classes,)
@@ -235,6 +251,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         "max_levels": [Interval(Integral, 1, None, closed="left")],
         "min_class_size": [Interval(Integral, 1, None, closed="left")],
         "cs_precision": [Interval(Real, 0, None, closed="left")],
+        "level_covariance": [StrOptions({"tied", "full"})],
         "criterion": [StrOptions({"icl", "bic"})],
         "max_fit_samples": [Interval(Integral, 2, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
@@ -251,6 +268,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         max_levels: int = 6,
         min_class_size: int = 3,
         cs_precision: float = 0.03,
+        level_covariance: str = "tied",
         criterion: str = "icl",
         max_fit_samples: int = 4000,
         n_init: int = 2,
@@ -263,6 +281,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         self.max_levels = max_levels
         self.min_class_size = min_class_size
         self.cs_precision = cs_precision
+        self.level_covariance = level_covariance
         self.criterion = criterion
         self.max_fit_samples = max_fit_samples
         self.n_init = n_init
@@ -304,24 +323,12 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
                 Z, self.max_sites, criterion=self.criterion, min_variance=floor,
                 n_init=self.n_init, random_state=seed,
             )
-            self.sites_ = _drop_small_components(gmm, Z, self.min_site_fraction)
-            site_fit = self.sites_.predict(Z)
-        self.n_sites_ = 1 if self.sites_ is None else self.sites_.n_components
-        self.levels_ = []
-        for s in range(self.n_sites_):
-            cs = Xfit[site_fit == s, :1]
-            if len(cs) < 2:  # an empty site after refitting: one level at the overall mean
-                cs = Xfit[:, :1]
-            gmm, _ = select_mixture(
-                cs,
-                self.max_levels,
-                criterion=self.criterion,
-                min_size=self.min_class_size,
-                min_variance=(self.cs_precision * float(np.abs(Xfit[:, 0]).mean())) ** 2,
-                n_init=self.n_init,
-                random_state=seed,
-            )
-            self.levels_.append(gmm)
+            self.sites_ = gmm
+            self._init_sites(gmm, Z, Xfit[:, :1], seed)
+            site_fit = self._site_of(Z, Xfit[:, :1])
+        self.n_sites_ = 1 if self.sites_ is None else len(self.site_components_)
+        self.levels_ = [self._fit_levels(Xfit[site_fit == s, :1], Xfit, seed)
+                        for s in range(self.n_sites_)]
         raw = self._raw_predict(X)
         counts = np.bincount(raw, minlength=self._n_raw)
         present = np.flatnonzero(counts)
@@ -332,6 +339,60 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         self.n_classes_ = len(order)
         self.class_site_ = self._raw_site[order]
         self.class_cross_section_ = self._raw_mean[order]
+
+    def _fit_levels(self, cs: np.ndarray, Xfit: np.ndarray, seed: int) -> GaussianMixture:
+        """The chemistry mixture of one site's cross-sections (order by the criterion)."""
+        if len(cs) < 2:  # an empty site: one level at the overall mean
+            cs = Xfit[:, :1]
+        gmm, _ = select_mixture(
+            cs,
+            self.max_levels,
+            criterion=self.criterion,
+            min_size=self.min_class_size,
+            min_variance=(self.cs_precision * float(np.abs(Xfit[:, 0]).mean())) ** 2,
+            n_init=self.n_init,
+            random_state=seed,
+            covariance_type=self.level_covariance,
+        )
+        return gmm
+
+    def _init_sites(self, gmm: GaussianMixture, Z: np.ndarray, cs: np.ndarray, seed: int):
+        """Sites from the environment components: those of weight >= min_site_fraction.
+
+        A column whose most likely component is a smaller one (an environment next to a
+        defect, or one the noise blurred between two sublattices) is given a site by its
+        own cross-section: the site under whose chemistry mixture (fitted on the sites' own
+        columns) it is at least 10 times more likely (a prior, not tuned) than under any
+        other; where the chemistries do not tell (two sublattices of one element), the
+        nearest site component by environment. Environments alone are not enough: next to a
+        defect an environment differs from both sublattices' by one neighbour, and which is
+        nearer depends on the metric (measured: under each site's own covariance, 13 S2
+        columns next to defects in ``bench/data/tmd.npz`` at 1/100 dose went to the broader
+        metal site; under a pooled one, 73 metal columns next to antisites of a synthetic
+        MoSe2 went to the chalcogen site; whole small components mixed the two sublattices
+        at 1/50 dose).
+        """
+        keep = gmm.weights_ >= self.min_site_fraction
+        if not keep.any():
+            keep = gmm.weights_ == gmm.weights_.max()
+        self.site_components_ = np.flatnonzero(keep)
+        comp = gmm.predict(Z)
+        self.core_levels_ = [
+            self._fit_levels(cs[comp == k], cs, seed) for k in self.site_components_
+        ]
+
+    def _site_of(self, Z: np.ndarray, cs: np.ndarray) -> np.ndarray:
+        """Site of each column (see :meth:`_init_sites`)."""
+        resp = self.sites_.predict_proba(Z)
+        kept = self.site_components_
+        site = resp[:, kept].argmax(axis=1)
+        rare = ~np.isin(resp.argmax(axis=1), kept)
+        if rare.any() and len(kept) > 1:
+            chem = np.stack([lv.score_samples(cs[rare]) for lv in self.core_levels_], axis=1)
+            top = np.sort(chem, axis=1)
+            decisive = top[:, -1] - top[:, -2] >= np.log(10.0)
+            site[rare] = np.where(decisive, chem.argmax(axis=1), site[rare])
+        return site
 
     @property
     def _n_raw(self) -> int:
@@ -350,7 +411,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         if self.sites_ is None:
             site = np.zeros(len(X), dtype=np.int64)
         else:
-            site = self.sites_.predict(self.pca_.transform(X[:, 1:]))
+            site = self._site_of(self.pca_.transform(X[:, 1:]), X[:, :1])
         offsets = np.cumsum([0] + [g.n_components for g in self.levels_])
         raw = np.empty(len(X), dtype=np.int64)
         for s, gmm in enumerate(self.levels_):  # one vectorised pass per site (a handful)
@@ -359,13 +420,49 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
                 raw[m] = offsets[s] + gmm.predict(X[m, :1])
         return raw
 
-    def predict(self, X) -> np.ndarray:
+    def _pair_predict(self, X: np.ndarray, env_weight: np.ndarray) -> np.ndarray:
+        """(site, level) pair maximising ``log q(site) + log p(cs, level | site)``, with
+        ``q = w p(site | env) + (1 - w) / n_sites``: an environment seen in part (weight
+        ``w``) is only that likely to be right. (Scaling the log-posterior by ``w`` instead
+        was not enough: a masked patch is an outlier to every site component, and its log
+        posterior ratios of hundreds sent 79 metal border columns of a synthetic MoSe2 to a
+        rare chemistry of the chalcogen site.)"""
+        if self.sites_ is None:
+            log_site = np.zeros((len(X), 1))
+        else:
+            proba = self.sites_.predict_proba(self.pca_.transform(X[:, 1:]))
+            per_site = proba[:, self.site_components_]
+            per_site /= np.maximum(per_site.sum(axis=1, keepdims=True), 1e-300)
+            n_sites = per_site.shape[1]
+            per_site = env_weight[:, None] * per_site + (1 - env_weight[:, None]) / n_sites
+            log_site = np.log(np.maximum(per_site, 1e-300))
+        cs = X[:, :1]
+        scores = []
+        for s, gmm in enumerate(self.levels_):
+            joint = np.log(np.maximum(gmm.predict_proba(cs), 1e-300)) + gmm.score_samples(cs)[
+                :, None
+            ]
+            scores.append(log_site[:, s : s + 1] + joint)
+        return np.concatenate(scores, axis=1).argmax(axis=1)
+
+    def predict(self, X, env_weight=None) -> np.ndarray:
         """Class of each row (same numbering as ``labels_``; -1 for a (site, level) pair that
-        no fitted sample had)."""
+        no fitted sample had).
+
+        ``env_weight`` (one value in [0, 1] per row, optional) is for rows whose environment
+        descriptor saw only part of the environment (a patch cut by the image border): their
+        site and chemistry are then chosen together, the environment's site posterior mixed
+        with a uniform one in the proportion ``env_weight`` (e.g. the share of the patch
+        window inside the image), so that a column's own cross-section decides where its
+        environment says little.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._remap[self._raw_predict(X)]
+            if env_weight is None:
+                return self._remap[self._raw_predict(X)]
+            w = np.clip(np.broadcast_to(np.asarray(env_weight, dtype=np.float64), len(X)), 0, 1)
+            return self._remap[self._pair_predict(X, w)]
 
 
 def make_clusterer(name: str, *, max_classes: int, random_state: int) -> MotifClusterer:

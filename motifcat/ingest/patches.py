@@ -160,3 +160,125 @@ def iter_patch_chunks(
     for start in range(0, n, chunk):
         sl = slice(start, min(n, start + chunk))
         yield sl, extract_patches(image, xy[sl], size)
+
+
+def _column_windows(xy: np.ndarray, radius: int, shape: tuple[int, int]):
+    """Integer pixel windows of half-side ``radius`` around the nearest pixel of each position:
+    flat pixel index (clipped), offsets ``dx, dy`` from the exact position, and an inside mask."""
+    off = np.arange(-radius, radius + 1)
+    cx = np.rint(xy[:, 0]).astype(np.int64)
+    cy = np.rint(xy[:, 1]).astype(np.int64)
+    px = cx[:, None, None] + off[None, None, :]
+    py = cy[:, None, None] + off[None, :, None]
+    inside = (px >= 0) & (px < shape[1]) & (py >= 0) & (py < shape[0])
+    flat = np.clip(py, 0, shape[0] - 1) * shape[1] + np.clip(px, 0, shape[1] - 1)
+    dx = px - xy[:, 0, None, None]
+    dy = py - xy[:, 1, None, None]
+    return flat, dx, dy, inside
+
+
+def matched_cross_sections(
+    image: np.ndarray,
+    xy: np.ndarray,
+    width: float,
+    *,
+    n_iter: int = 4,
+    n_background: int = 7,
+    chunk: int = 4096,
+) -> np.ndarray:
+    """Cross-sections ``2 pi h w^2`` of the columns as Gaussians of one common width ``w``.
+
+    The column model fits each column's width and height; at low dose the width is poorly
+    fixed by the data and its cross-section ``2 pi h s^2`` inherits that noise twice (on
+    ``bench/data/tmd.npz`` at 1/100 dose the S2 cross-sections scatter by 20 %, against 14 %
+    with a common width). Here the image is modelled as ``b_i + sum_j h_j G_j`` around each
+    column ``i`` with ``G_j`` a Gaussian of width ``w`` at column ``j``'s position, and the
+    heights are solved by Jacobi sweeps: each column's ``(h_i, b_i)`` is the linear
+    least-squares fit over the pixels of its ``3 w`` window that lie inside the image, with
+    the current model of all other columns subtracted (neighbours 3 widths apart overlap by
+    a few per cent, so ``n_iter`` = 4 sweeps converge). In the last sweep the local
+    backgrounds are averaged over each column's ``n_background`` nearest columns (itself
+    included: the background is smooth on that scale, and a background fitted per window
+    would add ~50 % to the variance of ``h``) and the heights refitted under them.
+
+    Everything is linear in the image and comes from this image alone (the positions may come
+    from another image, e.g. the same columns at another dose), so the result is unbiased
+    under Poisson noise and scales with the detector gain. A column whose true width ``s``
+    differs from ``w`` gets ``2 w^2 / (s^2 + w^2)`` times its cross-section (1 - 1.6 % for
+    the 0.07 px between the Mo and S2 widths of ``tmd.npz``): the classes compare
+    cross-sections, so the common factor cancels and the difference between species stays
+    far below their contrast.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    xy : ndarray, shape (N, 2)
+        Column positions (x, y) in px.
+    width : float
+        The common Gaussian width (px), e.g. the median width of the column model.
+    n_iter : int
+        Jacobi sweeps.
+    n_background : int
+        Columns over which the local background is averaged.
+    chunk : int
+        Columns per batch (memory: about 100 bytes per window pixel).
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        Image units x px^2, as the model's cross-sections.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:40, :48]
+    >>> xy = np.array([[15.3, 16.0], [24.0, 21.0]])
+    >>> img = 5.0 + sum(h * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.0**2))
+    ...                 for h, (x, y) in zip([100.0, 40.0], xy))
+    >>> cs = matched_cross_sections(img, xy, 2.0)
+    >>> (cs / (2 * np.pi * 4)).round(1).tolist()
+    [100.0, 40.0]
+    """
+    from scipy.spatial import cKDTree
+
+    img = np.asarray(image, dtype=np.float64)
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    w = float(width)
+    if not (np.isfinite(w) and w > 0):
+        raise AnalysisError(f"column width must be positive, got {width!r}")
+    n = len(xy)
+    radius = max(2, int(np.ceil(3 * w)))
+    flat_img = img.ravel()
+    height = np.zeros(n)
+    background = np.zeros(n)
+    chunks = [slice(i, min(n, i + chunk)) for i in range(0, n, chunk)]
+    near = None
+    if n > 1:
+        k = min(n, max(1, n_background))
+        near = cKDTree(xy).query(xy, k=k)[1].reshape(n, k)
+    for sweep in range(n_iter):
+        model = np.zeros(img.size)
+        for sl in chunks:
+            flat, dx, dy, inside = _column_windows(xy[sl], radius, img.shape)
+            g = height[sl, None, None] * np.exp(-(dx**2 + dy**2) / (2 * w**2))
+            model += np.bincount(flat[inside], weights=g[inside], minlength=img.size)
+        last = sweep == n_iter - 1
+        smooth_bg = background[near].mean(axis=1) if (last and near is not None) else None
+        new_h, new_b = np.empty(n), np.empty(n)
+        for sl in chunks:
+            flat, dx, dy, inside = _column_windows(xy[sl], radius, img.shape)
+            g = np.exp(-(dx**2 + dy**2) / (2 * w**2)) * inside
+            resid = (flat_img[flat] - model[flat]) * inside + height[sl, None, None] * g
+            sg, sgg = g.sum(axis=(1, 2)), (g * g).sum(axis=(1, 2))
+            sr, sgr = resid.sum(axis=(1, 2)), (g * resid).sum(axis=(1, 2))
+            npx = inside.sum(axis=(1, 2)).astype(np.float64)
+            if smooth_bg is None:
+                det = sgg * npx - sg * sg
+                ok = det > 1e-9 * np.maximum(sgg * npx, 1e-300)
+                det = np.where(ok, det, 1.0)
+                new_h[sl] = np.where(ok, (sgr * npx - sg * sr) / det, 0.0)
+                new_b[sl] = np.where(ok, (sgg * sr - sg * sgr) / det, sr / np.maximum(npx, 1))
+            else:
+                new_b[sl] = smooth_bg[sl]
+                new_h[sl] = (sgr - smooth_bg[sl] * sg) / np.maximum(sgg, 1e-12)
+        height, background = new_h, new_b
+    return 2 * np.pi * height * w**2

@@ -20,7 +20,13 @@ from .cluster import class_centroids, make_clusterer
 from .columns import detect_columns, filter_in_bands, smooth_image
 from .lattice import lattice_period, nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Lattice, Micrograph, MotifClass
-from .patches import default_patch_size, extract_patches, patch_fits, resampled_patch
+from .patches import (
+    default_patch_size,
+    extract_patches,
+    matched_cross_sections,
+    patch_fits,
+    resampled_patch,
+)
 from .zernike import (
     PCAFeatures,
     ZernikeFeatures,
@@ -171,16 +177,19 @@ def prepare_patches(
 
 
 def own_cross_sections(
-    columns: Columns, smoothed: np.ndarray, background: float
+    columns: Columns, smoothed: np.ndarray, background: float, image: np.ndarray | None = None
 ) -> np.ndarray:
     """The column's own scattering strength, normalised per image to a mean of 1.
 
     With the Gaussian column model (``refine="model"``) it is the model's scattering
     cross-section (integrated intensity above the local background, neighbours' tails fitted
-    together); otherwise the smoothed image at the column position above the image offset
-    ``background``, a proxy that still holds some of the neighbours' tails. Either is a linear
-    statistic of the image, so dividing by its mean over the columns makes it the same at
-    every dose and under a change of detector gain.
+    together); given the ``image`` as well, the heights are fitted on it again with the
+    model's median width for every column
+    (:func:`~motifcat.ingest.patches.matched_cross_sections`: the per-column width is the
+    noisiest part of a low-dose cross-section); otherwise the smoothed image at the column
+    position above the image offset ``background``, a proxy that still holds some of the
+    neighbours' tails. Either is a linear statistic of the image, so dividing by its mean
+    over the columns makes it the same at every dose and under a change of detector gain.
 
     Examples
     --------
@@ -192,7 +201,9 @@ def own_cross_sections(
     >>> own_cross_sections(modelled, img, 1.0).tolist()
     [1.5, 0.5]
     """
-    if columns.cross_section is not None:
+    if image is not None and columns.sigma is not None:
+        own = matched_cross_sections(image, columns.xy, float(np.median(columns.sigma)))
+    elif columns.cross_section is not None:
         own = np.asarray(columns.cross_section, dtype=np.float64)
     else:
         peaks = ndimage.map_coordinates(smoothed, [columns.xy[:, 1], columns.xy[:, 0]], order=1)
@@ -381,7 +392,7 @@ def _analyze(
     background, scale = image_intensity_scale(
         image, columns.xy[inner], params.smoothing * period, smoothed=smoothed
     )
-    own = own_cross_sections(columns, smoothed, background)
+    own = own_cross_sections(columns, smoothed, background, image)
     if params.intensity_scale != "image":
         background, scale = 0.0, 1.0
     window = patch_window(
@@ -520,6 +531,16 @@ def classify_columns(
         params.clusterer, max_classes=params.max_classes, random_state=params.random_state
     ).fit(features[learn])
     labels = clusterer.predict(features)
+    border = np.flatnonzero(~has_patch)
+    if len(border):
+        # A border column's environment descriptor saw only the part of its patch inside the
+        # image: its site and chemistry are chosen together, the environment's evidence
+        # weighted by the share of the window it saw (see MotifClusterer.predict).
+        seen = np.pad(np.ones(image.shape, dtype=np.float32), pad)
+        visible = (extract_patches(seen, xy_pad[border], size, step) * window).sum(axis=(1, 2))
+        labels[border] = clusterer.predict(
+            features[border], env_weight=visible / float(window.sum())
+        )
     # A (site, chemistry) pair that no whole-patch column had cannot be a class of its own:
     # such border columns take the class of their site's nearest chemistry instead.
     missing = labels < 0
