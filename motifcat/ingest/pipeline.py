@@ -161,6 +161,26 @@ def patch_window(size: int, sigma_px: float | None, radius_px: float = 0.0) -> n
     return np.exp(-0.5 * np.square(r - radius_px) / sigma_px**2).astype(np.float32)
 
 
+def environment_window(
+    params: AnalysisParams, size: int, spacing: float, step: float
+) -> np.ndarray:
+    """The patch window of the environment descriptor: :func:`patch_window` with the
+    parameters' width and radius, given in column spacings, converted to patch samples.
+    The column itself is weighted down: the descriptor describes its surroundings.
+
+    Examples
+    --------
+    >>> w = environment_window(AnalysisParams(), 21, 10.0, 1.0)
+    >>> w.shape, bool(w[10, 10] < 0.1 < w[0, 0])
+    ((21, 21), True)
+    """
+    return patch_window(
+        size,
+        None if params.window_sigma is None else params.window_sigma * spacing / step,
+        params.env_radius * spacing / step,
+    )
+
+
 def prepare_patches(
     patches: np.ndarray, background: float, scale: float, window: np.ndarray
 ) -> np.ndarray:
@@ -395,11 +415,7 @@ def _analyze(
     own = own_cross_sections(columns, smoothed, background, image)
     if params.intensity_scale != "image":
         background, scale = 0.0, 1.0
-    window = patch_window(
-        size,
-        None if params.window_sigma is None else params.window_sigma * spacing / step,
-        params.env_radius * spacing / step,
-    )
+    window = environment_window(params, size, spacing, step)
     # Border columns get a class too: the image is padded with its mean (0 after the
     # preparation below), i.e. the part of a patch outside the image is masked. The
     # clusterer is fitted on the columns whose whole patch is inside and labels all.
@@ -536,8 +552,11 @@ def classify_columns(
         # A border column's environment descriptor saw only the part of its patch inside the
         # image: its site and chemistry are chosen together, the environment's evidence
         # weighted by the share of the window it saw (see MotifClusterer.predict).
+        window = environment_window(params, size, spacing, step)
+        pad = int(np.ceil((size // 2) * step)) + 2
         seen = np.pad(np.ones(image.shape, dtype=np.float32), pad)
-        visible = (extract_patches(seen, xy_pad[border], size, step) * window).sum(axis=(1, 2))
+        xy_seen = columns.xy[border] + pad
+        visible = (extract_patches(seen, xy_seen, size, step) * window).sum(axis=(1, 2))
         labels[border] = clusterer.predict(
             features[border], env_weight=visible / float(window.sum())
         )
