@@ -3,6 +3,9 @@
 :mod:`motifcat.batch` orchestrates an ingest and keeps the one writer; this module only runs
 functions on a Dask cluster and hands their results back **in input order**:
 
+Importing this module imports ``distributed`` (about a second): :mod:`motifcat.batch` does
+so only when it runs on Dask.
+
 * :func:`get_client` connects to an existing scheduler (``tcp://host:8786``, or
   ``$MOTIFCAT_SCHEDULER``) or starts an in-process :class:`~distributed.LocalCluster` of worker
   *processes* (one thread each) and closes what it started on exit, Ctrl-C included;
@@ -28,6 +31,8 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from .errors import MotifcatError
 
@@ -125,7 +130,7 @@ def memory_limit_for(max_megapixels: float | None, workers: int) -> int:
     return int(estimate_peak_bytes(int(mpx * 1e6)))
 
 
-class _WorkerSetup:
+class _WorkerSetup(WorkerPlugin):
     """Worker plugin of the clusters :func:`get_client` starts: a worker dies with the ingest
     that started it (see :mod:`motifcat.procs`) and uses one BLAS thread (parallelism is
     across workers; oversubscribed small linear algebra runs an order of magnitude slower)."""
@@ -145,11 +150,6 @@ class _WorkerSetup:
 
             threadpool_limits(1)
 
-    def teardown(self, worker) -> None:
-        pass
-
-    def transition(self, key, start, finish, **kwargs) -> None:
-        pass
 
 
 @contextlib.contextmanager
@@ -204,7 +204,7 @@ def get_client(
         if address is not None:
             try:
                 client = Client(address, timeout=CONNECT_TIMEOUT_S)
-            except (OSError, TimeoutError) as exc:
+            except Exception as exc:  # noqa: BLE001 - unreachable, refused, a bad address...
                 raise SchedulerError(
                     f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
                     f"{exc}); start one (dask scheduler; dask worker {address}) or leave out "
@@ -246,8 +246,7 @@ def get_client(
 
 def _n_threads(client) -> int:
     try:
-        workers = client.scheduler_info()["workers"].values()
-        return max(1, sum(w.get("nthreads", 1) for w in workers))
+        return max(1, sum(client.nthreads().values()))
     except Exception:  # noqa: BLE001 - a scheduler that does not say: assume 2
         return 2
 
