@@ -77,22 +77,22 @@ def dashboard_available() -> bool:
 def dashboard_note(client) -> str:
     """One line for the user: the dashboard's address, or why there is none.
 
+    A cluster started here serves the dashboard when ``bokeh`` is installed; an existing
+    cluster's scheduler serves it when it has bokeh, which cannot be seen from here.
+
     Examples
     --------
-    >>> class C:  # a client of a cluster without dashboard
-    ...     dashboard_link = None
-    >>> dashboard_note(C()).startswith("dashboard: ")
-    True
+    >>> class C:  # a client of an existing cluster
+    ...     cluster, dashboard_link = None, "http://10.0.0.5:8787/status"
+    >>> dashboard_note(C())
+    'dashboard: http://10.0.0.5:8787/status (if the scheduler has bokeh)'
     """
     link = getattr(client, "dashboard_link", None)
-    if _is_local(client) and not dashboard_available():
+    if getattr(client, "cluster", None) is None:  # an existing cluster
+        return f"dashboard: {link} (if the scheduler has bokeh)" if link else "dashboard: none"
+    if not dashboard_available():
         return "dashboard: not available (the Dask dashboard needs bokeh: pip install bokeh)"
-    # An existing cluster may serve its dashboard although bokeh is not installed here.
-    return f"dashboard: {link}" if link else "dashboard: not available"
-
-
-def _is_local(client) -> bool:
-    return getattr(client, "_motifcat_local", False)
+    return f"dashboard: {link}"
 
 
 def memory_limit_for(max_megapixels: float | None, workers: int) -> int:
@@ -219,7 +219,8 @@ def get_client(
                     threads_per_worker=1,
                     processes=processes,
                     memory_limit=limit,
-                    dashboard_address=":0" if dashboard_available() else None,
+                    # Any free port: ingests side by side do not collide on 8787.
+                    dashboard_address=":0",
                     silence_logs=logging.ERROR,
                     # A task whose worker died is run once more, then reported (KilledWorker).
                     scheduler_kwargs={"allowed_failures": 1},
@@ -230,7 +231,6 @@ def get_client(
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             client = Client(cluster)
-            client._motifcat_local = True
             if processes:
                 client.register_plugin(_WorkerSetup(os.getpid()), name=_WorkerSetup.name)
         yield client

@@ -99,8 +99,7 @@ class WarnTwice:
             from sklearn.exceptions import ConvergenceWarning
 
             for _ in range(2):  # the same warning twice in one image: reported once
-                warnings.warn(f"did not converge on {Path(a[0]).name}", ConvergenceWarning,
-                              stacklevel=1)
+                warnings.warn("did not converge", ConvergenceWarning, stacklevel=1)
             return real(*a, **k)
 
         worker_batch._analyse_file = analyse
@@ -210,7 +209,7 @@ def test_library_warnings_on_workers_reach_the_user_once_per_image(
                                pixel_size_A=PX, scheduler=address)
     assert s.failed == [] and len(s.written) == 2
     ours = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    assert sorted(ours) == ["did not converge on a1.npy", "did not converge on a2.npy"]
+    assert ours == ["did not converge"] * 2  # raised twice in each image: once per image
     # the CLI summarises them in one line
     out = CliRunner().invoke(
         app,
@@ -221,7 +220,7 @@ def test_library_warnings_on_workers_reach_the_user_once_per_image(
     assert out.exit_code == 0, out.output
     text = out.output
     assert "note: sklearn.ConvergenceWarning (2x) from a library: did not converge" in text
-    assert "Dask cluster at tcp://" in text and "dashboard:" in text
+    assert "Dask cluster at tcp://" in text and "dashboard: http://" in text
 
 
 def test_ctrl_c_stops_the_local_cluster_and_leaves_the_catalog_whole(images, tmp_path):
