@@ -172,7 +172,8 @@ def main() -> None:
         "",
         f"{args.images} images of {args.size}² px (re-noised crops of `tmd.npz`, Poisson at "
         f"dose 1), `--refine {args.refine}`, {args.workers} workers, each engine in a fresh "
-        "process into a fresh embedded catalog; wall time includes starting the pool / LocalCluster and all writes. "
+        "process into a fresh embedded catalog; wall time includes starting the pool / "
+        "LocalCluster and all writes. "
         "Memory: resident set of the ingest process and its descendants, sampled every 0.2 s.",
         "",
         "| run | engine | wall s | images/s | peak total MB | peak client MB | "
