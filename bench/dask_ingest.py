@@ -57,6 +57,7 @@ def make_images(folder: Path, n: int, size: int, seed: int = 0) -> float:
 def run_one(engine: str, folder: str, catalog: str, pixel_size: float, workers: int,
             refine: str = "com") -> None:
     """In the subprocess: one ingest; prints a JSON line of its figures."""
+    import resource
     import warnings
 
     from motifcat.batch import ingest_files
@@ -71,7 +72,13 @@ def run_one(engine: str, folder: str, catalog: str, pixel_size: float, workers: 
                          on_start=notes.append,
                          params=AnalysisParams(pixel_size_A=pixel_size, refine=refine))
     wall = time.perf_counter() - t0
-    print(json.dumps({"engine": engine, "wall_s": wall, "written": len(s.written),
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(json.dumps({"engine": engine, "wall_s": wall,
+                      # CPU seconds: of the ingest process (writer; the scheduler too on Dask)
+                      # and of its workers (children, all joined by now). Unlike the wall
+                      # time, they barely depend on the machine's load.
+                      "cpu_client_s": me.ru_utime + me.ru_stime,
+                      "cpu_workers_s": kids.ru_utime + kids.ru_stime, "written": len(s.written),
                       "failed": s.failed[:3], "duplicates": len(s.duplicates),
                       "note": notes[0] if notes else ""}), flush=True)
 
@@ -153,6 +160,7 @@ def main() -> None:
         snaps.setdefault(name, {k2: snap[k2] for k2 in ("images", "motifs", "contains")})
         runs.append(res)
         print(f"{name:5s} {res['wall_s']:7.1f} s  {args.images / res['wall_s']:.3f} images/s  "
+              f"CPU client {res['cpu_client_s']:.0f} s, workers {res['cpu_workers_s']:.0f} s  "
               f"peak {res['peak_total_MB']:.0f} MB (client {res['peak_client_MB']:.0f}, "
               f"largest worker {res['peak_worker_MB']:.0f})  written {res['written']}, "
               f"failed {len(res['failed'])} {res['failed'][:1]}", flush=True)
@@ -162,8 +170,12 @@ def main() -> None:
         return sum(vals) / len(vals)
 
     ratio = mean("pool", "wall_s") / mean("dask", "wall_s")
+    cpu = {n: mean(n, "cpu_client_s") + mean(n, "cpu_workers_s") for n in ("pool", "dask")}
+    cpu_ratio = cpu["pool"] / cpu["dask"]
     identical = snaps.get("pool") == snaps.get("dask")
     load = os.getloadavg()
+    print(f"CPU-time ratio pool / dask: {cpu_ratio:.3f} "
+          f"({cpu['pool']:.0f} s / {cpu['dask']:.0f} s)")
     print(f"throughput ratio dask / pool: {ratio:.3f} (target >= 0.9); catalogs identical: "
           f"{identical}; load average {load[0]:.1f}")
 
@@ -176,14 +188,15 @@ def main() -> None:
         "LocalCluster and all writes. "
         "Memory: resident set of the ingest process and its descendants, sampled every 0.2 s.",
         "",
-        "| run | engine | wall s | images/s | peak total MB | peak client MB | "
-        "peak largest worker MB | written | consistent |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| run | engine | wall s | images/s | CPU client s | CPU workers s | peak total MB | "
+        "peak client MB | peak largest worker MB | written | consistent |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for k, r in enumerate(runs):
         lines.append(
             f"| {k + 1} | {r['name']} | {r['wall_s']:.1f} | {args.images / r['wall_s']:.3f} | "
-            f"{r['peak_total_MB']:.0f} | {r['peak_client_MB']:.0f} | {r['peak_worker_MB']:.0f} "
+            f"{r['cpu_client_s']:.0f} | {r['cpu_workers_s']:.0f} | {r['peak_total_MB']:.0f} | "
+            f"{r['peak_client_MB']:.0f} | {r['peak_worker_MB']:.0f} "
             f"| {r['written']} | {r['consistent']} |"
         )
     dask_note = next((r["note"] for r in runs if r["name"] == "dask"), "")
@@ -191,6 +204,9 @@ def main() -> None:
         "",
         f"- **throughput ratio dask / pool: {ratio:.3f}** (target >= 0.9; mean wall time of "
         "the runs of each engine)",
+        f"- CPU-time ratio pool / dask: {cpu_ratio:.3f} ({cpu['pool']:.0f} s / "
+        f"{cpu['dask']:.0f} s, client + workers; the throughput a machine of its own would "
+        "see, little affected by the load of other jobs)",
         f"- catalogs identical (images, motifs, counts): {identical}",
         f"- Dask: {dask_note}",
         f"- load average at the end: {load[0]:.1f} (2 cores shared with other jobs)",

@@ -195,6 +195,7 @@ def get_client(
     ...     client.submit(sum, [1, 2, 3]).result()
     6
     """
+    import dask
     from distributed import Client, LocalCluster
 
     address = scheduler_address(scheduler)
@@ -214,17 +215,11 @@ def get_client(
             n_workers = max(1, int(n_workers))
             limit = memory_limit if memory_limit is not None else memory_limit_for(None, n_workers)
             try:
-                cluster = LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=1,
-                    processes=processes,
-                    memory_limit=limit,
-                    # Any free port: ingests side by side do not collide on 8787.
-                    dashboard_address=":0",
-                    silence_logs=logging.ERROR,
-                    # A task whose worker died is run once more, then reported (KilledWorker).
-                    scheduler_kwargs={"allowed_failures": 1},
-                )
+                # The workers' statistical profiler samples their threads every 10 ms (for the
+                # dashboard's profile page): CPU that the analyses need on a small machine.
+                # Nannies hand this config to each worker they (re)start.
+                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                    cluster = _local_cluster(LocalCluster, n_workers, processes, limit)
             except Exception as exc:
                 raise SchedulerError(
                     f"cannot start a local Dask cluster of {n_workers} workers: "
@@ -242,6 +237,20 @@ def get_client(
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+
+
+def _local_cluster(LocalCluster, n_workers: int, processes: bool, limit):
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=processes,
+        memory_limit=limit,
+        # Any free port: ingests side by side do not collide on 8787.
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+        # A task whose worker died is run once more, then reported (KilledWorker).
+        scheduler_kwargs={"allowed_failures": 1},
+    )
 
 
 def _n_threads(client) -> int:

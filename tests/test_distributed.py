@@ -28,6 +28,7 @@ from motifcat.distributed import (
     memory_limit_for,
     ordered_results,
 )
+from motifcat.ingest import AnalysisParams
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -37,6 +38,8 @@ from kill import _alive, descendants, snapshot  # noqa: E402
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs os._exit in a worker process")
 PX = 0.15  # Å per pixel of the synthetic MoSe2 images
 SIZE = 128  # px: tiny images, an analysis takes well under a second
+#: Centre-of-mass refinement: these tests are about the engine, not the column model fit.
+PARAMS = AnalysisParams(pixel_size_A=PX, refine="com")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def images(tmp_path_factory):
     return d
 
 
-def _files(d: Path, n: int = 4) -> list[Path]:
+def _files(d: Path, n: int = 3) -> list[Path]:
     return [d / f"a{k}.npy" for k in range(n)]
 
 
@@ -137,17 +140,17 @@ def test_ingest_on_the_cluster_writes_in_input_order_like_one_process(cluster, i
     notes = []
     s = batch.ingest_files(
         files, sample="s1", material="MoSe2", catalog=tmp_path / "cat", pixel_size_A=PX,
-        scheduler=address, analysed=lambda d, t, p: analysed.append(Path(p).name),
+        params=PARAMS, scheduler=address, analysed=lambda d, t, p: analysed.append(Path(p).name),
         progress=lambda d, t, p: written.append((d, t, Path(p).name)), on_start=notes.append,
     )
-    assert s.failed == [] and len(s.written) == 4
+    assert s.failed == [] and len(s.written) == 3
     assert [r.path for r in s.written] == [str(f) for f in files]
-    assert written == [(k + 1, 4, f"a{k}.npy") for k in range(4)]
-    assert sorted(analysed) == [f"a{k}.npy" for k in range(4)]
+    assert written == [(k + 1, 3, f"a{k}.npy") for k in range(3)]
+    assert sorted(analysed) == [f"a{k}.npy" for k in range(3)]
     assert "Dask cluster at tcp://" in notes[0] and "dashboard:" in notes[0]
     # the same catalog, motif ids included, as the analyses in this process one by one
     s1 = batch.ingest_files(files, sample="s1", material="MoSe2", catalog=tmp_path / "one",
-                            pixel_size_A=PX, workers=1)
+                            pixel_size_A=PX, params=PARAMS, workers=1)
     assert s1.failed == []
     a, b = _consistent(tmp_path / "cat"), _consistent(tmp_path / "one")
     assert a["images"] == b["images"] and a["motifs"] == b["motifs"]
@@ -162,7 +165,7 @@ def test_worker_killed_mid_image_retried_once_and_catalog_consistent(
     monkeypatch.setattr(batch, "_analyse_task", CrashOnce("a2.npy", marker))
     files = _files(images)
     s = batch.ingest_files(files, sample="s1", material="MoSe2", catalog=tmp_path / "cat",
-                           pixel_size_A=PX, scheduler=address)
+                           pixel_size_A=PX, params=PARAMS, scheduler=address)
     died = [int(x) for x in marker.read_text().split()]
     assert len(died) == 1 and not _alive(died[0])  # a worker really died, once, on a2
     assert s.failed == [] and [r.path for r in s.written] == [str(f) for f in files]
@@ -180,7 +183,7 @@ def test_image_failing_on_every_attempt_is_reported_and_nothing_written(
     bad.write_bytes(b"not an array")
     files = [*_files(images, 3), bad]
     s = batch.ingest_files(files, sample="s1", material="MoSe2", catalog=tmp_path / "cat",
-                           pixel_size_A=PX, scheduler=address)
+                           pixel_size_A=PX, params=PARAMS, scheduler=address)
     assert len(marker.read_text().split()) == 2  # the first attempt and the one retry
     failed = dict(s.failed)
     assert set(failed) == {str(images / "a1.npy"), str(bad)}
@@ -206,7 +209,7 @@ def test_library_warnings_on_workers_reach_the_user_once_per_image(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         s = batch.ingest_files(files, sample="s1", material="MoSe2", catalog=tmp_path / "cat",
-                               pixel_size_A=PX, scheduler=address)
+                               pixel_size_A=PX, params=PARAMS, scheduler=address)
     assert s.failed == [] and len(s.written) == 2
     ours = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert ours == ["did not converge"] * 2  # raised twice in each image: once per image
@@ -214,7 +217,8 @@ def test_library_warnings_on_workers_reach_the_user_once_per_image(
     out = CliRunner().invoke(
         app,
         ["ingest", str(images / "a3.npy"), str(images / "a1.npy"), "-s", "s2", "-m", "MoSe2",
-         "--pixel-size", str(PX), "-c", str(tmp_path / "cli"), "--scheduler", address],
+         "--pixel-size", str(PX), "--refine", "com", "-c", str(tmp_path / "cli"),
+         "--scheduler", address],
         env={"COLUMNS": "200"},
     )
     assert out.exit_code == 0, out.output
@@ -234,8 +238,8 @@ def test_ctrl_c_stops_the_local_cluster_and_leaves_the_catalog_whole(images, tmp
     env.pop("MOTIFCAT_SCHEDULER", None)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from motifcat.cli import main; main()", "ingest", str(d),
-         "-s", "s1", "-m", "MoSe2", "--pixel-size", str(PX), "-c", str(tmp_path / "cat"),
-         "-j", "2"],
+         "-s", "s1", "-m", "MoSe2", "--pixel-size", str(PX), "--refine", "com",
+         "-c", str(tmp_path / "cat"), "-j", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
         start_new_session=True,
     )
