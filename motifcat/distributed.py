@@ -159,6 +159,7 @@ def get_client(
     memory_limit: str | int | None = None,
     *,
     processes: bool = True,
+    timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> Iterator[Any]:
     """A Dask client: of the cluster at ``scheduler``, or of a new in-process LocalCluster.
 
@@ -178,6 +179,8 @@ def get_client(
     processes : bool, default True
         Workers in processes (the analyses run in parallel); False runs them as threads of
         this process (quick to start; for tests and small jobs).
+    timeout_s : float, default CONNECT_TIMEOUT_S
+        How long to wait for an existing scheduler to answer, in s.
 
     Yields
     ------
@@ -186,7 +189,7 @@ def get_client(
     Raises
     ------
     SchedulerError
-        If the scheduler does not answer within :data:`CONNECT_TIMEOUT_S` or the cluster
+        If the scheduler does not answer within ``timeout_s`` or the cluster
         cannot start.
 
     Examples
@@ -204,7 +207,7 @@ def get_client(
     try:
         if address is not None:
             try:
-                client = Client(address, timeout=CONNECT_TIMEOUT_S)
+                client = Client(address, timeout=timeout_s)
             except Exception as exc:  # noqa: BLE001 - unreachable, refused, a bad address...
                 raise SchedulerError(
                     f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "

@@ -129,7 +129,7 @@ def test_get_client_memory_limit_from_the_size_guard_and_ordered_results(cluster
 
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(SchedulerError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        with get_client("tcp://127.0.0.1:9") as _:
+        with get_client("tcp://127.0.0.1:9", timeout_s=2) as _:
             pass
 
 
