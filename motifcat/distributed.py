@@ -218,10 +218,7 @@ def get_client(
             n_workers = max(1, int(n_workers))
             limit = memory_limit if memory_limit is not None else memory_limit_for(None, n_workers)
             try:
-                # The workers' statistical profiler samples their threads every 10 ms (for the
-                # dashboard's profile page): CPU that the analyses need on a small machine.
-                # Nannies hand this config to each worker they (re)start.
-                with dask.config.set({"distributed.worker.profile.enabled": False}):
+                with dask.config.set(_QUIET):
                     cluster = _local_cluster(LocalCluster, n_workers, processes, limit)
             except Exception as exc:
                 raise SchedulerError(
@@ -240,6 +237,20 @@ def get_client(
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+
+
+#: Config of the clusters :func:`get_client` starts: fewer periodic chores. Each process of a
+#: cluster wakes up for them (the workers' profiler every 10 ms, the event-loop health tick
+#: every 20 ms, the memory monitor every 100 ms, the psutil system monitor every 500 ms) and
+#: that CPU goes missing from the analyses on a small, busy machine (bench/dask_ingest.py
+#: measured ~0.1 core for 2 workers with the defaults). Nannies hand it to every worker they
+#: (re)start.
+_QUIET = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.worker.memory.monitor-interval": "500ms",
+    "distributed.admin.system-monitor.interval": "2s",
+}
 
 
 def _local_cluster(LocalCluster, n_workers: int, processes: bool, limit):
