@@ -1,4 +1,4 @@
-"""Batch ingest of many files: analyse in parallel worker processes, write serially here.
+"""Batch ingest of many files: analyse in parallel on Dask workers, write serially here.
 
 This module orchestrates the two layers below it: :mod:`motifcat.ingest` (pure analysis) and
 :mod:`motifcat.catalog` (storage only). It lives above both so that the catalog never runs an
@@ -10,6 +10,13 @@ order the analyses finish in, so that the numbering of new level-1 motifs (``L1-
 same on every run. Each file succeeds or fails alone: a file that cannot be read, analysed or
 written is reported with its reason and the others are still written. A new embedded catalog
 file that receives no image is removed again.
+
+The analyses run on a Dask cluster (:mod:`motifcat.distributed`): a LocalCluster of worker
+processes started for the ingest, or an existing cluster (``scheduler="tcp://host:8786"`` or
+``$MOTIFCAT_SCHEDULER``). This process is the one writer. A worker that dies mid-image has
+written nothing (workers never write); its image is analysed once more, then reported as failed
+with the reason. Library warnings raised during an analysis (scikit-learn's
+ConvergenceWarning...) are captured with it and raised again here, once per image and kind.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import glob
 import multiprocessing
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +163,63 @@ def _analyse_file(
         return "failed", f"{Path(path).name}: {type(exc).__name__}: {exc}"
 
 
+#: A captured warning: (category module, category name, message, filename, lineno).
+WarningRecord = tuple[str, str, str, str, int]
+
+
+def _pack_warnings(caught: list[warnings.WarningMessage]) -> list[WarningRecord]:
+    """The distinct warnings of ``caught`` as plain records (picklable whatever the class)."""
+    out: dict[WarningRecord, None] = {}
+    for w in caught:
+        cat = w.category
+        key = (cat.__module__, cat.__qualname__, str(w.message), str(w.filename), int(w.lineno))
+        out[key] = None
+    return list(out)
+
+
+def _warning_category(module: str, name: str) -> type[Warning]:
+    import importlib
+
+    try:
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return UserWarning
+    return obj if isinstance(obj, type) and issubclass(obj, Warning) else UserWarning
+
+
+def _raise_warnings(records: list[WarningRecord], registry: dict) -> None:
+    """Raise the warnings an analysis captured (in a worker) again in this process, where
+    the caller's warning filters (the CLI's summary) see them."""
+    for module, name, message, filename, lineno in records:
+        warnings.warn_explicit(
+            message, _warning_category(module, name), filename, lineno, registry=registry
+        )
+
+
+def _analyse_task(
+    path: str,
+    pixel_size_A: float | None,
+    params: AnalysisParams,
+    known: frozenset,
+    frame: int | None = None,
+    max_megapixels: float | None = None,
+    signal: str | None = None,
+    average: bool = False,
+):
+    """Worker task: :func:`_analyse_file` with the library warnings it raised captured.
+
+    Returns ``(kind, value, warnings)``; ``warnings`` lists :data:`WarningRecord` s, for the
+    caller to raise again (a worker's own warnings would never reach the user)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kind, value = _analyse_file(
+            path, pixel_size_A, params, known, frame, max_megapixels, signal, average
+        )
+    return kind, value, _pack_warnings(caught)
+
+
 def _init_worker(parent_pid: int | None = None) -> None:
     # A worker must not outlive a killed ingest (it holds hundreds of MB): see motifcat.procs.
     if parent_pid is not None:
@@ -169,6 +234,77 @@ def _init_worker(parent_pid: int | None = None) -> None:
         threadpool_limits(1)
     except ImportError:  # pragma: no cover - scikit-learn depends on it
         pass
+
+
+def _scheduler_address(scheduler: str | None) -> str | None:
+    # As motifcat.distributed.scheduler_address, without importing distributed (~1 s) for
+    # an ingest that does not use it.
+    value = scheduler if scheduler is not None else os.environ.get("MOTIFCAT_SCHEDULER")
+    return (value or "").strip() or None
+
+
+def _run_on_dask(files, args, address, workers, max_megapixels, analysed, on_start):
+    """Yield ``(index, ok, value)`` of the analyses on a Dask cluster, in input order."""
+    from .distributed import dashboard_note, get_client, memory_limit_for, ordered_results
+
+    memory = memory_limit_for(max_megapixels, workers) if address is None else None
+    with get_client(address, n_workers=workers, memory_limit=memory) as client:
+        if on_start is not None:
+            if address is None:
+                what = (
+                    f"local Dask cluster: {workers} workers, {memory / 2**30:.1f} GiB memory "
+                    "limit each"
+                )
+            else:
+                what = f"Dask cluster at {address}: {len(client.nthreads())} workers"
+            on_start(f"{what}; {dashboard_note(client)}")
+        # The known image ids go to the workers once, not with every task: as a task's result
+        # (scattered data would be lost with a worker that dies; a result is recomputed).
+        known = client.submit(frozenset, sorted(args[0][3]), pure=False) if args else None
+        tasks = [(*a[:3], known, *a[4:]) for a in args]
+        n_done = 0
+
+        def done(i: int) -> None:
+            nonlocal n_done
+            n_done += 1
+            if analysed is not None:
+                analysed(n_done, len(files), files[i])
+
+        yield from ordered_results(
+            client, _analyse_task, tasks, retries=1, on_done=done, name="motifcat-analyse"
+        )
+
+
+def _run_in_pool(files, args, workers, analysed):
+    """Yield ``(kind, value, warnings)`` of the analyses in a local process pool, in input
+    order (the engine before Dask; ``engine="processes"``)."""
+    # spawn: never fork a process that holds an open database and its threads.
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(
+        max_workers=min(workers, len(files)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
+    ) as pool:
+        futures = [pool.submit(_analyse_task, *a) for a in args]
+        if analysed is not None:
+            n_done = 0
+            index = {id(f): k for k, f in enumerate(futures)}
+
+            def tick(fut) -> None:
+                nonlocal n_done
+                n_done += 1
+                analysed(n_done, len(files), files[index[id(fut)]])
+
+            for fut in futures:
+                fut.add_done_callback(tick)
+        # In submission order: writes (and new motif ids) do not depend on which analysis
+        # finishes first; later analyses keep running meanwhile.
+        for path, fut in zip(files, futures, strict=True):
+            try:
+                yield fut.result()
+            except Exception as exc:  # a worker died (e.g. out of memory)
+                yield "failed", f"{Path(path).name}: analysis process failed: {exc}", []
 
 
 def ingest_files(
@@ -186,6 +322,10 @@ def ingest_files(
     signal: str | None = None,
     average: bool = False,
     replace: bool = False,
+    scheduler: str | None = None,
+    analysed: Progress | None = None,
+    on_start: Callable[[str], None] | None = None,
+    engine: str = "dask",
 ) -> IngestSummary:
     """Analyse micrograph files and write them into the catalog, one transaction per image.
 
@@ -205,9 +345,25 @@ def ingest_files(
     params : AnalysisParams, optional
         Analysis settings (default ``AnalysisParams()``).
     workers : int, default 2
-        Worker processes for the analyses; 1 analyses in this process.
+        Worker processes of the local Dask cluster that analyses the files (one thread
+        each); 1 analyses in this process. Ignored with ``scheduler``.
     progress : callable, optional
         ``progress(done, total, path)`` after each file, in the order of the files.
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``; default
+        ``$MOTIFCAT_SCHEDULER``) whose workers analyse the files, whatever ``workers`` says.
+        The workers need motifcat installed and must see the files at the same paths. Without
+        it, a LocalCluster of ``workers`` processes is started and stopped again, each
+        limited to the memory the size guard admits (see
+        :func:`~motifcat.distributed.memory_limit_for`).
+    analysed : callable, optional
+        ``analysed(done, total, path)`` as each analysis completes, in completion order (the
+        writes follow in input order, see ``progress``).
+    on_start : callable, optional
+        ``on_start(text)`` once a cluster is up, with what it is and its dashboard's address.
+    engine : {"dask", "processes"}, default "dask"
+        ``"processes"`` analyses in a local process pool instead of Dask (the former engine,
+        kept for comparison: ``bench/dask_ingest.py``).
     max_megapixels : float, optional
         Refuse (as failed, from the file header, before loading it) any frame over this many
         10^6 px; default :func:`~motifcat.ingest.limits.default_max_megapixels` of
@@ -240,7 +396,10 @@ def ingest_files(
     Notes
     -----
     Analyses run in parallel but images are written in the order of the expanded file list,
-    so a given set of files always yields the same ``L1-NNNN`` ids in a new catalog.
+    so a given set of files always yields the same ``L1-NNNN`` ids in a new catalog. A worker
+    that dies mid-image (killed, over its memory limit) is replaced; the image is analysed once
+    more, then reported as failed. Ctrl-C (KeyboardInterrupt) stops the cluster, closes the
+    catalog with the images written so far, and is raised again.
 
     Examples
     --------
@@ -321,48 +480,43 @@ def ingest_files(
                         rep if rep.written else path
                     )
 
+        registry: dict = {}  # each captured warning is raised once per ingest
         done = 0
-        if workers <= 1 or len(files) <= 1:
-            for path in files:
-                handle(
-                    path,
-                    _analyse_file(path, pixel_size_A, params, known, frame, limit, signal, average),
-                )
+        address = _scheduler_address(scheduler) if engine == "dask" else None
+        args = [(p, pixel_size_A, params, known, frame, limit, signal, average) for p in files]
+        if engine not in ("dask", "processes"):
+            raise CatalogError(f"engine must be 'dask' or 'processes', got {engine!r}")
+        if address is None and (workers <= 1 or len(files) <= 1):
+            for path, a in zip(files, args, strict=True):
+                kind, value, caught = _analyse_task(*a)
+                _raise_warnings(caught, registry)
+                handle(path, (kind, value))
+                done += 1
+                if analysed is not None:
+                    analysed(done, len(files), path)
+                report(done, len(files), path)
+        elif engine == "dask":
+            for i, ok, value in _run_on_dask(
+                files, args, address, min(workers, len(files)), limit, analysed, on_start
+            ):
+                path = files[i]
+                if ok:
+                    kind, result, caught = value
+                    _raise_warnings(caught, registry)
+                    outcome = (kind, result)
+                else:  # the task itself failed: its worker died twice, or it raised
+                    outcome = ("failed", f"{Path(path).name}: {value}")
+                handle(path, outcome)
                 done += 1
                 report(done, len(files), path)
         else:
-            # spawn: never fork a process that holds an open database and its threads.
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(
-                max_workers=min(workers, len(files)),
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(os.getpid(),),
-            ) as pool:
-                futures = [
-                    pool.submit(
-                        _analyse_file,
-                        path,
-                        pixel_size_A,
-                        params,
-                        known,
-                        frame,
-                        limit,
-                        signal,
-                        average,
-                    )
-                    for path in files
-                ]
-                # In submission order: writes (and new motif ids) do not depend on which
-                # analysis finishes first; later analyses keep running meanwhile.
-                for path, fut in zip(files, futures, strict=True):
-                    try:
-                        outcome = fut.result()
-                    except Exception as exc:  # a worker died (e.g. out of memory)
-                        outcome = ("failed", f"{Path(path).name}: analysis process failed: {exc}")
-                    handle(path, outcome)
-                    done += 1
-                    report(done, len(files), path)
+            for i, outcome in enumerate(_run_in_pool(files, args, workers, analysed)):
+                path = files[i]
+                kind, result, caught = outcome
+                _raise_warnings(caught, registry)
+                handle(path, (kind, result))
+                done += 1
+                report(done, len(files), path)
     finally:
         if own and store is not None:
             store.close()

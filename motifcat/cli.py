@@ -316,7 +316,16 @@ def ingest(
         help="Images already in the catalog are deleted and written again with this sample, "
         "material and pixel size (default: kept, and the summary says what differs).",
     ),
-    workers: int = typer.Option(2, "--workers", "-j", help="Parallel analysis processes."),
+    workers: int = typer.Option(
+        2, "--workers", "-j",
+        help="Parallel analyses: worker processes of a local Dask cluster (1: in this process).",
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler",
+        help="Analyse on an existing Dask cluster, e.g. tcp://host:8786 (default: "
+        "$MOTIFCAT_SCHEDULER; unset: a local cluster of --workers processes). The workers need "
+        "motifcat and the files at the same paths; this process writes the catalog.",
+    ),
     reference: str | None = typer.Option(
         None, "--reference",
         help="Reference crystal of the material for exports: a CIF/POSCAR/… file or "
@@ -348,26 +357,43 @@ def ingest(
         **_column_params(period, smoothing, threshold, min_distance, refine, no_residual_search),
     )
     with _progress() as bar:
-        task = bar.add_task("ingesting", total=None)
+        # Two bars: analyses complete in any order (from the futures), writes follow in order.
+        analysed_task = bar.add_task("analysed", total=None)
+        task = bar.add_task("written", total=None)
+
+        def analysed(done: int, total: int, path: str) -> None:
+            bar.update(analysed_task, completed=done, total=total)
 
         def progress(done: int, total: int, path: str) -> None:
-            bar.update(task, completed=done, total=total, description=Path(path).name)
+            bar.update(task, completed=done, total=total, description=f"written {Path(path).name}")
 
-        summary = ingest_files(
-            paths,
-            sample=sample,
-            material=material,
-            catalog=catalog,
-            pixel_size_A=pixel_size,
-            frame=frame,
-            signal=signal,
-            average=average,
-            replace=replace,
-            params=params,
-            workers=workers,
-            progress=progress,
-            max_megapixels=max_megapixels,
-        )
+        try:
+            summary = ingest_files(
+                paths,
+                sample=sample,
+                material=material,
+                catalog=catalog,
+                pixel_size_A=pixel_size,
+                frame=frame,
+                signal=signal,
+                average=average,
+                replace=replace,
+                params=params,
+                workers=workers,
+                progress=progress,
+                max_megapixels=max_megapixels,
+                scheduler=scheduler,
+                analysed=analysed,
+                on_start=lambda text: bar.console.print(text, soft_wrap=True),
+            )
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print(
+                "interrupted: the analysis cluster was stopped; the images written before "
+                "Ctrl-C are in the catalog, whole (run the same ingest again to add the rest: "
+                "those are recognised and skipped)"
+            )
+            raise typer.Exit(130) from None
     print_ingest_summary(summary, catalog or "")
     if ref is not None:
         from .catalog import store_reference
