@@ -198,25 +198,15 @@ def _raise_warnings(records: list[WarningRecord], registry: dict) -> None:
         )
 
 
-def _analyse_task(
-    path: str,
-    pixel_size_A: float | None,
-    params: AnalysisParams,
-    known: frozenset,
-    frame: int | None = None,
-    max_megapixels: float | None = None,
-    signal: str | None = None,
-    average: bool = False,
-):
-    """Worker task: :func:`_analyse_file` with the library warnings it raised captured.
+def _analyse_task(*args, **kwargs):
+    """Worker task: :func:`_analyse_file` (same arguments) with the library warnings it
+    raised captured.
 
     Returns ``(kind, value, warnings)``; ``warnings`` lists :data:`WarningRecord` s, for the
     caller to raise again (a worker's own warnings would never reach the user)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        kind, value = _analyse_file(
-            path, pixel_size_A, params, known, frame, max_megapixels, signal, average
-        )
+        kind, value = _analyse_file(*args, **kwargs)
     return kind, value, _pack_warnings(caught)
 
 
