@@ -39,6 +39,7 @@ image's order (the classes' random subsamples depend on it).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,9 +51,11 @@ from scipy.spatial import cKDTree
 from ..errors import AnalysisError, InvalidImageError
 from . import io as mio
 from .columns.detect import (
+    ColumnGlobals,
     find_peaks,
     flat_noise,
     model_columns,
+    poisson_noise_bound,
     refine_positions,
     smooth_image,
     suppress_non_maxima,
@@ -77,6 +80,11 @@ __all__ = ["TileGrid", "analyze_tiled", "merge_seams"]
 
 #: Columns estimate_column_width fits jointly (its ``max_columns``).
 _WIDTH_COLUMNS = 400
+#: Side (px) of the central crop on which the column model's image-wide quantities are
+#: measured (:func:`column_globals`); an image no larger is measured whole. A 1024² crop of
+#: a resolved HAADF image holds thousands of columns: plenty for a width, a noise model
+#: and thresholds that depend on the density of columns, not on the image size.
+_GLOBALS_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -313,7 +321,7 @@ class _ModelTask:
     threshold_sigma: float
     min_relative_prominence: float
     residual_search: bool
-    sigma_px: float
+    globals: ColumnGlobals
     band_px: float
 
 
@@ -380,13 +388,13 @@ def _tile_model(tile: np.ndarray, origin: tuple[int, int], core: tuple[int, int,
         threshold_sigma=task.threshold_sigma,
         min_relative_prominence=task.min_relative_prominence,
         residual_search=task.residual_search,
-        sigma_px=task.sigma_px,
+        fixed=task.globals,
     )
     g = cols.xy + shift
     y0, y1, x0, x1 = core
     b = task.band_px
     sel = (g[:, 0] >= x0 - b) & (g[:, 0] < x1 + b) & (g[:, 1] >= y0 - b) & (g[:, 1] < y1 + b)
-    start, rank = _origins(cols.xy, xy - shift, max(1.0, task.sigma_px), index)
+    start, rank = _origins(cols.xy, xy - shift, max(1.0, task.globals.sigma), index)
     out = {"xy": g[sel], "intensity": cols.intensity[sel], "origin": start[sel],
            "rank": rank[sel]}
     for name in _COLUMN_FIELDS:
@@ -503,6 +511,31 @@ def column_width(image: np.ndarray, xy: np.ndarray, spacing_px: float, halo_px: 
     return max(0.3, sigma)
 
 
+def column_globals(image: np.ndarray, xy: np.ndarray, task: _ModelTask, period_px: float,
+                   align: int) -> ColumnGlobals:
+    """The column model's image-wide quantities (:class:`~.columns.detect.ColumnGlobals`),
+    from :func:`~.columns.detect.model_columns` run as :func:`analyze` runs it (width,
+    thresholds and noise estimated) on the whole image, or on its central crop of
+    ``_GLOBALS_PX`` px (origin a multiple of ``align``) if the image is larger, with the
+    candidates ``xy`` (px) in it. The batch size is the whole image's."""
+    h, w = image.shape
+    lo = [max(0, (n - _GLOBALS_PX) // 2 // align * align) for n in (w, h)]
+    hi = [min(n, a + _GLOBALS_PX) for a, n in zip(lo, (w, h), strict=True)]
+    crop = np.asarray(image[lo[1] : hi[1], lo[0] : hi[0]], dtype=np.float32)
+    inside = ((xy[:, 0] >= lo[0]) & (xy[:, 0] < hi[0])
+              & (xy[:, 1] >= lo[1]) & (xy[:, 1] < hi[1]))
+    record: list[ColumnGlobals] = []
+    model_columns(
+        crop, xy[inside] - np.array(lo, dtype=np.float64),
+        smooth=crop,  # (only the discarded intensities read it)
+        peak_sigma_px=task.peak_sigma_px, min_distance_px=task.min_distance_px,
+        threshold_sigma=task.threshold_sigma,
+        min_relative_prominence=task.min_relative_prominence,
+        residual_search=task.residual_search, period_px=period_px, record=record,
+    )
+    return dataclasses.replace(record[0], image_bytes=int(h) * int(w) * 4)
+
+
 def _run(client, fn: Callable, args: list[tuple]) -> list:
     """``fn(*a)`` for every ``a``: on the Dask client if given (in order), else in process."""
     if client is None:
@@ -594,7 +627,7 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
     mio.check_size(micrograph, period)
     sigma_s = max(0.5, params.smoothing * period)
     min_distance = max(1.0, params.min_distance_factor * period)
-    noise = flat_noise(img)
+    noise = min(flat_noise(img), poisson_noise_bound(image))  # as detect_columns
     size = params.patch_size or default_patch_size(period)
     if size % 2 == 0 or size < 5:
         raise AnalysisError(f"patch_size must be odd and >= 5, got {size}")
@@ -645,9 +678,14 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
         spacing0 = nearest_neighbour_spacing(xy0)
         # The fit's reach: its window, and the background map smoothed at 3 windows' radius
         # (truncated at 4 sigma) twice per sweep; one patch for the descriptors on top.
-        radius = _fit_radius(max(0.5, 0.25 * spacing0))
-        fit_reach = 2 * (4 * 3 * radius) + 2 * radius + 1
-        width = column_width(img, xy0, spacing0, fit_reach)
+        # The image-wide quantities of the column model, measured once (the batching of
+        # the measurement aligned for the starting width, a sixth of the period).
+        mtask = _ModelTask(period, params.smoothing, sigma_s, min_distance,
+                           params.threshold_sigma, params.min_relative_prominence,
+                           params.residual_search, None, 0.0)
+        start_width = max(period / 6.0, min(period / 4.0, 1.0))
+        glob = column_globals(img, xy0, mtask, period, _fit_align(start_width))
+        width = glob.sigma
         align = _fit_align(width)
         radius = _fit_radius(width)
         fit_reach = 2 * (4 * 3 * radius) + 2 * radius + 1
@@ -660,9 +698,7 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
             )
         # Distinct columns stay max(0.5, width) apart (the model selection's suppression).
         band = max(0.5, width)
-        mtask = _ModelTask(period, params.smoothing, sigma_s, min_distance,
-                           params.threshold_sigma, params.min_relative_prominence,
-                           params.residual_search, width, band)
+        mtask = dataclasses.replace(mtask, globals=glob, band_px=band)
         args = []
         for k in range(len(grid)):
             rows, cols = grid.tile(k)
@@ -682,6 +718,10 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
         order = np.lexsort((fields["xy"][:, 0], rank[:, 1], rank[:, 0], start, start < 0))
         fields = {key: v[order] for key, v in fields.items()}
         columns = Columns(**fields)
+        # As analyze: a centre refined outside the field of view is not a measurement.
+        x, y = columns.xy[:, 0], columns.xy[:, 1]
+        columns = columns.subset(np.flatnonzero(
+            (x >= -0.5) & (y >= -0.5) & (x <= w - 0.5) & (y <= h - 0.5)))
     else:
         if halo_px is None:
             grid = TileGrid.make((h, w), tile_px, max(64, patch_px, peak_halo))
