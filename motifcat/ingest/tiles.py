@@ -7,19 +7,25 @@ partition it; each tile is its core plus a *halo* on every side, and every stage
 looks at a neighbourhood runs per tile, serially or on a Dask cluster:
 
 1. **Global quantities first** (driver): the lattice period (FFT of the central crop, as in
-   :func:`analyze`), the pixel noise (:func:`~motifcat.ingest.columns.detect.flat_noise` on a
-   regular subsample of the whole image), so that every tile applies the same thresholds.
+   :func:`analyze`), the pixel noise (:func:`~motifcat.ingest.columns.detect.flat_noise` and
+   :func:`~motifcat.ingest.columns.detect.poisson_noise_bound`, as ``detect_columns``), so
+   that every tile applies the same thresholds.
 2. **Peaks** (tiles): local maxima above the local background and their centre-of-mass
    refinement. A tile keeps the peaks in its core. The driver then applies the median-based
    relative prominence threshold and the non-maximum suppression to the union -- the very
    candidate set of the whole image.
-3. **Column width** (driver): the typical Gaussian width from the 400 columns nearest the image
-   centre, fitted on a crop around them (as :func:`~.columns.fit.estimate_column_width` does on
-   the whole image).
-4. **Column model** (tiles): the Gaussian image model with model selection and residual search
-   (:func:`~.columns.detect.model_columns`) on every tile, from the global candidates in the
-   tile and with the global width. A column belongs to the tile whose core holds it; columns
-   near a seam, found by two tiles, are merged (:func:`merge_seams`): no duplicates, no gaps.
+3. **Column-model globals** (driver, :func:`column_globals`): the column model
+   (:func:`~.columns.detect.model_columns`) estimates, from the image it is given, the
+   column width (and the widths its fits step through), the model selection's threshold,
+   the noise model, the spacings that choose the fit's iterations, its batch size and the
+   residual search's noise and thresholds (:class:`~.columns.detect.ColumnGlobals`). They
+   are measured once, by the whole-image code, on the whole image (or its central
+   ``_GLOBALS_PX``² crop if larger: they depend on the density of columns and the dose,
+   not on the image size).
+4. **Column model** (tiles): :func:`~.columns.detect.model_columns` on every tile, from the
+   global candidates in the tile and with the global quantities (``fixed=``). A column
+   belongs to the tile whose core holds it; columns near a seam, found by two tiles, are
+   merged (:func:`merge_seams`): no duplicates, no gaps.
 5. **Descriptors** (tiles): patches and Zernike moments of each tile's own columns, with the
    image-wide intensity offset and column scale; the halo holds the patches' pixels.
 6. **Classes and hierarchy** (driver): on all columns at once, by the same code as
@@ -29,12 +35,13 @@ looks at a neighbourhood runs per tile, serially or on a Dask cluster:
 The halo is at least one patch plus the reach of the column fit, so a column in a core sees
 the same pixels as in the whole image. Tile origins are multiples of the fit's colour cells
 and background blocks, so the fit groups the columns and averages the background as on the
-whole image. What stays per tile is inside the column model: its batch size and the noise
-model and residual-search thresholds it estimates from the image it is given, so positions
-agree to the fit's convergence, not bit for bit (``bench/tiles.py``, 2048² MoS2: 99.985 % of
-the columns within 0.05 px, at most 0.059 px; one column in 13523 changes class), and a few
-marginal columns within a patch of the image border may differ. Columns come in the whole
-image's order (the classes' random subsamples depend on it).
+whole image. With the global quantities every tile's fit takes the whole image's steps, so
+positions and cross-sections agree to the fit's convergence tolerance (which is over the
+columns a fit holds: a tile stops when its own columns have converged), not bit for bit;
+see ``bench/tiles.py``. Where the image is larger than ``_GLOBALS_PX``, the globals come
+from the central crop, so the tiled result then approximates :func:`analyze` more loosely
+(the whole-image run measures them on all of it). Columns come in the whole image's order
+(the classes' random subsamples depend on it).
 """
 
 from __future__ import annotations
@@ -60,7 +67,6 @@ from .columns.detect import (
     smooth_image,
     suppress_non_maxima,
 )
-from .columns.fit import fit_gaussian_columns
 from .lattice import nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Micrograph
 from .patches import default_patch_size, extract_patches, patch_fits, resampled_patch
@@ -78,8 +84,6 @@ from .zernike import rotation_invariants, smallest_zernike_patch, zernike_indice
 
 __all__ = ["TileGrid", "analyze_tiled", "merge_seams"]
 
-#: Columns estimate_column_width fits jointly (its ``max_columns``).
-_WIDTH_COLUMNS = 400
 #: Side (px) of the central crop on which the column model's image-wide quantities are
 #: measured (:func:`column_globals`); an image no larger is measured whole. A 1024² crop of
 #: a resolved HAADF image holds thousands of columns: plenty for a width, a noise model
@@ -485,39 +489,13 @@ def _fit_align(sigma_px: float) -> int:
     return math.lcm(2 * (r + 1), max(1, r))
 
 
-def column_width(image: np.ndarray, xy: np.ndarray, spacing_px: float, halo_px: int) -> float:
-    """:func:`~.columns.fit.estimate_column_width` of the whole image, on a crop around the
-    columns it uses.
-
-    The same columns (the 400 nearest the image centre) are fitted the same way, twice, on a
-    crop that holds them with ``halo_px`` around and whose origin keeps the fit's batching
-    (:func:`_fit_align`); the crop is what lets a 16k² image skip a full-image fit.
-    """
-    xy = np.asarray(xy, dtype=np.float64)
-    h, w = image.shape
-    order = np.argsort(np.hypot(xy[:, 0] - w / 2, xy[:, 1] - h / 2), kind="stable")
-    subset = xy[order[:_WIDTH_COLUMNS]]
-    inner = slice(0, max(1, len(subset) // 2))
-    sigma = max(0.5, 0.25 * float(spacing_px))
-    for _ in range(2):
-        a = _fit_align(sigma)
-        lo = np.floor((subset.min(axis=0) - halo_px) / a).astype(int) * a
-        lo = np.maximum(lo, 0)
-        hi = np.minimum(np.ceil(subset.max(axis=0) + halo_px).astype(int), [w, h])
-        crop = image[lo[1] : hi[1], lo[0] : hi[0]]
-        fit = fit_gaussian_columns(crop, subset - lo, sigma, n_iter=4, width_prior=0.0)
-        sigma = float(np.median(fit.sigma[inner]))
-        subset = fit.xy + lo
-    return max(0.3, sigma)
-
-
 def column_globals(image: np.ndarray, xy: np.ndarray, task: _ModelTask, period_px: float,
                    align: int) -> ColumnGlobals:
     """The column model's image-wide quantities (:class:`~.columns.detect.ColumnGlobals`),
     from :func:`~.columns.detect.model_columns` run as :func:`analyze` runs it (width,
     thresholds and noise estimated) on the whole image, or on its central crop of
     ``_GLOBALS_PX`` px (origin a multiple of ``align``) if the image is larger, with the
-    candidates ``xy`` (px) in it. The batch size is the whole image's."""
+    candidates ``xy`` (x, y in px) in it. The batch size recorded is the whole image's."""
     h, w = image.shape
     lo = [max(0, (n - _GLOBALS_PX) // 2 // align * align) for n in (w, h)]
     hi = [min(n, a + _GLOBALS_PX) for a, n in zip(lo, (w, h), strict=True)]
