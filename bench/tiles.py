@@ -148,8 +148,8 @@ def main() -> None:
         "",
         "| size | columns whole / tiled | identical (≤ 0.05 px) | tiled unmatched | max Δ px "
         "| p99 Δ px | class agreement | ARI | classes whole / tiled | time whole / tiled s "
-        "| peak RSS whole / tiled MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| CPU whole / tiled s | peak RSS whole / tiled MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         t, w = r["tiled"], r["whole"]
@@ -157,7 +157,7 @@ def main() -> None:
             lines.append(
                 f"| {r['size']}² | – / {len(t['xy'])} | – | – | – | – | – | – | – / "
                 f"{int(t['n_classes'])} | – / {float(t['time']):.0f} | – / "
-                f"{float(t['rss_mb']):.0f} |"
+                f"{float(t.get('cpu_s', np.nan)):.0f} | – / {float(t['rss_mb']):.0f} |"
             )
             continue
         lines.append(
@@ -165,6 +165,7 @@ def main() -> None:
             f"{r['tiled_unmatched']} | {r['max_dx']:.3g} | {r['p99_dx']:.3g} | "
             f"{r['class_agree']:.4f} | {r['ari']:.4f} | {int(w['n_classes'])} / "
             f"{int(t['n_classes'])} | {float(w['time']):.0f} / {float(t['time']):.0f} | "
+            f"{float(w.get('cpu_s', np.nan)):.0f} / {float(t.get('cpu_s', np.nan)):.0f} | "
             f"{float(w['rss_mb']):.0f} / {float(t['rss_mb']):.0f} |"
         )
     for r in rows:

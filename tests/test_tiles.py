@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,26 @@ def test_cli_analyze_tile_px(tmp_path):
     from motifcat.ingest import load_analysis
 
     assert len(load_analysis(out).columns) > 1000
+
+
+def test_column_model_replays_its_own_globals(synthetic):
+    """model_columns given the image-wide quantities it measured (``record``) takes the same
+    steps again (``fixed``): the same columns, bit for bit, on the same image."""
+    from motifcat.ingest.columns.detect import detect_columns
+    from motifcat.ingest.columns.detect import model_columns as mc
+
+    mg = synthetic("tmd", (160, 160), seed=3, pixel_size_A=0.3).micrograph()
+    img = np.asarray(mg.data, dtype=np.float32)
+    start = detect_columns(img, 10.9, refine="com")
+    kw = dict(smooth=None, peak_sigma_px=1.6, min_distance_px=3.3, period_px=10.9)
+    record = []
+    with threadpool_limits(1):
+        first = mc(img, start.xy, **kw, record=record)
+        again = mc(img, start.xy, **kw, fixed=record[0])
+        # The fixed quantities are used, not measured again: an impossible threshold.
+        with pytest.raises(AnalysisError, match="survives"):
+            mc(img, start.xy, **kw, fixed=dataclasses.replace(record[0], threshold=1e30))
+    g = record[0]
+    assert len(g.widths) >= 2 and g.widths[-1] == g.sigma and g.threshold >= 8.0
+    assert np.array_equal(first.xy, again.xy)
+    assert np.array_equal(first.cross_section, again.cross_section)

@@ -7,19 +7,25 @@ partition it; each tile is its core plus a *halo* on every side, and every stage
 looks at a neighbourhood runs per tile, serially or on a Dask cluster:
 
 1. **Global quantities first** (driver): the lattice period (FFT of the central crop, as in
-   :func:`analyze`), the pixel noise (:func:`~motifcat.ingest.columns.detect.flat_noise` on a
-   regular subsample of the whole image), so that every tile applies the same thresholds.
+   :func:`analyze`), the pixel noise (:func:`~motifcat.ingest.columns.detect.flat_noise` and
+   :func:`~motifcat.ingest.columns.detect.poisson_noise_bound`, as ``detect_columns``), so
+   that every tile applies the same thresholds.
 2. **Peaks** (tiles): local maxima above the local background and their centre-of-mass
    refinement. A tile keeps the peaks in its core. The driver then applies the median-based
    relative prominence threshold and the non-maximum suppression to the union -- the very
    candidate set of the whole image.
-3. **Column width** (driver): the typical Gaussian width from the 400 columns nearest the image
-   centre, fitted on a crop around them (as :func:`~.columns.fit.estimate_column_width` does on
-   the whole image).
-4. **Column model** (tiles): the Gaussian image model with model selection and residual search
-   (:func:`~.columns.detect.model_columns`) on every tile, from the global candidates in the
-   tile and with the global width. A column belongs to the tile whose core holds it; columns
-   near a seam, found by two tiles, are merged (:func:`merge_seams`): no duplicates, no gaps.
+3. **Column-model globals** (driver, :func:`column_globals`): the column model
+   (:func:`~.columns.detect.model_columns`) estimates, from the image it is given, the
+   column width (and the widths its fits step through), the model selection's threshold,
+   the noise model, the spacings that choose the fit's iterations, its batch size and the
+   residual search's noise and thresholds (:class:`~.columns.detect.ColumnGlobals`). They
+   are measured once, by the whole-image code, on the whole image (or its central
+   ``_GLOBALS_PX``² crop if larger: they depend on the density of columns and the dose,
+   not on the image size).
+4. **Column model** (tiles): :func:`~.columns.detect.model_columns` on every tile, from the
+   global candidates in the tile and with the global quantities (``fixed=``). A column
+   belongs to the tile whose core holds it; columns near a seam, found by two tiles, are
+   merged (:func:`merge_seams`): no duplicates, no gaps.
 5. **Descriptors** (tiles): patches and Zernike moments of each tile's own columns, with the
    image-wide intensity offset and column scale; the halo holds the patches' pixels.
 6. **Classes and hierarchy** (driver): on all columns at once, by the same code as
@@ -29,16 +35,19 @@ looks at a neighbourhood runs per tile, serially or on a Dask cluster:
 The halo is at least one patch plus the reach of the column fit, so a column in a core sees
 the same pixels as in the whole image. Tile origins are multiples of the fit's colour cells
 and background blocks, so the fit groups the columns and averages the background as on the
-whole image. What stays per tile is inside the column model: its batch size and the noise
-model and residual-search thresholds it estimates from the image it is given, so positions
-agree to the fit's convergence, not bit for bit (``bench/tiles.py``, 2048² MoS2: 99.985 % of
-the columns within 0.05 px, at most 0.059 px; one column in 13523 changes class), and a few
-marginal columns within a patch of the image border may differ. Columns come in the whole
-image's order (the classes' random subsamples depend on it).
+whole image. With the global quantities every tile's fit takes the whole image's steps, so
+positions and cross-sections agree to the fit's convergence, not bit for bit (a tile's
+fits step through the widths, and its residual search ends, when its own columns say so;
+``bench/tiles.py``, 2048² MoS2: 1 column in 13524 beyond 0.05 px, at 0.060 px, no class
+changed). Where the image is larger than ``_GLOBALS_PX``, the globals come
+from the central crop, so the tiled result then approximates :func:`analyze` more loosely
+(the whole-image run measures them on all of it). Columns come in the whole image's order
+(the classes' random subsamples depend on it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,14 +59,15 @@ from scipy.spatial import cKDTree
 from ..errors import AnalysisError, InvalidImageError
 from . import io as mio
 from .columns.detect import (
+    ColumnGlobals,
     find_peaks,
     flat_noise,
     model_columns,
+    poisson_noise_bound,
     refine_positions,
     smooth_image,
     suppress_non_maxima,
 )
-from .columns.fit import fit_gaussian_columns
 from .lattice import nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Micrograph
 from .patches import default_patch_size, extract_patches, patch_fits, resampled_patch
@@ -75,8 +85,11 @@ from .zernike import rotation_invariants, smallest_zernike_patch, zernike_indice
 
 __all__ = ["TileGrid", "analyze_tiled", "merge_seams"]
 
-#: Columns estimate_column_width fits jointly (its ``max_columns``).
-_WIDTH_COLUMNS = 400
+#: Side (px) of the central crop on which the column model's image-wide quantities are
+#: measured (:func:`column_globals`); an image no larger is measured whole. A 1024² crop of
+#: a resolved HAADF image holds thousands of columns: plenty for a width, a noise model
+#: and thresholds that depend on the density of columns, not on the image size.
+_GLOBALS_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -313,7 +326,7 @@ class _ModelTask:
     threshold_sigma: float
     min_relative_prominence: float
     residual_search: bool
-    sigma_px: float
+    globals: ColumnGlobals
     band_px: float
 
 
@@ -380,13 +393,13 @@ def _tile_model(tile: np.ndarray, origin: tuple[int, int], core: tuple[int, int,
         threshold_sigma=task.threshold_sigma,
         min_relative_prominence=task.min_relative_prominence,
         residual_search=task.residual_search,
-        sigma_px=task.sigma_px,
+        fixed=task.globals,
     )
     g = cols.xy + shift
     y0, y1, x0, x1 = core
     b = task.band_px
     sel = (g[:, 0] >= x0 - b) & (g[:, 0] < x1 + b) & (g[:, 1] >= y0 - b) & (g[:, 1] < y1 + b)
-    start, rank = _origins(cols.xy, xy - shift, max(1.0, task.sigma_px), index)
+    start, rank = _origins(cols.xy, xy - shift, max(1.0, task.globals.sigma), index)
     out = {"xy": g[sel], "intensity": cols.intensity[sel], "origin": start[sel],
            "rank": rank[sel]}
     for name in _COLUMN_FIELDS:
@@ -477,30 +490,29 @@ def _fit_align(sigma_px: float) -> int:
     return math.lcm(2 * (r + 1), max(1, r))
 
 
-def column_width(image: np.ndarray, xy: np.ndarray, spacing_px: float, halo_px: int) -> float:
-    """:func:`~.columns.fit.estimate_column_width` of the whole image, on a crop around the
-    columns it uses.
-
-    The same columns (the 400 nearest the image centre) are fitted the same way, twice, on a
-    crop that holds them with ``halo_px`` around and whose origin keeps the fit's batching
-    (:func:`_fit_align`); the crop is what lets a 16k² image skip a full-image fit.
-    """
-    xy = np.asarray(xy, dtype=np.float64)
+def column_globals(image: np.ndarray, xy: np.ndarray, task: _ModelTask, period_px: float,
+                   align: int) -> ColumnGlobals:
+    """The column model's image-wide quantities (:class:`~.columns.detect.ColumnGlobals`),
+    from :func:`~.columns.detect.model_columns` run as :func:`analyze` runs it (width,
+    thresholds and noise estimated) on the whole image, or on its central crop of
+    ``_GLOBALS_PX`` px (origin a multiple of ``align``) if the image is larger, with the
+    candidates ``xy`` (x, y in px) in it. The batch size recorded is the whole image's."""
     h, w = image.shape
-    order = np.argsort(np.hypot(xy[:, 0] - w / 2, xy[:, 1] - h / 2), kind="stable")
-    subset = xy[order[:_WIDTH_COLUMNS]]
-    inner = slice(0, max(1, len(subset) // 2))
-    sigma = max(0.5, 0.25 * float(spacing_px))
-    for _ in range(2):
-        a = _fit_align(sigma)
-        lo = np.floor((subset.min(axis=0) - halo_px) / a).astype(int) * a
-        lo = np.maximum(lo, 0)
-        hi = np.minimum(np.ceil(subset.max(axis=0) + halo_px).astype(int), [w, h])
-        crop = image[lo[1] : hi[1], lo[0] : hi[0]]
-        fit = fit_gaussian_columns(crop, subset - lo, sigma, n_iter=4, width_prior=0.0)
-        sigma = float(np.median(fit.sigma[inner]))
-        subset = fit.xy + lo
-    return max(0.3, sigma)
+    lo = [max(0, (n - _GLOBALS_PX) // 2 // align * align) for n in (w, h)]
+    hi = [min(n, a + _GLOBALS_PX) for a, n in zip(lo, (w, h), strict=True)]
+    crop = np.asarray(image[lo[1] : hi[1], lo[0] : hi[0]], dtype=np.float32)
+    inside = ((xy[:, 0] >= lo[0]) & (xy[:, 0] < hi[0])
+              & (xy[:, 1] >= lo[1]) & (xy[:, 1] < hi[1]))
+    record: list[ColumnGlobals] = []
+    model_columns(
+        crop, xy[inside] - np.array(lo, dtype=np.float64),
+        smooth=crop,  # (only the discarded intensities read it)
+        peak_sigma_px=task.peak_sigma_px, min_distance_px=task.min_distance_px,
+        threshold_sigma=task.threshold_sigma,
+        min_relative_prominence=task.min_relative_prominence,
+        residual_search=task.residual_search, period_px=period_px, record=record,
+    )
+    return dataclasses.replace(record[0], image_bytes=int(h) * int(w) * 4)
 
 
 def _run(client, fn: Callable, args: list[tuple]) -> list:
@@ -594,7 +606,7 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
     mio.check_size(micrograph, period)
     sigma_s = max(0.5, params.smoothing * period)
     min_distance = max(1.0, params.min_distance_factor * period)
-    noise = flat_noise(img)
+    noise = min(flat_noise(img), poisson_noise_bound(image))  # as detect_columns
     size = params.patch_size or default_patch_size(period)
     if size % 2 == 0 or size < 5:
         raise AnalysisError(f"patch_size must be odd and >= 5, got {size}")
@@ -645,9 +657,14 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
         spacing0 = nearest_neighbour_spacing(xy0)
         # The fit's reach: its window, and the background map smoothed at 3 windows' radius
         # (truncated at 4 sigma) twice per sweep; one patch for the descriptors on top.
-        radius = _fit_radius(max(0.5, 0.25 * spacing0))
-        fit_reach = 2 * (4 * 3 * radius) + 2 * radius + 1
-        width = column_width(img, xy0, spacing0, fit_reach)
+        # The image-wide quantities of the column model, measured once (the batching of
+        # the measurement aligned for the starting width, a sixth of the period).
+        mtask = _ModelTask(period, params.smoothing, sigma_s, min_distance,
+                           params.threshold_sigma, params.min_relative_prominence,
+                           params.residual_search, None, 0.0)
+        start_width = max(period / 6.0, min(period / 4.0, 1.0))
+        glob = column_globals(img, xy0, mtask, period, _fit_align(start_width))
+        width = glob.sigma
         align = _fit_align(width)
         radius = _fit_radius(width)
         fit_reach = 2 * (4 * 3 * radius) + 2 * radius + 1
@@ -660,9 +677,7 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
             )
         # Distinct columns stay max(0.5, width) apart (the model selection's suppression).
         band = max(0.5, width)
-        mtask = _ModelTask(period, params.smoothing, sigma_s, min_distance,
-                           params.threshold_sigma, params.min_relative_prominence,
-                           params.residual_search, width, band)
+        mtask = dataclasses.replace(mtask, globals=glob, band_px=band)
         args = []
         for k in range(len(grid)):
             rows, cols = grid.tile(k)
@@ -682,6 +697,10 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
         order = np.lexsort((fields["xy"][:, 0], rank[:, 1], rank[:, 0], start, start < 0))
         fields = {key: v[order] for key, v in fields.items()}
         columns = Columns(**fields)
+        # As analyze: a centre refined outside the field of view is not a measurement.
+        x, y = columns.xy[:, 0], columns.xy[:, 1]
+        columns = columns.subset(np.flatnonzero(
+            (x >= -0.5) & (y >= -0.5) & (x <= w - 0.5) & (y <= h - 0.5)))
     else:
         if halo_px is None:
             grid = TileGrid.make((h, w), tile_px, max(64, patch_px, peak_halo))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -735,6 +736,49 @@ def common_width(
     return float(trials[k])
 
 
+@dataclass(frozen=True)
+class ColumnGlobals:
+    """The image-wide quantities :func:`model_columns` otherwise estimates from the image it
+    is given, as they came out of one run on the whole image (or a representative part).
+
+    A tile of a large image, analysed with these, applies the whole image's width,
+    thresholds and noise model (:func:`motifcat.ingest.tiles.analyze_tiled`).
+
+    Attributes
+    ----------
+    sigma : float
+        The column width (px) the run settled on (:func:`common_width`).
+    threshold : float
+        The model selection's chi-square threshold of the final fit
+        (:func:`column_significance`).
+    noise_model : (float, float)
+        The final fit's pixel-variance model ``(a, b)`` (:func:`~.fit.fit_gaussian_columns`).
+    fit_spacing : float
+        Median nearest-neighbour spacing (px) of the final columns (the fit's iterations).
+    search_spacing : float
+        The candidates' spacing that sets the residual search's background radius.
+    image_bytes : int
+        Size of the whole image (bytes; the fit's batch size).
+    rounds : tuple of (float, float, float)
+        Per residual-search round: the residual's noise, the reference prominence and the
+        deviation ``u`` of its peak test (the last round's values serve later rounds).
+    widths : tuple of float
+        The widths (px) the run's fits used, in order (starting width first, ``sigma``
+        last): a tile takes the same steps, so that its fits start as the whole image's
+        did (a column the data constrain weakly, e.g. cut by the border, ends where its
+        start leads it, to the fit's convergence tolerance). Empty: ``sigma`` throughout.
+    """
+
+    sigma: float
+    threshold: float
+    noise_model: tuple[float, float]
+    fit_spacing: float
+    search_spacing: float
+    image_bytes: int
+    rounds: tuple[tuple[float, float, float], ...] = field(default=())
+    widths: tuple[float, ...] = field(default=())
+
+
 def model_columns(
     image: np.ndarray,
     xy: np.ndarray,
@@ -748,6 +792,8 @@ def model_columns(
     sigma_px: float | None = None,
     period_px: float | None = None,
     max_rounds: int = 4,
+    fixed: ColumnGlobals | None = None,
+    record: list | None = None,
 ) -> Columns:
     """Columns from candidate positions by the Gaussian image model, with model selection and
     a residual search.
@@ -788,6 +834,12 @@ def model_columns(
         column spacing.
     max_rounds : int
         Rounds of the residual search (each refits the whole model).
+    fixed : ColumnGlobals, optional
+        Use these image-wide quantities (width, selection threshold, noise model, spacings,
+        batch size, residual-search noise and thresholds) instead of estimating them from
+        ``image``: for a tile of a larger image. Default: estimated here.
+    record : list, optional
+        If given, the :class:`ColumnGlobals` of this run are appended to it.
 
     Returns
     -------
@@ -803,7 +855,9 @@ def model_columns(
         raise AnalysisError("need at least two columns to fit the column model")
     d, _ = cKDTree(xy).query(xy, k=2)
     spacing = float(np.median(d[:, 1]))
-    if period_px:
+    if fixed is not None:
+        spacing, sigma_px = fixed.search_spacing, fixed.sigma
+    elif period_px:
         # Few candidates (a faint sublattice missed) spread far apart: the spacing of a
         # lattice is never larger than its period.
         spacing = min(spacing, float(period_px))
@@ -822,11 +876,28 @@ def model_columns(
         sigma = max(float(period_px) / 6.0, min(float(period_px) / 4.0, 1.0))
     else:
         sigma = estimate_column_width(img, xy, spacing)
+    # The widths the fits use, in order (a change when common_width moves by 5 % or more).
+    widths = [sigma]
+    if fixed is not None and fixed.widths:
+        widths = [fixed.widths[0]]
+        sigma = widths[0]
+
+    search_spacing = spacing
+    rounds: list[tuple[float, float, float]] = []
+    fit_kw = {}
+    if fixed is not None:
+        fit_kw = dict(spacing_px=fixed.fit_spacing, noise_model=fixed.noise_model,
+                      image_bytes=fixed.image_bytes)
+
+    def significance(fit):
+        if fixed is not None:
+            return fit.significance, np.full(len(fit), fixed.threshold)
+        return column_significance(fit, float(img.size))
 
     def fit_and_select(points, judged=None):
         """Fit, then keep the significant columns (only those in ``judged`` are judged)."""
-        fit = fit_gaussian_columns(img, points, sigma, return_model=True)
-        chi2, threshold = column_significance(fit, float(img.size))
+        fit = fit_gaussian_columns(img, points, sigma, return_model=True, **fit_kw)
+        chi2, threshold = significance(fit)
         keep = chi2 > threshold
         if judged is not None:
             keep |= ~judged
@@ -842,6 +913,7 @@ def model_columns(
         holding the fit, emptied here, so that the caller keeps no reference to its model
         image while the next fit builds its own."""
         nonlocal sigma
+        replay = fixed is not None and bool(fixed.widths)
         fit = held.pop()
         for k in range(4):
             if keep.sum() < 2:
@@ -849,10 +921,18 @@ def model_columns(
                     "no column survives the model selection: the image shows no columns"
                 )
             changed = False
-            if keep.all() and sigma_px is None:
+            if keep.all() and replay:
+                # The whole image's sequence of widths, one step where it took one.
+                changed = len(widths) < len(fixed.widths)
+                if changed:
+                    sigma = fixed.widths[len(widths)]
+                    widths.append(sigma)
+            elif keep.all() and sigma_px is None:
                 new_sigma = common_width(img, fit, sigma)
                 changed = abs(new_sigma / sigma - 1) >= 0.05
                 sigma = new_sigma if changed else sigma
+                if changed:
+                    widths.append(sigma)
             if keep.all() and not changed:
                 return fit
             points, fit = fit.xy[keep], None
@@ -870,7 +950,7 @@ def model_columns(
     fit, keep = fit_and_select(xy, np.zeros(len(xy), bool))
     held, fit = [fit], None
     fit = settle(held, keep, judge=False)
-    chi2, threshold = column_significance(fit, float(img.size))
+    chi2, threshold = significance(fit)
     keep = (chi2 > threshold) & suppress_non_maxima(
         fit.xy, np.where(chi2 > threshold, chi2, -1.0), max(0.5, 2 * sigma)
     )
@@ -878,19 +958,25 @@ def model_columns(
     fit = settle(held, keep, judge=True)
     # Each round's residual is cleaner (the columns found are in the model), so its noise
     # estimate is lower and fainter columns pass; the rounds end when none is added.
-    for _ in range(max_rounds if residual_search else 0):
+    for round_ in range(max_rounds if residual_search else 0):
         kept = fit.xy
         residual = _Residual(img, fit)
-        # The residual is (nearly) pure noise, so the plain difference estimate is right here.
-        # (on a central band of at most 512 rows: plenty of pixels, no image-sized copy)
-        mid = img.shape[0] // 2
-        noise = estimate_noise(residual[max(0, mid - 256) : min(img.shape[0], mid + 256)])
-        atten = sigma**2 / (sigma**2 + peak_sigma_px**2)
-        reference = float(np.median(fit.height)) * atten
-        # Candidates in the residual (its background is modelled: 0 off the columns) at
-        # 3/4 of the deviation the selection asks for: the smoothing is not matched to every
-        # column and the fit still moves it, so the selection, not this test, decides.
-        u = np.sqrt(selection_threshold(sigma, float(img.size), len(kept)))
+        if fixed is not None and fixed.rounds:
+            noise, reference, u = fixed.rounds[min(round_, len(fixed.rounds) - 1)]
+        else:
+            # The residual is (nearly) pure noise, so the plain difference estimate is right
+            # here (on a central band of at most 512 rows: plenty of pixels, no image-sized
+            # copy).
+            mid = img.shape[0] // 2
+            noise = estimate_noise(residual[max(0, mid - 256) : min(img.shape[0], mid + 256)])
+            atten = sigma**2 / (sigma**2 + peak_sigma_px**2)
+            reference = float(np.median(fit.height)) * atten
+            # Candidates in the residual (its background is modelled: 0 off the columns) at
+            # 3/4 of the deviation the selection asks for: the smoothing is not matched to
+            # every column and the fit still moves it, so the selection, not this test,
+            # decides.
+            u = float(np.sqrt(selection_threshold(sigma, float(img.size), len(kept))))
+        rounds.append((float(noise), float(reference), float(u)))
         rc, _, _ = find_peaks(
             residual,
             peak_sigma_px,
@@ -920,6 +1006,18 @@ def model_columns(
         # there add nothing either).
         if added == 0 or len(fit) <= len(kept):
             break
+    if record is not None:
+        chi2, threshold = significance(fit)
+        record.append(ColumnGlobals(
+            sigma=float(sigma),
+            threshold=float(threshold[0]) if len(threshold) else 0.0,
+            noise_model=tuple(float(v) for v in fit.noise_model),
+            fit_spacing=float(np.median(cKDTree(fit.xy).query(fit.xy, k=2)[0][:, 1])),
+            search_spacing=float(search_spacing),
+            image_bytes=int(img.nbytes),
+            rounds=tuple(rounds),
+            widths=tuple(float(v) for v in widths),
+        ))
     out = dict(
         xy=fit.xy,
         sigma=fit.sigma,

@@ -97,6 +97,8 @@ class GaussianFit:
     model: np.ndarray | None = None
     background_grid: np.ndarray | None = None
     background_block: int = 1
+    #: The pixel-variance model ``(a, b)``: ``V = a + b * (model + background)``.
+    noise_model: tuple[float, float] = (0.0, 0.0)
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -558,6 +560,9 @@ def fit_gaussian_columns(
     background_px: float | None = None,
     chunk: int | None = None,
     return_model: bool = False,
+    spacing_px: float | None = None,
+    noise_model: tuple[float, float] | None = None,
+    image_bytes: int | None = None,
 ) -> GaussianFit:
     """Fit the image as a sum of 2-D Gaussians (one per column) on a smooth background.
 
@@ -594,6 +599,13 @@ def fit_gaussian_columns(
         of the float32 image (at least 24 MB), between 64 and 8192.
     return_model : bool
         Keep the model image (float32, Gaussians only) in the result, for residual searches.
+    spacing_px, noise_model, image_bytes : optional
+        Quantities the fit otherwise takes from the image and columns it is given: the
+        median nearest-neighbour spacing (px; it chooses the iterations and joint steps or
+        sweeps), the pixel-variance model ``(a, b)`` (for the errors and significances) and
+        the image's size in bytes (it sets the default ``chunk``). A tile of a larger image
+        (:func:`motifcat.ingest.tiles.analyze_tiled`) passes the larger image's values, so
+        that it is fitted as the larger image would be. Default: measured here.
 
     Returns
     -------
@@ -624,7 +636,10 @@ def fit_gaussian_columns(
     n = len(xy)
     h, w = img.shape
     radius = int(radius) if radius is not None else max(2, int(np.ceil(3.0 * sigma_px)))
-    spacing = _median_spacing(xy) if n >= 2 else np.inf
+    if spacing_px is not None:
+        spacing = float(spacing_px)
+    else:
+        spacing = _median_spacing(xy) if n >= 2 else np.inf
     if n_iter is None:
         # Overlapping columns converge more slowly (chosen on synthetic honeycomb images:
         # with neighbours 3.3 sigma apart 12 sweeps bring cross-sections within 0.3 %).
@@ -653,7 +668,8 @@ def fit_gaussian_columns(
     geo = _Geometry((h, w), centres, radius, background.block, background.data_means.shape)
     if chunk is None:
         per_column = 4 * (14 * geo.k * size + 10 * size * size)  # bytes of a batch's arrays
-        chunk = int(np.clip(max(img.nbytes // 4, 24 << 20) // per_column, 64, 8192))
+        nbytes = img.nbytes if image_bytes is None else int(image_bytes)
+        chunk = int(np.clip(max(nbytes // 4, 24 << 20) // per_column, 64, 8192))
     slices = [slice(i, min(n, i + chunk)) for i in range(0, n, chunk)]
     if n * size * size * 4 <= max(img.nbytes // 2, 8 << 20):
         # The data windows are read on every pass; keep them when that is cheap in memory.
@@ -757,7 +773,10 @@ def fit_gaussian_columns(
         return out[0], out[3], out[4]
 
     ss, jtj, jlj = _collect((final(sl) for sl in slices), slices, n)
-    noise_a, noise_b = _noise_model(sums[0], sums[1])
+    if noise_model is None:
+        noise_a, noise_b = _noise_model(sums[0], sums[1])
+    else:
+        noise_a, noise_b = (float(v) for v in noise_model)
     n_valid = geo.sx[:, 0] * geo.sy[:, 0]
     s2 = ss / np.maximum(n_valid - N_PARAMS, 1)
     meat = jlj
@@ -798,6 +817,7 @@ def fit_gaussian_columns(
         model=None,
         background_grid=background.map,
         background_block=background.block,
+        noise_model=(noise_a, noise_b),
     )
     if return_model:
         # Last, once the fit's temporaries are gone: the model image is the largest array.
