@@ -250,6 +250,11 @@ _QUIET = {
     "distributed.admin.tick.interval": "500ms",
     "distributed.worker.memory.monitor-interval": "500ms",
     "distributed.admin.system-monitor.interval": "2s",
+    # One image per worker thread at a time, the rest queued on the scheduler: a worker that
+    # dies then takes only its own image with it. With the default (1.1, i.e. two tasks on a
+    # one-thread worker) an innocent image queued behind a crashing one was counted as having
+    # killed the worker too, and reported failed after the crasher's retry.
+    "distributed.scheduler.worker-saturation": 1.0,
 }
 
 
