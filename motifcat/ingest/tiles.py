@@ -75,10 +75,11 @@ from .pipeline import (
     _MIN_COLUMNS,
     Progress,
     classify_columns,
+    environment_window,
     make_feature_extractor,
     measure_lattice,
     n_invariants,
-    patch_window,
+    own_cross_sections,
     prepare_patches,
 )
 from .zernike import rotation_invariants, smallest_zernike_patch, zernike_indices
@@ -730,20 +731,18 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
             f"columns are not brighter than the image mean (mean column {scale + offset:g}, "
             f"image mean {offset:g}); cannot scale the descriptors"
         )
-    if columns.cross_section is not None:
-        own = np.asarray(columns.cross_section, dtype=np.float64)
+    if columns.sigma is not None:
+        # As analyze: heights refitted with one common width (pipeline.own_cross_sections).
+        # It is linear and chunked, so it runs on the whole image here, exactly as there.
+        own = own_cross_sections(columns, None, background, img)
     else:
         own = peak - background
-    if not (np.isfinite(own).all() and own.mean() > 0):
-        raise AnalysisError("column cross-sections are not finite and positive on average")
-    own = own / own.mean()
+        if not (np.isfinite(own).all() and own.mean() > 0):
+            raise AnalysisError("column cross-sections are not finite and positive on average")
+        own = own / own.mean()
     if params.intensity_scale != "image":
         background, scale = 0.0, 1.0
-    window = patch_window(
-        size,
-        None if params.window_sigma is None else params.window_sigma * spacing / step,
-        params.env_radius * spacing / step,
-    )
+    window = environment_window(params, size, spacing, step)
     pad = int(np.ceil((size // 2) * step)) + 2
     rng = np.random.default_rng(params.random_state)
     n_fit = min(len(inner), 3000) if params.features == "pca" else 1
