@@ -334,12 +334,35 @@ def analyze(
     >>> result.labels.shape == (len(result.columns),)
     True
     """
+    return run_on_micrograph(
+        micrograph, params, lambda m: _analyze(m, params, columns, progress)
+    )
+
+
+def run_on_micrograph(micrograph, params: AnalysisParams | None, run: Callable):
+    """``run(micrograph)`` for a :class:`Micrograph` or a HyperSpy-like signal (converted with
+    ``params.pixel_size_A``), its errors prefixed with the file's name.
+
+    The entry point of :func:`analyze` and of the tiled analysis
+    (:func:`motifcat.ingest.tiles.analyze_tiled`).
+
+    Examples
+    --------
+    >>> from motifcat.ingest.io import micrograph_from_array
+    >>> mg = micrograph_from_array(np.ones((64, 64)), path="flat.npy")
+    >>> def refuse(m):
+    ...     raise AnalysisError("no columns")
+    >>> run_on_micrograph(mg, None, refuse)
+    Traceback (most recent call last):
+    ...
+    motifcat.errors.AnalysisError: flat.npy: no columns
+    """
     if not isinstance(micrograph, Micrograph) and mio.is_signal(micrograph):
         pixel_size = params.pixel_size_A if params is not None else None
         micrograph = mio.micrograph_from_signal(micrograph, pixel_size_A=pixel_size)
     name = micrograph.path if isinstance(micrograph, Micrograph) and micrograph.path else None
     try:
-        return _analyze(micrograph, params, columns, progress)
+        return run(micrograph)
     except (AnalysisError, InvalidImageError) as exc:
         # Every stage raises about arrays; the user needs to know which file it was.
         if name and not str(exc).startswith(name):

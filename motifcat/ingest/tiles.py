@@ -81,6 +81,7 @@ from .pipeline import (
     n_invariants,
     own_cross_sections,
     prepare_patches,
+    run_on_micrograph,
 )
 from .zernike import rotation_invariants, smallest_zernike_patch, zernike_indices
 
@@ -577,16 +578,11 @@ def analyze_tiled(
     >>> bool(np.abs(tiled.columns.xy - whole.columns.xy).max() < 0.05)
     True
     """
-    if not isinstance(micrograph, Micrograph) and mio.is_signal(micrograph):
-        pixel_size = params.pixel_size_A if params is not None else None
-        micrograph = mio.micrograph_from_signal(micrograph, pixel_size_A=pixel_size)
-    name = micrograph.path if isinstance(micrograph, Micrograph) and micrograph.path else None
-    try:
-        return _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress)
-    except (AnalysisError, InvalidImageError) as exc:
-        if name and not str(exc).startswith(name):
-            raise type(exc)(f"{name}: {exc}") from exc
-        raise
+    return run_on_micrograph(
+        micrograph,
+        params,
+        lambda m: _analyze_tiled(m, params, tile_px, halo_px, client, progress),
+    )
 
 
 def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> Analysis:
