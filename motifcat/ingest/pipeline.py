@@ -349,7 +349,7 @@ def run_on_micrograph(micrograph, params: AnalysisParams | None, run: Callable):
     Examples
     --------
     >>> from motifcat.ingest.io import micrograph_from_array
-    >>> mg = micrograph_from_array(np.ones((64, 64)), path="flat.npy")
+    >>> mg = micrograph_from_array(np.eye(64), path="flat.npy")
     >>> def refuse(m):
     ...     raise AnalysisError("no columns")
     >>> run_on_micrograph(mg, None, refuse)
