@@ -447,12 +447,12 @@ def query_recurring(
     fmt: str = _FORMAT,
 ) -> None:
     """Motifs that recur across materials and samples."""
-    from .query import recurring_motifs
+    from .query import recurring_motifs, with_level1_names
 
     with _open(catalog) as store:
-        df = recurring_motifs(
+        df = with_level1_names(store, recurring_motifs(
             store, min_materials=min_materials, min_samples=min_samples, level=level
-        )
+        ))
     emit(df, fmt, "Recurring motifs")
 
 

@@ -63,7 +63,13 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
     from .batch import ingest_files
     from .catalog import open_catalog
     from .export import motif_to_atoms, write_motif
-    from .query import list_materials, list_samples, persistent_motifs, recurring_motifs
+    from .query import (
+        list_materials,
+        list_samples,
+        persistent_motifs,
+        recurring_motifs,
+        with_level1_names,
+    )
     from .query import vocabulary as vocabulary_table
     from .report import emit, print_ingest_summary
 
@@ -94,7 +100,7 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
         emit(per_level, "table", "Motif vocabulary per level")
 
         console.rule("4. Recurring motifs")
-        across_materials = recurring_motifs(store, min_materials=2)
+        across_materials = with_level1_names(store, recurring_motifs(store, min_materials=2))
         if across_materials.empty:
             console.print(
                 "No motif is shared by the two materials — as expected: a TMD honeycomb and a "
@@ -102,7 +108,9 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
             )
         else:
             emit(_brief(across_materials), "table", "Motifs found in both materials")
-        across_samples = recurring_motifs(store, min_materials=1, min_samples=2)
+        across_samples = with_level1_names(
+            store, recurring_motifs(store, min_materials=1, min_samples=2)
+        )
         emit(_brief(across_samples).head(10), "table", "Motifs found in several samples")
 
         console.rule("5. Export the top persistent motif")
@@ -133,7 +141,7 @@ def run_demo(out_dir: Path = Path("demo-out"), catalog: str | None = None, conso
 
 def _brief(frame, key_width: int = 30):
     """The columns of a motif table worth showing in a terminal, keys shortened."""
-    cols = ["motif_id", "level", "n_samples", "n_images", "n_instances", "key"]
+    cols = ["motif_id", "name", "level", "n_samples", "n_images", "n_instances", "key"]
     out = frame[[c for c in cols if c in frame.columns]].copy()
     if "key" in out:
         out["key"] = [k if len(k) <= key_width else k[: key_width - 1] + "…" for k in out["key"]]

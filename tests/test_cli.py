@@ -93,6 +93,23 @@ def test_recurring_across_samples_and_composition_json(catalog):
     assert sum(r["count"] for r in doc["composed_of"]) == 6  # a hexagon of six columns
 
 
+def test_recurring_level1_motifs_carry_readable_names(catalog):
+    # Issue 10: level-1 keys all read "L1:zernike-n10-…"; the CLI's tables name them by
+    # cross-section rank and share, as `motifcat analyze` and the app do.
+    cat, _, _ = catalog
+    result = runner.invoke(
+        app,
+        ["query", "recurring", "--min-materials", "1", "--level", "1", "-c", cat, "-f", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows and all(r["level"] == 1 for r in rows)
+    words = ("bright", "medium", "dim")
+    assert all(r["name"].split()[0] in words and r["name"].endswith("%") for r in rows), rows
+    # Names tell the classes apart.
+    assert len({r["name"] for r in rows}) == len(rows)
+
+
 def test_export_a_unit_to_extxyz(catalog, tmp_path):
     cat, _, _ = catalog
     rows = json.loads(

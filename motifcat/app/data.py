@@ -301,59 +301,10 @@ def units(uri: str, image_id: str, level: int = 2, outline: bool = True) -> pd.D
     return _call(uri, query.image_units, image_id, level, outline)
 
 
-def _material_brightness(uri: str, material: str) -> pd.DataFrame:
-    """Level-1 motifs of one material: ``motif_id, count`` (its columns there) and
-    ``cross_section``, the mean cross-section of its columns, each divided by the mean of its
-    image's classified columns (so that dose and detector gain drop out); NaN when the catalog
-    stores no cross-sections."""
-    df = _call(uri, query.material_level1, material)[["image_id", "motif_id", "count",
-                                                      "cross_section"]]
-    if df.empty:
-        return pd.DataFrame({"motif_id": [], "count": [], "cross_section": []})
-    n = df["count"].astype(float)
-    weighted = (df["cross_section"] * n).groupby(df["image_id"]).transform("sum")
-    per_image = weighted / n.groupby(df["image_id"]).transform("sum")
-    df = df.assign(rel=df["cross_section"] / per_image * n)
-    out = df.groupby("motif_id").agg(count=("count", "sum"), rel=("rel", "sum"))
-    out["cross_section"] = out["rel"] / out["count"]
-    out.loc[~df.groupby("motif_id")["rel"].apply(lambda v: v.notna().all()), "cross_section"] = (
-        np.nan
-    )
-    return out.drop(columns="rel").reset_index()
-
-
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def level1_names(uri: str) -> dict[str, str]:
-    """Readable names of the level-1 motifs (issue 10): ``{"L1-0001": "bright 44 %", ...}``.
-
-    Within each material, a motif is named by where the cross-section of its columns ranks
-    among the material's level-1 motifs and by its share of the material's classified columns
-    (:func:`motifcat.ingest.names.display_names`, the words the CLI prints). The cross-section
-    is that of the stored instances, relative to their image's mean, as the Image page colours
-    them; a catalog written before cross-sections were stored gets the share alone. A motif
-    seen in several materials takes the name it has in the material where it has most
-    columns; when the catalog holds several materials the name starts with that material.
-    Names are for display next to the ids, never an identity.
-    """
-    from motifcat.ingest import display_names
-
-    materials = list(materials_table(uri)["material"])
-    best: dict[str, tuple[int, str]] = {}
-    for mat in sorted(materials):
-        got = _material_brightness(uri, mat)
-        if got.empty:
-            continue
-        ids, n = list(got["motif_id"]), got["count"].to_numpy(dtype=float)
-        xs = got["cross_section"].to_numpy(dtype=float)
-        if np.isfinite(xs).all():
-            names = display_names(xs, n)
-        else:  # a catalog written before cross-sections were stored: the share alone
-            share = 100.0 * n / max(n.sum(), 1.0)
-            names = [f"{v:.0f} %" if v >= 10 else f"{v:.1f} %" for v in share]
-        for m, name, k in zip(ids, names, n, strict=True):
-            if m not in best or k > best[m][0]:
-                best[m] = (int(k), f"{mat} {name}" if len(materials) > 1 else name)
-    return {m: best[m][1] for m in sorted(best)}
+    """:func:`motifcat.query.level1_names`: ``{"L1-0001": "bright 44 %", ...}``."""
+    return _call(uri, query.level1_names)
 
 
 def motif_label(motif_id: str, names: Mapping[str, str]) -> str:

@@ -18,7 +18,12 @@ from .catalog_questions import (
 )
 from .console import check_readonly, run_readonly
 from .cypher import CYPHER
-from .material_questions import material_level1, material_reference
+from .material_questions import (
+    level1_names,
+    material_level1,
+    material_reference,
+    with_level1_names,
+)
 from .motif_questions import (
     DEFAULT_SPACE,
     Composition,
@@ -46,6 +51,7 @@ __all__ = [
     "image_instances",
     "image_units",
     "level1_motifs_in_images_of",
+    "level1_names",
     "list_images",
     "list_materials",
     "list_samples",
@@ -61,4 +67,5 @@ __all__ = [
     "similar_motifs",
     "spatial_context",
     "vocabulary",
+    "with_level1_names",
 ]
