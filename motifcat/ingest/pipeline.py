@@ -287,6 +287,47 @@ def measure_lattice(micrograph: Micrograph, params: AnalysisParams) -> float:
     return lattice_period(micrograph.data)
 
 
+def in_field_of_view(columns: Columns, shape: tuple[int, int]) -> Columns:
+    """The columns whose centre lies on the image (within half a pixel of its edge pixels).
+
+    A column cut by the border can be refined to a centre outside the field of view (seen up
+    to 7 px out on a real 1024² MoS2 image): that centre is an extrapolation, not a
+    measurement, and no patch can be cut around it.
+
+    Examples
+    --------
+    >>> cols = Columns(xy=np.array([[5.0, 5.0], [-3.0, 5.0]]), intensity=np.ones(2))
+    >>> in_field_of_view(cols, (10, 10)).xy.tolist()
+    [[5.0, 5.0]]
+    """
+    h, w = shape
+    x, y = columns.xy[:, 0], columns.xy[:, 1]
+    inside = (x >= -0.5) & (y >= -0.5) & (x <= w - 0.5) & (y <= h - 0.5)
+    return columns.subset(np.flatnonzero(inside))
+
+
+def whole_patch_columns(
+    columns: Columns, shape: tuple[int, int], size: int, step: float, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(has_patch, inner)``: which columns have their whole patch inside the image, and
+    their indices; raises :class:`InvalidImageError` when fewer than the minimum do.
+
+    Examples
+    --------
+    >>> cols = Columns(xy=np.array([[x, 50.0] for x in range(5, 96, 6)]), intensity=np.ones(16))
+    >>> has, inner = whole_patch_columns(cols, (100, 100), 21, 1.0, "a.npy")
+    >>> int(has.sum()), inner[:2].tolist()
+    (13, [1, 2])
+    """
+    has_patch = patch_fits(columns.xy, shape, size, step)
+    inner = np.flatnonzero(has_patch)
+    if len(inner) < _MIN_COLUMNS:
+        raise InvalidImageError(
+            f"{name}: only {len(inner)} columns lie a whole patch ({size} px) away from the border"
+        )
+    return has_patch, inner
+
+
 def analyze(
     micrograph: Micrograph,
     params: AnalysisParams | None = None,
@@ -402,13 +443,7 @@ def _analyze(
             residual_search=params.residual_search,
             smoothed=smoothed,
         )
-        # A column cut by the border can be refined to a centre outside the field of view
-        # (seen up to 7 px out on a real 1024² MoS2 image): that centre is an extrapolation,
-        # not a measurement, and no patch can be cut around it.
-        h, w = image.shape
-        x, y = columns.xy[:, 0], columns.xy[:, 1]
-        inside = (x >= -0.5) & (y >= -0.5) & (x <= w - 0.5) & (y <= h - 0.5)
-        columns = columns.subset(np.flatnonzero(inside))
+        columns = in_field_of_view(columns, image.shape)
     if len(columns) < _MIN_COLUMNS:
         raise AnalysisError(f"{name}: only {len(columns)} atom columns found; need {_MIN_COLUMNS}")
     spacing = params.spacing_px or nearest_neighbour_spacing(columns.xy)
@@ -421,12 +456,7 @@ def _analyze(
         # Coarse sampling (a few px per period): the patch keeps its extent and is
         # resampled finely enough to resolve the Zernike order, instead of failing.
         size, step = resampled_patch(size, smallest_zernike_patch(params.n_max))
-    has_patch = patch_fits(columns.xy, image.shape, size, step)
-    inner = np.flatnonzero(has_patch)
-    if len(inner) < _MIN_COLUMNS:
-        raise InvalidImageError(
-            f"{name}: only {len(inner)} columns lie a whole patch ({size} px) away from the border"
-        )
+    has_patch, inner = whole_patch_columns(columns, image.shape, size, step, name)
 
     report("features", 0.3)
     extractor = make_feature_extractor(params)

@@ -56,7 +56,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from ..errors import AnalysisError, InvalidImageError
+from ..errors import AnalysisError
 from . import io as mio
 from .columns.detect import (
     ColumnGlobals,
@@ -70,18 +70,20 @@ from .columns.detect import (
 )
 from .lattice import nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Micrograph
-from .patches import default_patch_size, extract_patches, patch_fits, resampled_patch
+from .patches import default_patch_size, extract_patches, resampled_patch
 from .pipeline import (
     _MIN_COLUMNS,
     Progress,
     classify_columns,
     environment_window,
+    in_field_of_view,
     make_feature_extractor,
     measure_lattice,
     n_invariants,
     own_cross_sections,
     prepare_patches,
     run_on_micrograph,
+    whole_patch_columns,
 )
 from .zernike import rotation_invariants, smallest_zernike_patch, zernike_indices
 
@@ -694,10 +696,7 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
         order = np.lexsort((fields["xy"][:, 0], rank[:, 1], rank[:, 0], start, start < 0))
         fields = {key: v[order] for key, v in fields.items()}
         columns = Columns(**fields)
-        # As analyze: a centre refined outside the field of view is not a measurement.
-        x, y = columns.xy[:, 0], columns.xy[:, 1]
-        columns = columns.subset(np.flatnonzero(
-            (x >= -0.5) & (y >= -0.5) & (x <= w - 0.5) & (y <= h - 0.5)))
+        columns = in_field_of_view(columns, (h, w))  # as analyze
     else:
         if halo_px is None:
             grid = TileGrid.make((h, w), tile_px, max(64, patch_px, peak_halo))
@@ -709,12 +708,7 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
 
     # 5. Descriptors, with the image-wide scales (see pipeline.image_intensity_scale).
     spacing = params.spacing_px or nearest_neighbour_spacing(columns.xy)
-    has_patch = patch_fits(columns.xy, (h, w), size, step)
-    inner = np.flatnonzero(has_patch)
-    if len(inner) < _MIN_COLUMNS:
-        raise InvalidImageError(
-            f"{name}: only {len(inner)} columns lie a whole patch ({size} px) away from the border"
-        )
+    has_patch, inner = whole_patch_columns(columns, (h, w), size, step, name)
     report("features", 0.3)
     extractor = make_feature_extractor(params)
     offset = float(img.mean(dtype=np.float64))
