@@ -276,8 +276,34 @@ class _Geometry:
         self.dc = (centres[self.nbr] - centres[:, None, :]).astype(np.int16)
         self.off16 = self.off_int.astype(np.int16)
 
+    def _memo(self, name, sl, make, small=False):
+        """``make(sl)`` computed once per batch (the chunks and colour-group batches are the
+        same on every pass, so the window-constant arrays are built once). Window-sized
+        arrays (``small`` False) are kept only while the data windows are cached (then they
+        cost about as much memory as that cache); :meth:`forget` drops them."""
+        if not (small or self.cache is not None):
+            return make(sl)
+        if isinstance(sl, slice):
+            key = (name, sl.start, sl.stop, sl.step)
+        else:
+            # An index array: the batches live as long as the fit, and the entry holds a
+            # reference to the array, so its id is not reused meanwhile.
+            key = (name, id(sl))
+        memo = self.__dict__.setdefault("memo", {})
+        if key not in memo:
+            memo[key] = (sl, make(sl))
+        return memo[key][1]
+
+    def forget(self):
+        """Drop the cached data windows and per-batch arrays (memory)."""
+        self.cache = None
+        self.memo = {}
+
     def onehot(self, sl):
         """(n, S, kb) float32 indicators of each window row/column's background block."""
+        return self._memo("onehot", sl, self._onehot)
+
+    def _onehot(self, sl):
         kb = np.arange(self.kb, dtype=np.int16)
         oy = (self.by_local[sl][:, :, None] == kb).astype(_F32)
         ox = (self.bx_local[sl][:, :, None] == kb).astype(_F32)
@@ -285,14 +311,35 @@ class _Geometry:
         ox *= self.vx[sl][:, :, None]
         return oy, ox
 
-    def scatter(self, grid, sl, vals):
-        """Add per-column block sums ``vals`` (n, kb, kb) into ``grid`` (hb, wb)."""
+    def profile_masks(self, sl):
+        """(n, K, S) float32 masks of each neighbour's profile: its own window and the
+        image, on the window grid of each column of ``sl``."""
+        return self._memo("profile_masks", sl, self._profile_masks)
+
+    def _profile_masks(self, sl):
+        dc = self.dc[sl]
+        mx = (np.abs(self.off16 - dc[..., 0, None]) <= self.R).astype(_F32)
+        mx *= self.vx[sl][:, None, :]
+        my = (np.abs(self.off16 - dc[..., 1, None]) <= self.R).astype(_F32)
+        my *= self.vy[sl][:, None, :]
+        return mx, my
+
+    def valid(self, sl):
+        """(n, S, S) float32 validity (inside the image) of the window pixels."""
+        return self._memo("valid", sl, lambda s: self.vy[s][:, :, None] * self.vx[s][:, None, :])
+
+    def _block_index(self, sl):
         hb, wb = self.grid_shape
         kb = np.arange(self.kb)
         gy = np.clip(self.by0[sl, None] + kb, 0, hb - 1)
         gx = np.clip(self.bx0[sl, None] + kb, 0, wb - 1)
-        idx = gy[:, :, None] * wb + gx[:, None, :]
-        grid += np.bincount(idx.ravel(), weights=vals.ravel(), minlength=hb * wb).reshape(hb, wb)
+        return (gy[:, :, None] * wb + gx[:, None, :]).ravel()
+
+    def scatter(self, grid, sl, vals):
+        """Add per-column block sums ``vals`` (n, kb, kb) into ``grid`` (hb, wb)."""
+        hb, wb = self.grid_shape
+        idx = self._memo("block_index", sl, self._block_index, small=True)
+        grid += np.bincount(idx, weights=vals.ravel(), minlength=hb * wb).reshape(hb, wb)
 
 
 def _window_profiles(geo, p, sl):
@@ -305,11 +352,7 @@ def _window_profiles(geo, p, sl):
     nb = geo.nbr[sl]
     dc = geo.dc[sl]
     pj = p[nb].astype(_F32)
-    R = geo.R
-    mx = (np.abs(geo.off16 - dc[..., 0, None]) <= R).astype(_F32)
-    mx *= geo.vx[sl][:, None, :]
-    my = (np.abs(geo.off16 - dc[..., 1, None]) <= R).astype(_F32)
-    my *= geo.vy[sl][:, None, :]
+    mx, my = geo.profile_masks(sl)
     s = pj[..., 2]
     GX, UX = _gauss1d(geo.off, dc[..., 0] + pj[..., 0], s, mx)
     GY, UY = _gauss1d(geo.off, dc[..., 1] + pj[..., 1], s, my)
@@ -319,7 +362,7 @@ def _window_profiles(geo, p, sl):
 
 def _window_data(img, geo, sl):
     """Data of the windows (n, S, S) float32, zero outside the image, and the validity."""
-    valid = geo.vy[sl][:, :, None] * geo.vx[sl][:, None, :]
+    valid = geo.valid(sl)
     if geo.cache is not None:
         return geo.cache[sl], valid
     inside = geo.inside[sl]
@@ -761,7 +804,8 @@ def fit_gaussian_columns(
         # columns an early stop changes which faint candidates pass the selection.)
         if joint and it >= 1 and (np.abs(post - before) <= tol).all():
             n_iter = it + 1  # one more pass: the background of the converged columns
-    geo.cache = parts = jtj = grad = s2 = cross = step = var = tol = None  # free memory
+    geo.forget()
+    parts = jtj = grad = s2 = cross = step = var = tol = None  # free memory
 
     # Final pass: residual variance, noise model, covariance and significance.
     sums = [np.zeros(5), np.inf]
