@@ -75,15 +75,18 @@ def child(mode: str, size: int, tile_px: int, out: str, workers: int) -> None:
              cpu_s=use.ru_utime + use.ru_stime, n_classes=len(res.classes))
 
 
-def run(mode: str, size: int, tile_px: int, workers: int) -> dict:
+def run(mode: str, size: int, tile_px: int, workers: int, keep: str | None = None) -> dict:
+    """One child run; with ``keep`` (a directory) its result is kept there as
+    ``{mode}{size}_{tile_px}.npz`` and reused if already present (long runs, one at a time)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "r.npz")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-        subprocess.run(
-            [sys.executable, __file__, "--child", mode, "--size", str(size),
-             "--tile-px", str(tile_px), "--out", out, "--workers", str(workers)],
-            check=True, env=env,
-        )
+        out = os.path.join(keep or tmp, f"{mode}{size}_{tile_px if mode == 'tiled' else 0}.npz")
+        if not (keep and os.path.exists(out)):
+            env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+            subprocess.run(
+                [sys.executable, __file__, "--child", mode, "--size", str(size),
+                 "--tile-px", str(tile_px), "--out", out, "--workers", str(workers)],
+                check=True, env=env,
+            )
         r = np.load(out)
         return {k: r[k] for k in r.files}
 
@@ -116,6 +119,10 @@ def main() -> None:
     ap.add_argument("--tile-px", type=int, default=1024)
     ap.add_argument("--max-whole", type=int, default=8192)
     ap.add_argument("--workers", type=int, default=0, help="Dask LocalCluster workers (0: serial)")
+    ap.add_argument("--only", choices=("tiled", "whole"),
+                    help="Run one of the two analyses (with --keep: the other one later).")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="Keep each child's result in DIR and reuse the ones already there.")
     ap.add_argument("--child")
     ap.add_argument("--out")
     ap.add_argument("--reuse", nargs=2, metavar=("TILED_NPZ", "WHOLE_NPZ"),
@@ -129,8 +136,12 @@ def main() -> None:
         if args.reuse:
             tiled, whole = ({k: r[k] for k in r.files} for r in map(np.load, args.reuse))
         else:
-            tiled = run("tiled", size, args.tile_px, args.workers)
-            whole = run("whole", size, args.tile_px, 0) if size <= args.max_whole else None
+            tiled = (run("tiled", size, args.tile_px, args.workers, args.keep)
+                     if args.only != "whole" else None)
+            whole = (run("whole", size, args.tile_px, 0, args.keep)
+                     if size <= args.max_whole and args.only != "tiled" else None)
+            if tiled is None:
+                continue
         row = {"size": size, "tiled": tiled, "whole": whole}
         if whole is not None:
             row.update(agreement(whole, tiled))

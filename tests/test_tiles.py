@@ -42,14 +42,17 @@ def _is_permutation(conf: np.ndarray) -> bool:
 
 def test_grid_partitions_the_image_and_tiles_hold_the_halo():
     g = TileGrid.make((700, 1000), core_px=256, halo_px=50, align=20)
-    assert g.halo == 60 and len(g) == 12  # cores 240 px (a multiple of 20); last ones wider
-    assert g.x_edges.tolist() == [0, 240, 480, 720, 1000]
+    # 4 x 3 cores of 250 x 233 px, edges moved to multiples of 20 (not rounded down: no
+    # thin last core); the halo before a core aligned (60), after it as asked (50).
+    assert g.halo == 60 and g.halo_end == 50 and len(g) == 12
+    assert g.x_edges.tolist() == [0, 240, 500, 760, 1000]
+    assert g.y_edges.tolist() == [0, 240, 460, 700]
     cover = np.zeros((700, 1000), dtype=int)
     for k in range(len(g)):
         rows, cols = g.core(k)
         cover[rows, cols] += 1
         trows, tcols = g.tile(k)
-        assert trows.start == max(0, rows.start - 60) and tcols.stop == min(1000, cols.stop + 60)
+        assert trows.start == max(0, rows.start - 60) and tcols.stop == min(1000, cols.stop + 50)
         assert trows.start % 20 == 0 and tcols.start % 20 == 0  # origins keep the fit's batching
     assert (cover == 1).all()
     yy, xx = np.mgrid[:700:7, :1000:9]

@@ -108,16 +108,20 @@ class TileGrid:
         Core boundaries along x and y: core ``(i, j)`` is ``x_edges[i] <= x < x_edges[i+1]``,
         ``y_edges[j] <= y < y_edges[j+1]`` (the last edge is the image side).
     halo : int
-        Overlap (px) on each side of a core; tiles are clipped to the image.
+        Overlap (px) before a core (above and to its left); a multiple of the grid's
+        alignment, so that tile origins are multiples of it. Tiles are clipped to the image.
+    halo_end : int
+        Overlap (px) after a core (below and to its right); no alignment needed there.
+        Default: ``halo``.
 
     Examples
     --------
-    >>> g = TileGrid.make((100, 240), core_px=100, halo_px=10, align=10)
+    >>> g = TileGrid.make((100, 240), core_px=120, halo_px=10, align=10)
     >>> g.x_edges.tolist(), g.y_edges.tolist(), len(g)
-    ([0, 100, 240], [0, 100], 2)
+    ([0, 120, 240], [0, 100], 2)
     >>> g.tile(1)
-    (slice(0, 100, None), slice(90, 240, None))
-    >>> g.owner(np.array([[99.9, 5.0], [100.0, 5.0]])).tolist()
+    (slice(0, 100, None), slice(110, 240, None))
+    >>> g.owner(np.array([[119.9, 5.0], [120.0, 5.0]])).tolist()
     [0, 1]
     """
 
@@ -125,23 +129,41 @@ class TileGrid:
     x_edges: np.ndarray
     y_edges: np.ndarray
     halo: int
+    halo_end: int | None = None
+
+    def __post_init__(self):
+        if self.halo_end is None:
+            object.__setattr__(self, "halo_end", self.halo)
 
     @classmethod
     def make(cls, shape, core_px: int, halo_px: int, align: int = 1) -> TileGrid:
-        """Cores of about ``core_px`` (a multiple of ``align``), the halo rounded up to one."""
+        """Cores of at most about ``core_px`` with edges on multiples of ``align``.
+
+        Each side is cut into ``ceil(n / core_px)`` cores of equal length, each inner edge
+        moved to the nearest multiple of ``align`` (so cores differ from ``n / count`` by
+        at most ``align / 2``). The halo before a core is ``halo_px`` rounded up to a
+        multiple of ``align`` (tile origins stay multiples of it), the halo after it is
+        ``halo_px``. Rounding the core *size* down to a multiple of ``align`` instead would
+        waste up to one ``align`` per core, and add a thin last core, whose tile is mostly
+        halo.
+        """
         align = max(1, int(align))
-        core = max(align, int(core_px) // align * align)
+        core_px = max(1, int(core_px))
         halo = int(math.ceil(halo_px / align)) * align
 
         def edges(n: int) -> np.ndarray:
-            e = list(range(0, n, core))
-            # A last core thinner than half a core joins its neighbour.
-            if len(e) > 1 and n - e[-1] < core // 2:
-                e.pop()
-            return np.array([*e, n], dtype=np.int64)
+            count = max(1, -(-n // core_px))
+            inner = np.rint(np.arange(1, count) * (n / count) / align).astype(np.int64) * align
+            e = np.unique(np.r_[0, inner[(inner > 0) & (inner < n)], n])
+            return e.astype(np.int64)
 
         h, w = shape
-        return cls((int(h), int(w)), edges(w), edges(h), halo)
+        return cls((int(h), int(w)), edges(w), edges(h), halo, int(math.ceil(halo_px)))
+
+    def with_halo(self, halo_px: int) -> TileGrid:
+        """The same cores with another halo (on both sides, not aligned): a stage whose
+        result does not depend on the tile origin (descriptors) needs only its own reach."""
+        return dataclasses.replace(self, halo=int(halo_px), halo_end=int(halo_px))
 
     def __len__(self) -> int:
         return (len(self.x_edges) - 1) * (len(self.y_edges) - 1)
@@ -163,8 +185,8 @@ class TileGrid:
         rows, cols = self.core(k)
         h, w = self.shape
         return (
-            slice(max(0, rows.start - self.halo), min(h, rows.stop + self.halo)),
-            slice(max(0, cols.start - self.halo), min(w, cols.stop + self.halo)),
+            slice(max(0, rows.start - self.halo), min(h, rows.stop + self.halo_end)),
+            slice(max(0, cols.start - self.halo), min(w, cols.stop + self.halo_end)),
         )
 
     def owner(self, xy: np.ndarray) -> np.ndarray:
@@ -668,9 +690,11 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
         radius = _fit_radius(width)
         fit_reach = 2 * (4 * 3 * radius) + 2 * radius + 1
         resid_halo = int(np.ceil(4 * sigma_s)) + int(max(2.0, 2.0 * spacing0)) + 4
-        halo = halo_px or max(64, patch_px + fit_reach, resid_halo, peak_halo)
+        # The descriptors have their own halo (one patch, below), so the fit's need not
+        # hold a patch on top of its reach.
+        halo = halo_px or max(64, fit_reach, resid_halo, peak_halo)
         grid = TileGrid.make((h, w), tile_px, halo, align)
-        if grid.halo < max(peak_halo, resid_halo, patch_px):
+        if grid.halo_end < max(peak_halo, resid_halo, patch_px):
             raise AnalysisError(
                 f"halo_px must be at least {max(peak_halo, resid_halo, patch_px)} px"
             )
@@ -743,6 +767,8 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
     ))
     zernike = params.features == "zernike"
     dtask = _DescribeTask(size, step, background, scale, offset, window, params.n_max, zernike)
+    # A patch is all a column's descriptors read: the cores' tiles grown by one patch only.
+    grid = grid.with_halo(patch_px)
     owner = grid.owner(columns.xy)
     members = [np.flatnonzero(owner == k) for k in range(len(grid))]
     args = []
