@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import ase.io
 import pytest
@@ -104,8 +105,8 @@ def test_recurring_level1_motifs_carry_readable_names(catalog):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert rows and all(r["level"] == 1 for r in rows)
-    words = ("bright", "medium", "dim")
-    assert all(r["name"].split()[0] in words and r["name"].endswith("%") for r in rows), rows
+    word = re.compile(r"^(bright|medium|dim|brightest|dimmest|\d\.\d+×) \d+(\.\d+)? %( [a-z])?$")
+    assert all(word.match(r["name"]) for r in rows), rows
     # Names tell the classes apart.
     assert len({r["name"] for r in rows}) == len(rows)
 

@@ -101,20 +101,27 @@ CYPHER: dict[str, str] = {
         "MATCH (u:Instance)-[:INSTANCE_OF]->(m) "
         "MATCH (c:Instance)-[:PART_OF]->(u) "
         "MATCH (c)-[:PART_OF]->(v:Instance) WHERE v.id <> u.id "
+        "WITH DISTINCT u, v "
         "MATCH (v)-[:INSTANCE_OF]->(n:Motif) "
-        "WITH DISTINCT u.id AS uid, v.id AS vid, n.id AS nid, n.level AS nlevel "
-        "RETURN nid AS motif_id, nlevel AS level, count(*) AS count"
+        "RETURN n.id AS motif_id, n.level AS level, count(*) AS count"
     ),
+    # DISTINCT after every hop: a composite reaches each of its columns through several units
+    # and each column reaches each neighbour composite through several units, so the paths
+    # multiply ~(units per column)^2; deduplicating (u, column), (u, unit), (u, composite) as
+    # they come keeps the rows to the distinct pairs (demo catalog, most common composite:
+    # 2.1 s -> 0.28 s on Ladybug, same counts).
     "context_shared_3": (
         "MATCH (m:Motif) WHERE m.id = $motif_id "
         "MATCH (u:Instance)-[:INSTANCE_OF]->(m) "
         "MATCH (a:Instance)-[:PART_OF]->(u) "
         "MATCH (c:Instance)-[:PART_OF]->(a) "
+        "WITH DISTINCT u, c "
         "MATCH (c)-[:PART_OF]->(b:Instance) "
+        "WITH DISTINCT u, b "
         "MATCH (b)-[:PART_OF]->(v:Instance) WHERE v.id <> u.id "
+        "WITH DISTINCT u, v "
         "MATCH (v)-[:INSTANCE_OF]->(n:Motif) "
-        "WITH DISTINCT u.id AS uid, v.id AS vid, n.id AS nid, n.level AS nlevel "
-        "RETURN nid AS motif_id, nlevel AS level, count(*) AS count"
+        "RETURN n.id AS motif_id, n.level AS level, count(*) AS count"
     ),
     "descriptors": (
         "MATCH (m:Motif) WHERE m.level = $level "
