@@ -128,6 +128,33 @@ def test_export_a_unit_to_extxyz(catalog, tmp_path):
     assert bad.exit_code == 1 and "not both" in bad.output
 
 
+def test_export_format_follows_the_output_name(catalog, tmp_path):
+    # Issue 13 friction: `-o model.cif` used to write extxyz text under a .cif name.
+    cat, _, _ = catalog
+    rows = json.loads(
+        runner.invoke(app, ["query", "persistent", "--level", "2", "-c", cat, "-f", "json"]).output
+    )
+    top = rows[0]["motif_id"]
+    read_as = {"unit.cif": "cif", "POSCAR": "vasp", "unit.lmp": "lammps-data",
+               "unit.db": "db", "unit.xyz": "extxyz"}
+    for name, fmt in read_as.items():
+        out = tmp_path / name
+        result = runner.invoke(app, ["export", top, "-o", str(out), "-c", cat])
+        assert result.exit_code == 0, (name, result.output)
+        kw = {"atom_style": "atomic"} if fmt == "lammps-data" else {}
+        back = ase.io.read(out, format=fmt, **kw)
+        assert len(back) == 3 and back.cell.lengths()[0] == pytest.approx(3.288, abs=0.05), name
+    assert (tmp_path / "unit.cif").read_text().lstrip().startswith("data_")
+    # A --format that contradicts the name is refused, naming the file; agreeing aliases pass.
+    bad = runner.invoke(app, ["export", top, "-f", "lammps", "-o", str(tmp_path / "x.cif"),
+                              "-c", cat])
+    assert bad.exit_code == 1 and "x.cif" in bad.output and "--format" in bad.output
+    assert not (tmp_path / "x.cif").exists()
+    ok = runner.invoke(app, ["export", top, "-f", "poscar", "-o", str(tmp_path / "x.vasp"),
+                             "-c", cat])
+    assert ok.exit_code == 0, ok.output
+
+
 def test_missing_catalog_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["query", "samples", "-c", str(tmp_path / "nothing")])
     assert result.exit_code == 1
