@@ -6,13 +6,13 @@ import re
 import numpy as np
 import pytest
 
+from motifcat.ingest.model import MotifClass
 from motifcat.ingest.names import (
     brightness_levels,
     display_names,
     level1_display_names,
     share_names,
 )
-from motifcat.ingest.model import MotifClass
 
 
 def test_two_three_and_four_levels_take_rank_words():
