@@ -473,10 +473,11 @@ def query_composition(
 @handle_errors
 def query_context(motif_id: str, catalog: str | None = _catalog_option(), fmt: str = _FORMAT):
     """Histogram of the motifs neighbouring a motif's instances."""
-    from .query import spatial_context
+    from .query import spatial_context, with_level1_names
 
     with _open(catalog) as store:
-        emit(spatial_context(store, motif_id), fmt, f"Neighbours of {motif_id}")
+        df = with_level1_names(store, spatial_context(store, motif_id))
+    emit(df, fmt, f"Neighbours of {motif_id}")
 
 
 @query_app.command("similar")
@@ -488,10 +489,11 @@ def query_similar(
     fmt: str = _FORMAT,
 ) -> None:
     """Nearest motifs by descriptor."""
-    from .query import similar_motifs
+    from .query import similar_motifs, with_level1_names
 
     with _open(catalog) as store:
-        emit(similar_motifs(store, motif_id=motif_id, k=k), fmt, f"Motifs similar to {motif_id}")
+        df = with_level1_names(store, similar_motifs(store, motif_id=motif_id, k=k))
+    emit(df, fmt, f"Motifs similar to {motif_id}")
 
 
 @query_app.command("samples")

@@ -111,6 +111,21 @@ def test_recurring_level1_motifs_carry_readable_names(catalog):
     assert len({r["name"] for r in rows}) == len(rows)
 
 
+def test_context_and_similar_name_their_level1_motifs(catalog):
+    cat, _, _ = catalog
+    recurring = json.loads(runner.invoke(
+        app, ["query", "recurring", "--min-materials", "1", "--level", "1", "-c", cat, "-f",
+              "json"]).output)
+    named = {r["motif_id"]: r["name"] for r in recurring}
+    top = recurring[0]["motif_id"]
+    for cmd in (["context", top], ["similar", top]):
+        result = runner.invoke(app, ["query", *cmd, "-c", cat, "-f", "json"])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.output)
+        assert rows and all(r["name"] == named.get(r["motif_id"], "") for r in rows), rows
+        assert any(r["name"] for r in rows)
+
+
 def test_export_a_unit_to_extxyz(catalog, tmp_path):
     cat, _, _ = catalog
     rows = json.loads(
