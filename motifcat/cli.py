@@ -473,10 +473,11 @@ def query_composition(
 @handle_errors
 def query_context(motif_id: str, catalog: str | None = _catalog_option(), fmt: str = _FORMAT):
     """Histogram of the motifs neighbouring a motif's instances."""
-    from .query import spatial_context
+    from .query import spatial_context, with_level1_names
 
     with _open(catalog) as store:
-        emit(spatial_context(store, motif_id), fmt, f"Neighbours of {motif_id}")
+        df = with_level1_names(store, spatial_context(store, motif_id))
+    emit(df, fmt, f"Neighbours of {motif_id}")
 
 
 @query_app.command("similar")
@@ -488,10 +489,11 @@ def query_similar(
     fmt: str = _FORMAT,
 ) -> None:
     """Nearest motifs by descriptor."""
-    from .query import similar_motifs
+    from .query import similar_motifs, with_level1_names
 
     with _open(catalog) as store:
-        emit(similar_motifs(store, motif_id=motif_id, k=k), fmt, f"Motifs similar to {motif_id}")
+        df = with_level1_names(store, similar_motifs(store, motif_id=motif_id, k=k))
+    emit(df, fmt, f"Motifs similar to {motif_id}")
 
 
 @query_app.command("samples")
@@ -598,6 +600,35 @@ _SUFFIX = {"extxyz": ".extxyz", "xyz": ".xyz", "cif": ".cif", "vasp": ".vasp",
            "poscar": ".vasp", "lammps-data": ".lmp", "lammps": ".lmp", "db": ".db",
            "ase-db": ".db"}
 
+#: Format named by an output file's suffix (or its name, for VASP's POSCAR/CONTCAR), so that
+#: ``-o model.cif`` writes a CIF rather than extxyz text under a .cif name.
+_FORMAT_OF_SUFFIX = {".extxyz": "extxyz", ".xyz": "extxyz", ".cif": "cif", ".vasp": "vasp",
+                     ".poscar": "vasp", ".lmp": "lammps-data", ".lammps": "lammps-data",
+                     ".data": "lammps-data", ".db": "db"}
+
+
+def _export_format(fmt: str | None, out: Path | None) -> str:
+    """The export format: --format if given, else the one -o's suffix names, else extxyz;
+    a --format that contradicts the suffix is refused, naming the file."""
+    from .export import FORMATS
+
+    said = None
+    if out is not None:
+        name = out.name.upper()
+        said = ("vasp" if name.startswith(("POSCAR", "CONTCAR"))
+                else _FORMAT_OF_SUFFIX.get(out.suffix.lower()))
+    if fmt is None:
+        return said or "extxyz"
+    key = fmt.lower()
+    if key not in _SUFFIX or key not in FORMATS:
+        raise MotifcatError(f"--format must be one of {', '.join(_SUFFIX)}, got {fmt!r}")
+    if said is not None and FORMATS[said] != FORMATS[key]:
+        raise MotifcatError(
+            f"{out}: the file name says {said} but --format is {fmt}; "
+            "rename the file or drop --format (it follows the suffix)"
+        )
+    return key
+
 
 @app.command()
 @handle_errors
@@ -609,8 +640,10 @@ def export(
     formula: str | None = typer.Option(
         None, help="Formula of the material (must match its elements), e.g. MoSe2."
     ),
-    fmt: str = typer.Option(
-        "extxyz", "--format", "-f", help="extxyz, cif, poscar (= vasp), lammps-data, db."
+    fmt: str | None = typer.Option(
+        None, "--format", "-f",
+        help="extxyz, cif, poscar (= vasp), lammps-data, db (default: from -o's suffix, "
+        "else extxyz).",
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file."),
     persistent: bool = typer.Option(False, "--persistent", help="Export all persistent motifs."),
@@ -643,12 +676,10 @@ def export(
     Every export prints a report line (formula, minimum distance, cell, registration residual,
     reference provenance), also appended to exports-report.txt beside the file.
     """
-    from .export import FORMATS, motif_to_atoms, write_motif
+    from .export import motif_to_atoms, write_motif
     from .query import persistent_motifs
 
-    key = fmt.lower()
-    if key not in _SUFFIX or key not in FORMATS:
-        raise MotifcatError(f"--format must be one of {', '.join(_SUFFIX)}, got {fmt!r}")
+    key = _export_format(fmt, out)
     if reference is not None and no_reference:
         raise MotifcatError("give --reference or --no-reference, not both")
     mapping = _parse_species(species)

@@ -522,6 +522,32 @@ def test_export_preview_and_downloads(monkeypatch, catalog, store):
                       "Download LAMMPS data", "Download ASE db"]
 
 
+def test_every_download_reads_back_as_the_previewed_model(catalog, store, tmp_path):
+    """Issue 13: each of the Export page's downloads is a file ASE reads back to the same
+    atoms (formula, cell, positions), not only a button."""
+    import ase.io
+    from ase.db import connect
+
+    from motifcat.app import data
+    from motifcat.query import persistent_motifs
+
+    motif_id = persistent_motifs(store, min_images=1, min_instances=1, level=2)["motif_id"][0]
+    atoms = motif_to_atoms(store, motif_id)
+    for fmt, (name, suffix) in data.DOWNLOAD_FORMATS.items():
+        path = tmp_path / f"m{suffix}"
+        path.write_bytes(data.atoms_file(atoms, fmt))
+        if name == "db":
+            back = connect(path).get_atoms(id=1)
+        else:
+            back = ase.io.read(path, format=name,
+                               **({"atom_style": "atomic"} if name == "lammps-data" else {}))
+        assert back.get_chemical_formula() == atoms.get_chemical_formula(), fmt
+        np.testing.assert_allclose(back.cell.lengths(), atoms.cell.lengths(), atol=1e-4)
+        order = np.lexsort(back.positions.T), np.lexsort(atoms.positions.T)
+        np.testing.assert_allclose(back.positions[order[0]], atoms.positions[order[1]],
+                                   atol=1e-4, err_msg=fmt)
+
+
 # ------------------------------------------------------------------------ empty and broken
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import ase.io
 import pytest
@@ -104,10 +105,25 @@ def test_recurring_level1_motifs_carry_readable_names(catalog):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert rows and all(r["level"] == 1 for r in rows)
-    words = ("bright", "medium", "dim")
-    assert all(r["name"].split()[0] in words and r["name"].endswith("%") for r in rows), rows
+    word = re.compile(r"^(bright|medium|dim|brightest|dimmest|\d\.\d+×) \d+(\.\d+)? %( [a-z])?$")
+    assert all(word.match(r["name"]) for r in rows), rows
     # Names tell the classes apart.
     assert len({r["name"] for r in rows}) == len(rows)
+
+
+def test_context_and_similar_name_their_level1_motifs(catalog):
+    cat, _, _ = catalog
+    recurring = json.loads(runner.invoke(
+        app, ["query", "recurring", "--min-materials", "1", "--level", "1", "-c", cat, "-f",
+              "json"]).output)
+    named = {r["motif_id"]: r["name"] for r in recurring}
+    top = recurring[0]["motif_id"]
+    for cmd in (["context", top], ["similar", top]):
+        result = runner.invoke(app, ["query", *cmd, "-c", cat, "-f", "json"])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.output)
+        assert rows and all(r["name"] == named.get(r["motif_id"], "") for r in rows), rows
+        assert any(r["name"] for r in rows)
 
 
 def test_export_a_unit_to_extxyz(catalog, tmp_path):
@@ -125,6 +141,33 @@ def test_export_a_unit_to_extxyz(catalog, tmp_path):
     assert atoms.pbc.tolist() == [True, True, False]
     bad = runner.invoke(app, ["export", top, "--persistent", "-c", cat])
     assert bad.exit_code == 1 and "not both" in bad.output
+
+
+def test_export_format_follows_the_output_name(catalog, tmp_path):
+    # Issue 13 friction: `-o model.cif` used to write extxyz text under a .cif name.
+    cat, _, _ = catalog
+    rows = json.loads(
+        runner.invoke(app, ["query", "persistent", "--level", "2", "-c", cat, "-f", "json"]).output
+    )
+    top = rows[0]["motif_id"]
+    read_as = {"unit.cif": "cif", "POSCAR": "vasp", "unit.lmp": "lammps-data",
+               "unit.db": "db", "unit.xyz": "extxyz"}
+    for name, fmt in read_as.items():
+        out = tmp_path / name
+        result = runner.invoke(app, ["export", top, "-o", str(out), "-c", cat])
+        assert result.exit_code == 0, (name, result.output)
+        kw = {"atom_style": "atomic"} if fmt == "lammps-data" else {}
+        back = ase.io.read(out, format=fmt, **kw)
+        assert len(back) == 3 and back.cell.lengths()[0] == pytest.approx(3.288, abs=0.05), name
+    assert (tmp_path / "unit.cif").read_text().lstrip().startswith("data_")
+    # A --format that contradicts the name is refused, naming the file; agreeing aliases pass.
+    bad = runner.invoke(app, ["export", top, "-f", "lammps", "-o", str(tmp_path / "x.cif"),
+                              "-c", cat])
+    assert bad.exit_code == 1 and "x.cif" in bad.output and "--format" in bad.output
+    assert not (tmp_path / "x.cif").exists()
+    ok = runner.invoke(app, ["export", top, "-f", "poscar", "-o", str(tmp_path / "x.vasp"),
+                             "-c", cat])
+    assert ok.exit_code == 0, ok.output
 
 
 def test_missing_catalog_is_a_clear_error(tmp_path):

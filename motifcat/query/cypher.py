@@ -100,21 +100,29 @@ CYPHER: dict[str, str] = {
         "MATCH (m:Motif) WHERE m.id = $motif_id "
         "MATCH (u:Instance)-[:INSTANCE_OF]->(m) "
         "MATCH (c:Instance)-[:PART_OF]->(u) "
-        "MATCH (c)-[:PART_OF]->(v:Instance) WHERE v.id <> u.id "
+        "MATCH (c)-[:PART_OF]->(v:Instance) "
+        "WITH DISTINCT u, v WHERE v <> u "
         "MATCH (v)-[:INSTANCE_OF]->(n:Motif) "
-        "WITH DISTINCT u.id AS uid, v.id AS vid, n.id AS nid, n.level AS nlevel "
-        "RETURN nid AS motif_id, nlevel AS level, count(*) AS count"
+        "RETURN n.id AS motif_id, n.level AS level, count(*) AS count"
     ),
+    # DISTINCT after every hop: a composite reaches each of its columns through several units
+    # and each column reaches each neighbour composite through several units, so the paths
+    # multiply ~(units per column)^2; deduplicating (u, column), (u, unit), (u, composite) as
+    # they come keeps the rows to the distinct pairs; the self pair is dropped after the last
+    # DISTINCT, on node identity (fewer rows, no id lookups). Ladybug, the most common
+    # composite of three synthetic 1024² MoSe2 images: 3.7 s -> 0.5 s CPU, same counts.
     "context_shared_3": (
         "MATCH (m:Motif) WHERE m.id = $motif_id "
         "MATCH (u:Instance)-[:INSTANCE_OF]->(m) "
         "MATCH (a:Instance)-[:PART_OF]->(u) "
         "MATCH (c:Instance)-[:PART_OF]->(a) "
+        "WITH DISTINCT u, c "
         "MATCH (c)-[:PART_OF]->(b:Instance) "
-        "MATCH (b)-[:PART_OF]->(v:Instance) WHERE v.id <> u.id "
+        "WITH DISTINCT u, b "
+        "MATCH (b)-[:PART_OF]->(v:Instance) "
+        "WITH DISTINCT u, v WHERE v <> u "
         "MATCH (v)-[:INSTANCE_OF]->(n:Motif) "
-        "WITH DISTINCT u.id AS uid, v.id AS vid, n.id AS nid, n.level AS nlevel "
-        "RETURN nid AS motif_id, nlevel AS level, count(*) AS count"
+        "RETURN n.id AS motif_id, n.level AS level, count(*) AS count"
     ),
     "descriptors": (
         "MATCH (m:Motif) WHERE m.level = $level "

@@ -89,8 +89,10 @@ def level1_names(store: GraphStore) -> dict[str, str]:
     """Readable names of the level-1 motifs (issue 10): ``{"L1-0001": "bright 44 %", ...}``.
 
     Within each material, a motif is named by where the cross-section of its columns ranks
-    among the material's level-1 motifs and by its share of the material's classified columns
-    (:func:`motifcat.ingest.names.display_names`, the words ``motifcat analyze`` prints). The
+    among the material's level-1 motifs (rank words up to four levels, else the ratio to the
+    brightest, "0.62× 12 %") and by its share of the material's classified columns
+    (:func:`motifcat.ingest.names.display_names`, the words ``motifcat analyze`` prints),
+    unique within the material (and so, with the material's name in front, in the catalog). The
     cross-section is that of the stored instances, relative to their image's mean; a catalog
     written before cross-sections were stored gets the share alone. A motif seen in several
     materials takes the name it has in the material where it has most columns; when the
@@ -102,7 +104,7 @@ def level1_names(store: GraphStore) -> dict[str, str]:
     >>> level1_names(store)  # doctest: +SKIP
     {'L1-0001': 'bright 52 %', 'L1-0002': 'dim 48 %'}
     """
-    from ..ingest.names import display_names
+    from ..ingest.names import display_names, share_names
     from .catalog_questions import list_materials
 
     materials = list(list_materials(store)["material"])
@@ -116,8 +118,7 @@ def level1_names(store: GraphStore) -> dict[str, str]:
         if np.isfinite(xs).all():
             names = display_names(xs, n)
         else:  # a catalog written before cross-sections were stored: the share alone
-            share = 100.0 * n / max(n.sum(), 1.0)
-            names = [f"{v:.0f} %" if v >= 10 else f"{v:.1f} %" for v in share]
+            names = share_names(n)
         for m, name, k in zip(ids, names, n, strict=True):
             if m not in best or k > best[m][0]:
                 best[m] = (int(k), f"{mat} {name}" if len(materials) > 1 else name)
