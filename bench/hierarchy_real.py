@@ -56,7 +56,8 @@ def tail_table(a) -> list[str]:
     lines = ["| units | reason | outside the 10 largest | all non-dominant |", "|---|---|---|---|"]
     left = np.ones(len(cls), dtype=bool)
     tail, nondom = cls >= 10, cls != 0
-    for name, m in reasons + [("none of these (the clean hexagons; vacancy rings)", np.ones(len(cls), bool))]:
+    rest = ("none of these (the clean hexagons; vacancy rings)", np.ones(len(cls), bool))
+    for name, m in reasons + [rest]:
         m = m & left
         lines.append(f"| {int(m.sum())} | {name} | {int((m & tail).sum())} / {int(tail.sum())}"
                      f" | {int((m & nondom).sum())} / {int(nondom.sum())} |")
