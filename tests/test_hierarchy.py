@@ -589,35 +589,12 @@ def test_invalid_support_settings_raise(kwargs):
 # ---- irregular units: spurious and over-coordinated columns (issue 11, real-image tail)
 
 
-def _hexagon_centre(xy, lab):
-    """Centre of the hexagon nearest the middle of the honeycomb patch (not a column)."""
-    h = build_hierarchy(xy, lab)
-    l2 = h.levels[0]
-    mid = xy.mean(axis=0)
-    u = int(np.argmin(np.linalg.norm(l2.instance_xy - mid, axis=1)))
-    return l2.instance_xy[u]
-
-
 def test_clean_honeycomb_has_no_irregular_units():
     xy, lab = honeycomb()
     h = build_hierarchy(xy, lab)
     assert h.support["irregular_units"]["any"] == 0
     assert h.support["irregular_units"]["of"] == h.levels[0].classes[0].count
     assert not h.structure.irregular.any()
-
-
-def test_column_at_hexagon_centre_fills_the_hexagon():
-    # A column detected at a hexagon's centre has 6 ring bonds where its class (A) has 3:
-    # it is attached to the hexagon as an interior column instead of cutting it into six
-    # triangles; the hexagon's vertices gain a bond each, so they are flagged irregular.
-    xy, lab = honeycomb()
-    c = _hexagon_centre(xy, lab)
-    h = build_hierarchy(np.vstack([xy, c]), np.append(lab, 0))
-    counts = dict(level_counts(h.levels[0]))
-    assert counts.get(HEX + "(A)") == 1
-    assert not any(k.startswith("3[") for k in counts)
-    g = neighbour_graph(np.vstack([xy, c]), np.append(lab, 0))
-    assert g.over_coordinated.sum() == 1 and g.over_coordinated[-1]
 
 
 def test_close_pair_flags_its_units_and_family():
@@ -641,3 +618,22 @@ def test_close_pair_flags_its_units_and_family():
         if c.count < 3:
             assert c.family.startswith("irregular ")
     assert l2.classes[0].key == HEX and l2.classes[0].family == HEX
+
+
+def test_column_at_hexagon_centre_flags_over_coordinated_units():
+    # A column detected at a hexagon's centre has 6 ring bonds where its class (A) has 3:
+    # the six triangles it makes (and the rings around, whose vertices gained a bond) are
+    # flagged OVER_COORDINATED; the rare triangle class is the family "irregular 3-ring".
+    from motifcat.ingest.hierarchy.structure import OVER_COORDINATED
+
+    xy, lab = honeycomb()
+    l2 = build_hierarchy(xy, lab).levels[0]
+    u = int(np.argmin(np.linalg.norm(l2.instance_xy - xy.mean(axis=0), axis=1)))
+    h = build_hierarchy(np.vstack([xy, l2.instance_xy[u]]), np.append(lab, 0), min_support=7)
+    counts = dict(level_counts(h.levels[0]))
+    assert counts["3[A,A,B]"] == 6
+    tri = next(c for c in h.levels[0].classes if c.key == "3[A,A,B]")
+    assert tri.family == "irregular 3-ring"
+    s = h.structure
+    assert np.all((s.irregular[h.levels[0].instance_class == tri.label] & OVER_COORDINATED) > 0)
+    assert h.support["irregular_units"]["over_coordinated"] >= 6

@@ -37,8 +37,6 @@ class NeighbourGraph:
         Triangle across the edge opposite each corner (-1 on the hull).
     interior_triangle : ndarray of int, shape (N,)
         For each interior column, the ring triangle that contains it (-1 otherwise).
-    over_coordinated : ndarray of bool, shape (N,), optional
-        Interior columns that were made so by step 4 of :func:`neighbour_graph`.
     """
 
     pairs: np.ndarray
@@ -48,7 +46,6 @@ class NeighbourGraph:
     ring_triangles: np.ndarray
     ring_triangle_neighbours: np.ndarray
     interior_triangle: np.ndarray
-    over_coordinated: np.ndarray | None = None
 
 
 def _empty_graph(n: int) -> NeighbourGraph:
@@ -124,7 +121,6 @@ def neighbour_graph(
     fan_ratio: float = 0.95,
     fan_max_angle_deg: float = 85.0,
     fan_class_fraction: float = 0.5,
-    excess_degree: int = 2,
 ) -> NeighbourGraph:
     """Neighbour graph of atom columns: pruned Delaunay triangulation with interior columns.
 
@@ -152,13 +148,6 @@ def neighbour_graph(
        positions, 99.9th percentiles).
     3. *Spokes*: the Delaunay edges from each interior column that are at most
        ``max_edge_factor`` × its shortest one.
-    4. *Over-coordinated columns* (with ``labels``): a column with at least ``excess_degree``
-       more ring bonds than the modal count of its level-1 class, and more excess than each
-       of its ring neighbours, sits inside a ring it would cut into triangles (a column
-       detected at the centre of a honeycomb hexagon: 6 bonds where its class has 3; the
-       hexagon's vertices gain one each). It becomes an interior column of that ring (a
-       "filled" unit, keyed with it) and steps 2-3 are run again. None is found on the
-       multislice tmd/perovskite or the coarse Cairo set (bench/hierarchy.py).
 
     A centre of a square is never an interior column (it is seen at 90 deg, exactly like a
     4-valent lattice vertex, e.g. of the Cairo tiling); nor is the centre of a hexagon (a
@@ -182,8 +171,6 @@ def neighbour_graph(
         Ring edges seen under this summed angle (degrees) or more from both sides go.
     fan_ratio, fan_max_angle_deg, fan_class_fraction : float
         Fan test thresholds, see above.
-    excess_degree : int
-        Excess of ring bonds that makes a column over-coordinated (step 4).
 
     Returns
     -------
@@ -214,8 +201,6 @@ def neighbour_graph(
         raise AnalysisError(f"max_edge_factor must be >= 1, got {max_edge_factor!r}")
     if not (0.0 < diagonal_angle_deg <= 180.0):
         raise AnalysisError(f"diagonal_angle_deg must be in (0, 180], got {diagonal_angle_deg!r}")
-    if int(excess_degree) < 1:
-        raise AnalysisError(f"excess_degree must be >= 1, got {excess_degree!r}")
     if spacing_px is not None and not (np.isfinite(spacing_px) and spacing_px > 0):
         raise AnalysisError(f"spacing_px must be a positive number of pixels, got {spacing_px!r}")
     n = len(xy)
@@ -258,57 +243,6 @@ def neighbour_graph(
         beaten[np.where(a_loses, ea, eb)] = True
         interior = passes & ~beaten
 
-    ring_pairs, ring_len, tris, tri_nb, where, spoke = _ring_graph(
-        xy, t1, interior, spacing_px, max_edge_factor, diagonal_angle_deg, diagonal_sum_deg)
-    # ---- 4. over-coordinated columns (see the docstring): attached to the face they sit in,
-    # as interior columns, and the ring graph is built again without them.
-    extra = np.zeros(n, dtype=bool) if labels is None else _over_coordinated(
-        ring_pairs, labels, excess_degree)
-    if extra.any():
-        interior = interior | extra
-        ring_pairs, ring_len, tris, tri_nb, where, spoke = _ring_graph(
-            xy, t1, interior, spacing_px, max_edge_factor, diagonal_angle_deg,
-            diagonal_sum_deg)
-    pairs = np.concatenate([ring_pairs, t1.edges[spoke]])
-    dist = np.concatenate([ring_len, t1.length[spoke]])
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    return NeighbourGraph(
-        pairs=pairs[order],
-        dist_px=dist[order],
-        ring_pairs=ring_pairs,
-        interior=interior,
-        ring_triangles=tris,
-        ring_triangle_neighbours=tri_nb,
-        interior_triangle=where,
-        over_coordinated=extra,
-    )
-
-
-def _over_coordinated(ring_pairs: np.ndarray, labels: np.ndarray, excess: int) -> np.ndarray:
-    """Columns whose ring-graph degree exceeds the modal degree of their level-1 class by at
-    least ``excess`` and by more than every ring neighbour's excess (the column in the middle
-    of a ring it splits, not the ring's vertices, which gain one edge each)."""
-    n = len(labels)
-    deg = np.bincount(ring_pairs.ravel(), minlength=n)
-    known = (labels >= 0) & (deg > 0)
-    n_cls = int(labels.max(initial=-1)) + 1
-    if not known.any() or n_cls == 0:
-        return np.zeros(n, dtype=bool)
-    table = np.zeros((n_cls, int(deg.max()) + 1), dtype=np.int64)
-    np.add.at(table, (labels[known], deg[known]), 1)
-    mode = table.argmax(axis=1)
-    over = np.where(known, deg - mode[np.maximum(labels, 0)], 0)
-    nb_max = np.zeros(n, dtype=np.int64)
-    if len(ring_pairs):
-        np.maximum.at(nb_max, ring_pairs[:, 0], over[ring_pairs[:, 1]])
-        np.maximum.at(nb_max, ring_pairs[:, 1], over[ring_pairs[:, 0]])
-    return known & (over >= excess) & (over > nb_max)
-
-
-def _ring_graph(xy, t1, interior, spacing_px, max_edge_factor, diagonal_angle_deg,
-                diagonal_sum_deg):
-    """Steps 2 and 3 of :func:`neighbour_graph` for a given set of interior columns."""
-    n = len(xy)
     # ---- 3. spokes (from the first triangulation)
     e1 = t1.edges
     touch = interior[e1[:, 0]] | interior[e1[:, 1]]
@@ -346,7 +280,18 @@ def _ring_graph(xy, t1, interior, spacing_px, max_edge_factor, diagonal_angle_de
         ic = np.flatnonzero(interior)
         if len(ic):
             where[ic] = _locate(xy[ic], xy[tris], t2.delaunay)
-    return ring_pairs, ring_len, tris, tri_nb, where, spoke
+    pairs = np.concatenate([ring_pairs, e1[spoke]])
+    dist = np.concatenate([ring_len, t1.length[spoke]])
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    return NeighbourGraph(
+        pairs=pairs[order],
+        dist_px=dist[order],
+        ring_pairs=ring_pairs,
+        interior=interior,
+        ring_triangles=tris,
+        ring_triangle_neighbours=tri_nb,
+        interior_triangle=where,
+    )
 
 
 def _locate(points: np.ndarray, tri_xy: np.ndarray, delaunay: Delaunay, k: int = 12):
