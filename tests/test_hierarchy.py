@@ -584,3 +584,56 @@ def test_invalid_support_settings_raise(kwargs):
     xy, lab = honeycomb(4)
     with pytest.raises(AnalysisError):
         build_hierarchy(xy, lab, **kwargs)
+
+
+# ---- irregular units: spurious and over-coordinated columns (issue 11, real-image tail)
+
+
+def test_clean_honeycomb_has_no_irregular_units():
+    xy, lab = honeycomb()
+    h = build_hierarchy(xy, lab)
+    assert h.support["irregular_units"]["any"] == 0
+    assert h.support["irregular_units"]["of"] == h.levels[0].classes[0].count
+    assert not h.structure.irregular.any()
+
+
+def test_close_pair_flags_its_units_and_family():
+    # A second column 0.6 bond from a B column (a spurious detection beyond min_separation)
+    # splits the rings around it; every unit holding it is flagged CLOSE_PAIR, and the rare
+    # classes made only of flagged units are the family "irregular <n>-ring".
+    from motifcat.ingest.hierarchy.structure import CLOSE_PAIR
+
+    xy, lab = honeycomb(bond=10.0)
+    mid = int(np.argmin(np.linalg.norm(xy - xy.mean(axis=0), axis=1)))
+    extra = xy[mid] + [0.0, 6.0]
+    h = build_hierarchy(np.vstack([xy, extra]), np.append(lab, 1), min_support=3)
+    s, l2 = h.structure, h.levels[0]
+    new = len(xy)
+    holds = np.array([new in s.ring[s.ring_indptr[u]:s.ring_indptr[u + 1]]
+                      for u in range(s.n_units)])
+    assert holds.any()
+    assert np.all((s.irregular[holds] & CLOSE_PAIR) > 0)
+    assert h.support["irregular_units"]["close_pair"] == int(holds.sum())
+    for c in l2.classes[1:]:
+        if c.count < 3:
+            assert c.family.startswith("irregular ")
+    assert l2.classes[0].key == HEX and l2.classes[0].family == HEX
+
+
+def test_column_at_hexagon_centre_flags_over_coordinated_units():
+    # A column detected at a hexagon's centre has 6 ring bonds where its class (A) has 3:
+    # the six triangles it makes (and the rings around, whose vertices gained a bond) are
+    # flagged OVER_COORDINATED; the rare triangle class is the family "irregular 3-ring".
+    from motifcat.ingest.hierarchy.structure import OVER_COORDINATED
+
+    xy, lab = honeycomb()
+    l2 = build_hierarchy(xy, lab).levels[0]
+    u = int(np.argmin(np.linalg.norm(l2.instance_xy - xy.mean(axis=0), axis=1)))
+    h = build_hierarchy(np.vstack([xy, l2.instance_xy[u]]), np.append(lab, 0), min_support=7)
+    counts = dict(level_counts(h.levels[0]))
+    assert counts["3[A,A,B]"] == 6
+    tri = next(c for c in h.levels[0].classes if c.key == "3[A,A,B]")
+    assert tri.family == "irregular 3-ring"
+    s = h.structure
+    assert np.all((s.irregular[h.levels[0].instance_class == tri.label] & OVER_COORDINATED) > 0)
+    assert h.support["irregular_units"]["over_coordinated"] >= 6

@@ -291,14 +291,19 @@ def _composition_distance(a: dict[int, int], b: dict[int, int]) -> int:
     return sum(abs(a.get(k, 0) - b.get(k, 0)) for k in set(a) | set(b))
 
 
-def assign_families(levels: list[Level], min_support: int,
-                    defect_majority: float) -> tuple[list[Level], dict]:
+def assign_families(levels: list[Level], min_support: int, defect_majority: float,
+                    irregular: np.ndarray | None = None) -> tuple[list[Level], dict]:
     """Family of every level-2/3 class, and the support report (``Hierarchy.support``).
 
     Keys stay exact canonical forms; a family groups classes above them:
 
     * a class with at least ``min_support`` instances is a family of its own (family = key);
-    * a rare level-2 class joins ``"variant of <key>"``, the frequent unit of the same ring
+    * a rare level-2 class whose units are all irregular (``irregular`` != 0: a ring edge
+      between columns closer than lattice neighbours or an over-coordinated ring column, see
+      :func:`~motifcat.ingest.hierarchy.structure.irregular_units`) joins
+      ``"irregular <n>-ring"``: a detection artefact or a disordered spot, not a variant of a
+      lattice unit;
+    * another rare level-2 class joins ``"variant of <key>"``, the frequent unit of the same ring
       size and interior count whose composition (level-1 multiplicities) differs least (ties:
       the more frequent), or ``"rare <n>-ring"`` (``"rare <n>-ring+<m>"`` with m interior
       columns) when there is none;
@@ -318,6 +323,8 @@ def assign_families(levels: list[Level], min_support: int,
         Classes with fewer instances are rare.
     defect_majority : float
         Fraction of the units the dominant class needs for "defect" in the names.
+    irregular : ndarray of uint8, shape (n_units,), optional
+        ``HierarchyStructure.irregular`` of the level-2 instances.
 
     Returns
     -------
@@ -325,7 +332,9 @@ def assign_families(levels: list[Level], min_support: int,
         The same levels with ``MotifClass.family`` set.
     support : dict
         ``min_support``, ``defect_majority``, ``dominant_unit`` (key or None),
-        ``dominant_fraction``, ``defect_lattice`` and per level (``"level2"``, ``"level3"``):
+        ``dominant_fraction``, ``defect_lattice``, ``irregular_units`` (counts of flagged
+        units: ``close_pair``, ``over_coordinated``, ``any``, ``of``) and per level
+        (``"level2"``, ``"level3"``):
         ``classes, instances, frequent, frequent_instances, rare, rare_instances, families``.
 
     Examples
@@ -351,10 +360,17 @@ def assign_families(levels: list[Level], min_support: int,
     defect_lattice = bool(c2) and dominant_fraction >= defect_majority
     shapes = [_unit_shape(c.key) for c in c2]
     frequent2 = [i for i, c in enumerate(c2) if c.count >= min_support]
+    ucls = level2.instance_class
+    flags = (np.zeros(len(ucls), dtype=np.uint8) if irregular is None or len(irregular)
+             != len(ucls) else np.asarray(irregular, dtype=np.uint8))
+    n_clean = np.bincount(ucls[flags == 0], minlength=len(c2))
     fam2 = []
     for i, c in enumerate(c2):
         if c.count >= min_support:
             fam2.append(c.key)
+            continue
+        if n_clean[i] == 0 and irregular is not None:
+            fam2.append(f"irregular {shapes[i][0]}-ring")
             continue
         near = [j for j in frequent2 if shapes[j] == shapes[i]]
         if near:
@@ -389,5 +405,9 @@ def assign_families(levels: list[Level], min_support: int,
     support = dict(min_support=int(min_support), defect_majority=float(defect_majority),
                    dominant_unit=c2[0].key if c2 else None,
                    dominant_fraction=round(float(dominant_fraction), 4),
-                   defect_lattice=defect_lattice, level2=summary(new2), level3=summary(new3))
+                   defect_lattice=defect_lattice,
+                   irregular_units=dict(close_pair=int(np.count_nonzero(flags & 1)),
+                                        over_coordinated=int(np.count_nonzero(flags & 2)),
+                                        any=int(np.count_nonzero(flags)), of=len(flags)),
+                   level2=summary(new2), level3=summary(new3))
     return ([replace(level2, classes=new2), replace(level3, classes=new3)], support)

@@ -79,7 +79,7 @@ def relabel(hierarchy: Hierarchy, label_names: Sequence[str]) -> Hierarchy:
         levels = _classify(s, names)
     # Families name unit keys, so they are recomputed in the new names (and merged counts).
     levels, support = assign_families(levels, s.params.get("min_support", 3),
-                                      s.params.get("defect_majority", 0.75))
+                                      s.params.get("defect_majority", 0.75), s.irregular)
     # A copy of the structure (arrays shared): the input hierarchy keeps its own names.
     return Hierarchy(levels=levels, neighbour_pairs=hierarchy.neighbour_pairs,
                      neighbour_dist_px=hierarchy.neighbour_dist_px,

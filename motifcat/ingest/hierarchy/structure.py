@@ -16,6 +16,8 @@ from .graph import NeighbourGraph, _cross
 
 #: Kinds of level-3 composites (``HierarchyStructure``/``Level.instance_class`` order).
 STAR, NEIGHBOURHOOD, CLUSTER = 0, 1, 2
+#: Bits of ``HierarchyStructure.irregular`` (why a unit is not a clean ring of the lattice).
+CLOSE_PAIR, OVER_COORDINATED = 1, 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +166,9 @@ class HierarchyStructure:
     names: list[str] | None = None
     #: Columns left out of the graph as doubles of a neighbour (see ``build_hierarchy``).
     n_doubles: int = 0
+    #: Per unit, bits ``CLOSE_PAIR`` | ``OVER_COORDINATED`` (see :func:`irregular_units`);
+    #: 0 = a clean ring. The unit is keyed and classed all the same (exact keys).
+    irregular: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -313,3 +318,44 @@ def _next_in_row(indptr: np.ndarray) -> np.ndarray:
     row_end = np.repeat(indptr[1:], np.diff(indptr))
     row_start = np.repeat(indptr[:-1], np.diff(indptr))
     return np.where(idx + 1 < row_end, idx + 1, row_start)
+
+
+def irregular_units(s: HierarchyStructure, ring_pairs: np.ndarray,
+                    close_factor: float) -> np.ndarray:
+    """Why each unit is not a clean ring of the lattice (bits, 0 = clean).
+
+    * ``CLOSE_PAIR``: a ring edge shorter than ``close_factor`` × ``s.spacing_px`` (two columns
+      closer than lattice neighbours: a column detected twice or off its site);
+    * ``OVER_COORDINATED``: a ring column with more ring-graph bonds than the modal count of
+      its level-1 class (a column inserted in or next to the ring gave it an extra bond).
+
+    Parameters
+    ----------
+    s : HierarchyStructure
+    ring_pairs : ndarray of int, shape (R, 2)
+        The ring graph's edges (``NeighbourGraph.ring_pairs``, in the indices of ``s.xy``).
+    close_factor : float
+        Shortest edge of a clean ring, in units of the spacing.
+
+    Returns
+    -------
+    ndarray of uint8, shape (n_units,)
+    """
+    n_units = s.n_units
+    out = np.zeros(n_units, dtype=np.uint8)
+    if n_units == 0:
+        return out
+    ring, start = s.ring, s.ring_indptr[:-1]
+    nxt = ring[_next_in_row(s.ring_indptr)]
+    edge = np.linalg.norm(s.xy[ring] - s.xy[nxt], axis=1)
+    out[np.minimum.reduceat(edge, start) < close_factor * s.spacing_px] |= CLOSE_PAIR
+    n = len(s.xy)
+    deg = np.bincount(ring_pairs.ravel(), minlength=n)
+    lab = s.labels
+    known = (lab >= 0) & (deg > 0)
+    if known.any():
+        table = np.zeros((int(lab.max()) + 1, int(deg.max()) + 1), dtype=np.int64)
+        np.add.at(table, (lab[known], deg[known]), 1)
+        over = known & (deg > table.argmax(axis=1)[np.maximum(lab, 0)])
+        out[np.maximum.reduceat(over[ring].astype(np.int8), start) > 0] |= OVER_COORDINATED
+    return out
