@@ -189,13 +189,8 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         without changing the 512 px doses set by more than 0.003 in site purity.
     max_levels : int, default 6
         Largest number of cross-section components tried per site.
-    min_class_size : int, default 2
-        Smallest number of columns (of the fitted subsample) of a chemistry class. Chosen on
-        ``bench/classes.py`` (tmd and perovskite, all doses, three Poisson draws each): 3
-        dropped the La_Sr class of perovskite.npz (5 of 134 A-site columns, of which only 2
-        lie beyond the Sr class's spread) and made k flip between draws at 1/5 and 1/50;
-        2 keeps it (k = 5 for every draw down to 1/50, isolation 0.50 -> 0.70) and left tmd's
-        classes unchanged. ICL still charges for the overlap, so noise founds no 2-column class.
+    min_class_size : int, default 3
+        Smallest number of columns (of the fitted subsample) of a chemistry class.
     cs_precision : float, default 0.03
         Relative precision of a cross-section: a chemistry component is never narrower than
         this fraction of the mean cross-section. Measured on ``bench/classes.py``: at full
@@ -271,7 +266,7 @@ class MotifClusterer(ClusterMixin, BaseEstimator):
         site_dims: int = 4,
         env_precision: float = 0.1,
         max_levels: int = 6,
-        min_class_size: int = 2,
+        min_class_size: int = 3,
         cs_precision: float = 0.03,
         level_covariance: str = "tied",
         criterion: str = "icl",
