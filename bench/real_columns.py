@@ -1,5 +1,5 @@
 """Diagnosis of the extra columns on the real Se-implanted MoS2 HAADF image: where they lie
-relative to a honeycomb lattice fitted to the confident columns (on-site / off-site), which
+as close pairs (a honeycomb column has no neighbour nearer than ~0.75 spacing), which
 stage added them (first candidates vs residual search), their fitted width, height,
 background and significance against the selection threshold, and the spatial correlation of
 the fit residual (effective number of independent pixels).
@@ -75,61 +75,6 @@ def run(cache: Path) -> dict:
     return out
 
 
-def honeycomb_sites(xy: np.ndarray, spacing: float, shape) -> tuple[np.ndarray, np.ndarray]:
-    """Fit a 2-D Bravais lattice (two vectors, an origin) to the columns; the honeycomb's two
-    sublattices are the fitted lattice and the one shifted by (a1 + a2) / 3 (or 2/3)."""
-    tree = cKDTree(xy)
-    d, j = tree.query(xy, k=4)
-    vec = (xy[j[:, 1:]] - xy[:, None]).reshape(-1, 2)
-    vec = vec[np.abs(np.hypot(*vec.T) - spacing) < 0.2 * spacing]
-    ang = np.mod(np.arctan2(vec[:, 1], vec[:, 0]), 2 * np.pi / 3)
-    # nearest-neighbour bonds come in 3 directions (mod 120 deg): dominant angle
-    h, e = np.histogram(ang, 240)
-    a0 = e[np.argmax(h)] + (e[1] - e[0]) / 2
-    # lattice vectors of the sublattice: length sqrt(3) * bond, at a0 + 30 deg and a0 + 90 deg
-    a = np.sqrt(3) * spacing
-    a1 = a * np.array([np.cos(a0 + np.pi / 6), np.sin(a0 + np.pi / 6)])
-    a2 = a * np.array([np.cos(a0 + np.pi / 2), np.sin(a0 + np.pi / 2)])
-    # refine: fractional coordinates of all columns; the two sublattices fall at two offsets
-    for _ in range(3):
-        A = np.stack([a1, a2], 1)
-        frac = np.linalg.solve(A, (xy - xy[len(xy) // 2]).T).T
-        n = np.rint(frac)
-        # sublattice offset modulo: fractional part in {0, 1/3, 2/3}-type positions
-        sub = np.mod(frac - n + 0.5, 1.0) - 0.5
-        # assign each column to the sublattice whose fractional offset is nearest
-        offs = np.array([[0, 0], [1 / 3, 1 / 3], [-1 / 3, -1 / 3]])
-        dd = np.linalg.norm((np.mod(frac[:, None] - offs[None] + 0.5, 1) - 0.5) @ A.T, axis=2)
-        k = np.argmin(dd, 1)
-        good = dd[np.arange(len(xy)), k] < 0.2 * spacing
-        # least squares: xy = origin + n1 a1 + n2 a2 + offs[k] A
-        base = np.rint(frac - offs[k])
-        M = np.c_[np.ones(good.sum()), base[good] + offs[k][good]]
-        sol, *_ = np.linalg.lstsq(M, xy[good] - xy[len(xy) // 2], rcond=None)
-        a1, a2 = sol[1], sol[2]
-        org = xy[len(xy) // 2] + sol[0]
-        xy0 = org
-    A = np.stack([a1, a2], 1)
-    h_, w_ = shape
-    corners = np.array([[0, 0], [w_, 0], [0, h_], [w_, h_]]) - xy0
-    fc = np.linalg.solve(A, corners.T).T
-    lo, hi = np.floor(fc.min(0)) - 1, np.ceil(fc.max(0)) + 1
-    g1, g2 = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1))
-    g = np.c_[g1.ravel(), g2.ravel()]
-    # which two offsets hold columns (honeycomb: two of the three)
-    counts = np.bincount(k[good], minlength=3)
-    used = np.argsort(counts)[::-1][:2]
-    sites, hexc = [], None
-    for o in range(3):
-        p = xy0 + (g + offs[o]) @ A.T
-        inside = (p[:, 0] > -0.5) & (p[:, 1] > -0.5) & (p[:, 0] < w_ - .5) & (p[:, 1] < h_ - .5)
-        if o in used:
-            sites.append(p[inside])
-        else:
-            hexc = p[inside]
-    return np.vstack(sites), hexc, counts
-
-
 def autocorr(res: np.ndarray, maxlag: int = 4) -> np.ndarray:
     """Normalised autocorrelation of a residual (central 512², FFT), lags 0..maxlag."""
     h, w = res.shape
@@ -152,44 +97,34 @@ def main() -> None:
         xy[:, 1] <= img.shape[0] - .5)
     print(f"period {float(d['period']):.2f} px; columns: first fit {len(d['first_xy'])}, "
           f"with residual search {len(xy)} ({inside.sum()} in the field of view)")
-    dnn = cKDTree(xy).query(xy, k=2)[0][:, 1]
-    spacing = float(np.median(dnn))
-    # confident columns: significance >= 4x threshold
-    conf = d["full_chi2"] > 4 * d["full_thr"]
-    sites, hexc, counts = honeycomb_sites(xy[conf], spacing, img.shape)
-    print(f"spacing {spacing:.2f} px; lattice sites in view {len(sites)} "
-          f"(sublattice counts of confident columns {counts.tolist()})")
-    ds, js = cKDTree(sites).query(xy)
-    dh, _ = cKDTree(hexc).query(xy)
-    on = ds < 0.25 * spacing
-    # doubled: two columns on one site
-    occ = np.bincount(js[on], minlength=len(sites))
-    first = cKDTree(d["first_xy"]).query(xy)[0] < 0.5
     sig = d["full_chi2"] / d["full_thr"]
-    cat = np.where(on, np.where(occ[js] > 1, "doubled", "on-site"),
-                   np.where(dh < 0.25 * spacing, "hex-centre",
-                            np.where(ds < 0.6 * spacing, "near-site", "between")))
-    # on-site columns beyond the first of a site: mark the less significant as extra
-    print(f"sites occupied {int((occ > 0).sum())} of {len(sites)}; "
-          f"columns on a site {int(on.sum())}, sites with >1 column {int((occ > 1).sum())}")
+    first = cKDTree(d["first_xy"]).query(xy)[0] < 0.5
+    dd, jj = cKDTree(xy).query(xy, k=7)
+    spacing = float(np.median(dd[:, 1]))
     sc = float(d["full_sigma_common"])
-    bgm = np.median(d["full_bg"])
-    print(f"common width {sc:.2f} px; median background {bgm:.1f}")
-    print("| category | n | from residual search | width/common (median) | height (median) | "
-          "background - median | chi2/threshold (median, 10%) |")
+    bgm = float(np.median(d["full_bg"]))
+    print(f"spacing {spacing:.2f} px; common width {sc:.2f} px (2 widths = "
+          f"{2 * sc / spacing:.2f} spacing); median background {bgm:.0f}")
+    hist = np.histogram(dd[:, 1] / spacing, bins=np.arange(0.3, 1.31, 0.05))[0]
+    print("nearest-neighbour distance / spacing, 0.30..1.30 by 0.05:", hist.tolist())
+    print("coordination (neighbours within 1.25 spacing):",
+          np.bincount((dd[:, 1:] < 1.25 * spacing).sum(1)).tolist())
+    # A honeycomb column has no neighbour closer than ~0.75 spacing: of such a close pair the
+    # less significant member is the extra column (doubled / spurious).
+    close = dd[:, 1] < 0.75 * spacing
+    weak = close & (sig < sig[jj[:, 1]])
+    print("| columns | n | from residual search | width (median, px) | height (median) | "
+          "background - median | chi2/threshold (median, 10 %) |")
     print("|---|---|---|---|---|---|---|")
-    for c in ("on-site", "doubled", "near-site", "hex-centre", "between"):
-        m = cat == c
-        if not m.any():
-            continue
-        print(f"| {c} | {m.sum()} | {int((~first[m]).sum())} | "
-              f"{np.median(d['full_sigma'][m]) / sc:.2f} | {np.median(d['full_height'][m]):.1f} | "
-              f"{np.median(d['full_bg'][m]) - bgm:.1f} | {np.median(sig[m]):.1f}, "
+    for name, m in (("weaker of a pair < 0.75 spacing", weak),
+                    ("its stronger partner", close & ~weak), ("all others", ~close)):
+        print(f"| {name} | {m.sum()} | {int((~first[m]).sum())} | "
+              f"{np.median(d['full_sigma'][m]):.2f} | {np.median(d['full_height'][m]):.0f} | "
+              f"{np.median(d['full_bg'][m]) - bgm:.0f} | {np.median(sig[m]):.1f}, "
               f"{np.quantile(sig[m], 0.1):.2f} |")
-    off = ~on
-    print(f"off-site columns {off.sum()}; of them chi2 < 2x threshold: "
-          f"{int((off & (sig < 2)).sum())}, < 4x: {int((off & (sig < 4)).sum())}; "
-          f"on-site columns with chi2 < 2x threshold: {int((on & (sig < 2)).sum())}")
+    print(f"weaker pair members: height / partner's {np.median(d['full_height'][weak] / d['full_height'][jj[weak, 1]]):.2f} (median); "
+          f"chi2 < 3x threshold {int((weak & (sig < 3)).sum())}; all columns with chi2 < 3x "
+          f"threshold {int((sig < 3).sum())}")
     lags, _ = autocorr(d["residual"].astype(np.float64))
     print("residual autocorrelation (rows: dy 0..4, cols: dx 0..4):")
     for row in lags:
@@ -204,7 +139,6 @@ def main() -> None:
     white = rc.var() / (4 * np.pi * sc**2)
     print(f"matched-filter variance / white-noise prediction (inflation of chi2 gains): "
           f"{g.var() / white:.2f}")
-    np.savez("/tmp/real_columns_cat.npz", xy=xy, cat=cat, sig=sig, first=first)
 
 
 if __name__ == "__main__":
