@@ -58,6 +58,25 @@ def child(mode: str, size: int, tile_px: int, out: str, workers: int) -> None:
     params = AnalysisParams(hierarchy=False)
     client = None
     grids = []
+    # Count the column model's fits (each refit of settle and of the residual rounds), per
+    # model_columns call (-1 marks a call): the whole image takes a refit whenever any of
+    # its columns asks for one, a tile only when one of its own does.
+    from motifcat.ingest.columns import detect as mdetect
+    from motifcat.ingest.columns import fit as mfit
+
+    fits: list[int] = []
+    fit_gaussian_columns, model_columns = mfit.fit_gaussian_columns, mdetect.model_columns
+
+    def counting_fit(image, xy, *a, **k):
+        fits.append(len(xy))
+        return fit_gaussian_columns(image, xy, *a, **k)
+
+    def marking_model(*a, **k):
+        fits.append(-1)
+        return model_columns(*a, **k)
+
+    mfit.fit_gaussian_columns = counting_fit
+    mdetect.model_columns = marking_model
     if mode == "tiled":
         # Record the tile grids analyze_tiled makes (the last one: the column model's, whose
         # cores own the columns), so that the report can place the unmatched columns.
@@ -70,6 +89,7 @@ def child(mode: str, size: int, tile_px: int, out: str, workers: int) -> None:
             return grids[-1]
 
         mtiles.TileGrid.make = staticmethod(recording_make)
+        mtiles.model_columns = marking_model
     if mode == "tiled" and workers > 0:
         from distributed import Client, LocalCluster
 
@@ -88,6 +108,7 @@ def child(mode: str, size: int, tile_px: int, out: str, workers: int) -> None:
         g = grids[-1]
         edges = dict(x_edges=g.x_edges, y_edges=g.y_edges, halo=g.halo, halo_end=g.halo_end)
     np.savez(out, xy=res.columns.xy, labels=res.labels, time=elapsed, **edges,
+             fits=np.array(fits, dtype=np.int64),
              rss_mb=use.ru_maxrss / 1024, before_mb=before_mb,
              cpu_s=use.ru_utime + use.ru_stime, n_classes=len(res.classes))
 
