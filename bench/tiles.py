@@ -93,8 +93,13 @@ def child(mode: str, size: int, tile_px: int, out: str, workers: int) -> None:
     if mode == "tiled" and workers > 0:
         from distributed import Client, LocalCluster
 
+        # In-process workers (processes=False) all measure the one process's RSS against
+        # their own share of the memory limit, which the driver's image-sized arrays alone
+        # exceed at 16384² (10 GB): every worker pauses and the run stalls for good (seen in
+        # the 16384² run). The bench measures peak RSS itself: no Dask memory limit.
         client = Client(LocalCluster(n_workers=workers, threads_per_worker=1,
-                                     processes=False, dashboard_address=None))
+                                     processes=False, dashboard_address=None,
+                                     memory_limit=0))
     before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     if mode == "whole":
