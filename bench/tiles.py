@@ -214,6 +214,9 @@ def main() -> None:
                     help="Run one of the two analyses (with --keep: the other one later).")
     ap.add_argument("--keep", metavar="DIR",
                     help="Keep each child's result in DIR and reuse the ones already there.")
+    ap.add_argument("--md", default=str(OUT),
+                    help="Markdown file the table is written to (default %(default)s; "
+                         "it is overwritten: keep earlier tables elsewhere).")
     ap.add_argument("--child")
     ap.add_argument("--out")
     ap.add_argument("--reuse", nargs=2, metavar=("TILED_NPZ", "WHOLE_NPZ"),
@@ -279,9 +282,9 @@ def main() -> None:
                 f"image; extrapolated peak RSS at 8192² {per_px * 8192**2 / 1024:.1f} GB, "
                 f"at 16384² {per_px * 16384**2 / 1024:.1f} GB."
             )
-    OUT.write_text("\n".join(lines) + "\n")
+    Path(args.md).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"wrote {OUT}")
+    print(f"wrote {args.md}")
 
 
 if __name__ == "__main__":
