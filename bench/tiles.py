@@ -57,11 +57,49 @@ def child(mode: str, size: int, tile_px: int, out: str, workers: int) -> None:
     del image
     params = AnalysisParams(hierarchy=False)
     client = None
+    grids = []
+    # Count the column model's fits (each refit of settle and of the residual rounds), per
+    # model_columns call (-1 marks a call): the whole image takes a refit whenever any of
+    # its columns asks for one, a tile only when one of its own does.
+    from motifcat.ingest.columns import detect as mdetect
+    from motifcat.ingest.columns import fit as mfit
+
+    fits: list[int] = []
+    fit_gaussian_columns, model_columns = mfit.fit_gaussian_columns, mdetect.model_columns
+
+    def counting_fit(image, xy, *a, **k):
+        fits.append(len(xy))
+        return fit_gaussian_columns(image, xy, *a, **k)
+
+    def marking_model(*a, **k):
+        fits.append(-1)
+        return model_columns(*a, **k)
+
+    mfit.fit_gaussian_columns = counting_fit
+    mdetect.model_columns = marking_model
+    if mode == "tiled":
+        # Record the tile grids analyze_tiled makes (the last one: the column model's, whose
+        # cores own the columns), so that the report can place the unmatched columns.
+        from motifcat.ingest import tiles as mtiles
+
+        make = mtiles.TileGrid.make
+
+        def recording_make(*a, **k):
+            grids.append(make(*a, **k))
+            return grids[-1]
+
+        mtiles.TileGrid.make = staticmethod(recording_make)
+        mtiles.model_columns = marking_model
     if mode == "tiled" and workers > 0:
         from distributed import Client, LocalCluster
 
+        # In-process workers (processes=False) all measure the one process's RSS against
+        # their own share of the memory limit, which the driver's image-sized arrays alone
+        # exceed at 16384² (10 GB): every worker pauses and the run stalls for good (seen in
+        # the 16384² run). The bench measures peak RSS itself: no Dask memory limit.
         client = Client(LocalCluster(n_workers=workers, threads_per_worker=1,
-                                     processes=False, dashboard_address=None))
+                                     processes=False, dashboard_address=None,
+                                     memory_limit=0))
     before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     if mode == "whole":
@@ -70,7 +108,12 @@ def child(mode: str, size: int, tile_px: int, out: str, workers: int) -> None:
         res = analyze_tiled(mg, params, tile_px=tile_px, client=client)
     elapsed = time.perf_counter() - t0
     use = resource.getrusage(resource.RUSAGE_SELF)
-    np.savez(out, xy=res.columns.xy, labels=res.labels, time=elapsed,
+    edges = {}
+    if grids:
+        g = grids[-1]
+        edges = dict(x_edges=g.x_edges, y_edges=g.y_edges, halo=g.halo, halo_end=g.halo_end)
+    np.savez(out, xy=res.columns.xy, labels=res.labels, time=elapsed, **edges,
+             fits=np.array(fits, dtype=np.int64),
              rss_mb=use.ru_maxrss / 1024, before_mb=before_mb,
              cpu_s=use.ru_utime + use.ru_stime, n_classes=len(res.classes))
 
@@ -91,7 +134,28 @@ def run(mode: str, size: int, tile_px: int, workers: int, keep: str | None = Non
         return {k: r[k] for k in r.files}
 
 
-def agreement(whole: dict, tiled: dict) -> dict:
+def locate(xy: np.ndarray, tiled: dict, size: int) -> list[dict]:
+    """Where columns lie relative to the tiled run's column-model grid: distance (px) to
+    the nearest seam (an inner core edge), to the nearest tile corner (a crossing of two
+    seams), to the image border, and whether the column is in a halo of a neighbouring
+    tile (within ``halo`` before / ``halo_end`` after a seam)."""
+    if "x_edges" not in tiled:
+        return []
+    xe, ye = tiled["x_edges"][1:-1], tiled["y_edges"][1:-1]
+    out = []
+    for x, y in np.asarray(xy, dtype=np.float64).reshape(-1, 2):
+        dx = np.abs(x - xe).min() if len(xe) else np.inf
+        dy = np.abs(y - ye).min() if len(ye) else np.inf
+        corner = np.hypot(dx, dy) if len(xe) and len(ye) else np.inf
+        out.append({
+            "x": round(float(x), 2), "y": round(float(y), 2),
+            "seam_px": round(float(min(dx, dy)), 1), "corner_px": round(float(corner), 1),
+            "border_px": round(float(min(x, y, size - x, size - y)), 1),
+        })
+    return out
+
+
+def agreement(whole: dict, tiled: dict, size: int | None = None) -> dict:
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial import cKDTree
     from sklearn.metrics import adjusted_rand_score
@@ -103,7 +167,34 @@ def agreement(whole: dict, tiled: dict) -> dict:
     conf = np.zeros((a.max() + 1, b.max() + 1), dtype=np.int64)
     np.add.at(conf, (a, b), 1)
     ri, ci = linear_sum_assignment(-conf)
+    # The unmatched columns (both ways) and where they are (seams, corners, border).
+    size = size or int(np.ceil(max(whole["xy"].max(), tiled["xy"].max())))
+    bad_t = np.flatnonzero(d2 > 0.05)
+    summary = {}
+    if len(bad_t) and "x_edges" in tiled:
+        loc = locate(tiled["xy"][bad_t], tiled, size)
+        seam = np.array([r["seam_px"] for r in loc])
+        corner = np.array([r["corner_px"] for r in loc])
+        border = np.array([r["border_px"] for r in loc])
+        halo = int(tiled["halo"])
+        # The same distances for all tiled columns: the expected share near a seam.
+        allloc = locate(tiled["xy"], tiled, size)
+        all_seam = np.array([r["seam_px"] for r in allloc])
+        summary = {
+            "unmatched_seam_px_median": float(np.median(seam)),
+            "unmatched_within_halo_of_seam": float((seam < halo).mean()),
+            "all_within_halo_of_seam": float((all_seam < halo).mean()),
+            "unmatched_within_halo_of_corner": float((corner < halo * np.sqrt(2)).mean()),
+            "unmatched_within_halo_of_border": float((border < halo).mean()),
+        }
+        for r, k in zip(loc, bad_t, strict=True):
+            r["dx_px"] = round(float(d2[k]), 3)
+        print("unmatched tiled columns (position, distance to seam / corner / border, "
+              "distance to the nearest whole-image column):", flush=True)
+        for r in sorted(loc, key=lambda r: -r["dx_px"])[:40]:
+            print("  " + json.dumps(r), flush=True)
     return {
+        **summary,
         "identical": float(same.mean()),
         "tiled_unmatched": int((d2 > 0.05).sum()),
         "max_dx": float(d.max()),
@@ -123,6 +214,9 @@ def main() -> None:
                     help="Run one of the two analyses (with --keep: the other one later).")
     ap.add_argument("--keep", metavar="DIR",
                     help="Keep each child's result in DIR and reuse the ones already there.")
+    ap.add_argument("--md", default=str(OUT),
+                    help="Markdown file the table is written to (default %(default)s; "
+                         "it is overwritten: keep earlier tables elsewhere).")
     ap.add_argument("--child")
     ap.add_argument("--out")
     ap.add_argument("--reuse", nargs=2, metavar=("TILED_NPZ", "WHOLE_NPZ"),
@@ -144,7 +238,7 @@ def main() -> None:
                 continue
         row = {"size": size, "tiled": tiled, "whole": whole}
         if whole is not None:
-            row.update(agreement(whole, tiled))
+            row.update(agreement(whole, tiled, size))
         rows.append(row)
         print(json.dumps({k: (v if not isinstance(v, dict) else {
             kk: float(vv) for kk, vv in v.items() if kk in ("time", "rss_mb", "n_classes")})
@@ -188,9 +282,9 @@ def main() -> None:
                 f"image; extrapolated peak RSS at 8192² {per_px * 8192**2 / 1024:.1f} GB, "
                 f"at 16384² {per_px * 16384**2 / 1024:.1f} GB."
             )
-    OUT.write_text("\n".join(lines) + "\n")
+    Path(args.md).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"wrote {OUT}")
+    print(f"wrote {args.md}")
 
 
 if __name__ == "__main__":
