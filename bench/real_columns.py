@@ -11,6 +11,7 @@ cached in the npz; delete it to rerun with changed code.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def run(cache: Path) -> dict:
             rec = []
             # detect_columns -> model_columns; record the globals through a wrapper
             mc = det.model_columns
-            det.model_columns = lambda *a, **k: mc(*a, record=rec, **k)
+            det.model_columns = functools.partial(mc, record=rec)
             try:
                 cols = det.detect_columns(img, period, residual_search=rs)
             finally:
@@ -122,7 +123,8 @@ def main() -> None:
               f"{np.median(d['full_sigma'][m]):.2f} | {np.median(d['full_height'][m]):.0f} | "
               f"{np.median(d['full_bg'][m]) - bgm:.0f} | {np.median(sig[m]):.1f}, "
               f"{np.quantile(sig[m], 0.1):.2f} |")
-    print(f"weaker pair members: height / partner's {np.median(d['full_height'][weak] / d['full_height'][jj[weak, 1]]):.2f} (median); "
+    ratio = np.median(d["full_height"][weak] / d["full_height"][jj[weak, 1]])
+    print(f"weaker pair members: height / partner's {ratio:.2f} (median); "
           f"chi2 < 3x threshold {int((weak & (sig < 3)).sum())}; all columns with chi2 < 3x "
           f"threshold {int((sig < 3).sum())}")
     lags, _ = autocorr(d["residual"].astype(np.float64))

@@ -632,9 +632,10 @@ def noise_correlation(residual, sigma_px: float, max_rows: int = 512) -> float:
     the false-column rate of :func:`selection_threshold`. On a simulation with Poisson noise
     ``kappa`` is 1.0 at low dose; at full dose the misfit of the non-Gaussian probe profile
     (correlated over a column) dominates the residual (1.86 on bench/data/tmd.npz at dose 1,
-    2.9 on the real Se-implanted MoS2 image: scan-direction correlation). ``residual`` is indexed by row slices (an array or :class:`_Residual`);
-    a central band of at most ``max_rows`` rows is used, standardised by its own robust
-    scale so that bright and dark regions weigh alike.
+    2.9 on the real Se-implanted MoS2 image: scan-direction correlation). ``residual`` is
+    indexed by row slices (an array or :class:`_Residual`); a central band of at most
+    ``max_rows`` rows is used, standardised by its own robust scale so that bright and dark
+    regions weigh alike.
 
     Examples
     --------
@@ -870,8 +871,8 @@ def model_columns(
     2. Model selection: a candidate is kept only if its chi-square gain exceeds what noise
        alone reaches at a false-column rate of 1 % (:func:`column_significance`,
        :func:`selection_threshold`), the gains divided by the residual's noise correlation
-       (:func:`noise_correlation`: correlated pixels inflate them); of two fitted columns closer than two widths (one
-       maximum: Sparrow's limit), the more significant is kept.
+       (:func:`noise_correlation`: correlated pixels inflate them); of two fitted columns
+       closer than two widths (one maximum: Sparrow's limit), the more significant is kept.
     3. Residual search (``residual_search``): maxima of ``image - model - background``
        (:func:`find_peaks` with the background at 0, at 3/4 of the selection's deviation,
        noise measured on the residual) further than ``max(1, 2 sigma)`` px from every
