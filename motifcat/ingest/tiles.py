@@ -18,10 +18,11 @@ looks at a neighbourhood runs per tile, serially or on a Dask cluster:
    (:func:`~.columns.detect.model_columns`) estimates, from the image it is given, the
    column width (and the widths its fits step through), the model selection's threshold,
    the noise model, the spacings that choose the fit's iterations, its batch size and the
-   residual search's noise and thresholds (:class:`~.columns.detect.ColumnGlobals`). They
-   are measured once, by the whole-image code, on the whole image (or its central
-   ``_GLOBALS_PX``² crop if larger: they depend on the density of columns and the dose,
-   not on the image size).
+   residual search's noise and thresholds, and the sequence of fits it ran
+   (:class:`~.columns.detect.ColumnGlobals`). They are measured once, by the whole-image
+   code, on the whole image or its central ``GLOBALS_PX``² crop if larger
+   (:func:`~.columns.detect.measure_column_globals`: they depend on the density of columns
+   and the dose, not on the image size; :func:`analyze` measures them on the same crop).
 4. **Column model** (tiles): :func:`~.columns.detect.model_columns` on every tile, from the
    global candidates in the tile and with the global quantities (``fixed=``). A column
    belongs to the tile whose core holds it; columns near a seam, found by two tiles, are
@@ -35,14 +36,15 @@ looks at a neighbourhood runs per tile, serially or on a Dask cluster:
 The halo is at least one patch plus the reach of the column fit, so a column in a core sees
 the same pixels as in the whole image. Tile origins are multiples of the fit's colour cells
 and background blocks, so the fit groups the columns and averages the background as on the
-whole image. With the global quantities every tile's fit takes the whole image's steps, so
-positions and cross-sections agree to the fit's convergence, not bit for bit (a tile's
-fits step through the widths, and its residual search ends, when its own columns say so;
-``bench/tiles.py``, 2048² MoS2: 1 column in 13524 beyond 0.05 px, at 0.060 px, no class
-changed). Where the image is larger than ``_GLOBALS_PX``, the globals come
-from the central crop, so the tiled result then approximates :func:`analyze` more loosely
-(the whole-image run measures them on all of it). Columns come in the whole image's order
-(the classes' random subsamples depend on it).
+whole image. With the global quantities every tile runs the whole image's fits: the same
+number (whether to refit is a decision over all columns: one rejected anywhere refits
+everything), each with the same width, iterations (the joint step's convergence is a
+decision over all columns too), spacing, noise model and threshold. A column the data
+constrain weakly (cut by the image border, the slow tail at low dose) ends where its last
+fit left it, so it ends where it ended in the whole image (``bench/tiles.py``, MoS2 at dose
+1: at 768², 2048² and 4096² every column within 0.05 px of the whole image's, see
+``bench/results/tiles.md``). Columns come in the whole image's order (the classes' random
+subsamples depend on it).
 """
 
 from __future__ import annotations
@@ -62,12 +64,14 @@ from .columns.detect import (
     ColumnGlobals,
     find_peaks,
     flat_noise,
+    measure_column_globals,
     model_columns,
     poisson_noise_bound,
     refine_positions,
     smooth_image,
     suppress_non_maxima,
 )
+from .columns.fit import _fit_align, _fit_radius
 from .lattice import nearest_neighbour_spacing
 from .model import Analysis, AnalysisParams, Columns, Micrograph
 from .patches import default_patch_size, extract_patches, resampled_patch
@@ -88,13 +92,6 @@ from .pipeline import (
 from .zernike import rotation_invariants, smallest_zernike_patch, zernike_indices
 
 __all__ = ["TileGrid", "analyze_tiled", "merge_seams"]
-
-#: Side (px) of the central crop on which the column model's image-wide quantities are
-#: measured (:func:`column_globals`); an image no larger is measured whole. A 1024² crop of
-#: a resolved HAADF image holds thousands of columns: plenty for a width, a noise model
-#: and thresholds that depend on the density of columns, not on the image size.
-_GLOBALS_PX = 1024
-
 
 @dataclass(frozen=True)
 class TileGrid:
@@ -503,42 +500,18 @@ def _mean_padded_patches(image, xy, size, step, fill, pad):
     return out
 
 
-def _fit_radius(sigma_px: float) -> int:
-    """The column fit's window radius for a width (as in fit_gaussian_columns)."""
-    return max(2, int(np.ceil(3.0 * sigma_px)))
-
-
-def _fit_align(sigma_px: float) -> int:
-    """Origin multiple under which the fit batches columns and blocks its background as in
-    the whole image: its colour cells (radius + 1, parity over two cells) and background
-    blocks (radius px, see fit_gaussian_columns)."""
-    r = _fit_radius(sigma_px)
-    return math.lcm(2 * (r + 1), max(1, r))
-
-
 def column_globals(image: np.ndarray, xy: np.ndarray, task: _ModelTask, period_px: float,
                    align: int) -> ColumnGlobals:
-    """The column model's image-wide quantities (:class:`~.columns.detect.ColumnGlobals`),
-    from :func:`~.columns.detect.model_columns` run as :func:`analyze` runs it (width,
-    thresholds and noise estimated) on the whole image, or on its central crop of
-    ``_GLOBALS_PX`` px (origin a multiple of ``align``) if the image is larger, with the
-    candidates ``xy`` (x, y in px) in it. The batch size recorded is the whole image's."""
-    h, w = image.shape
-    lo = [max(0, (n - _GLOBALS_PX) // 2 // align * align) for n in (w, h)]
-    hi = [min(n, a + _GLOBALS_PX) for a, n in zip(lo, (w, h), strict=True)]
-    crop = np.asarray(image[lo[1] : hi[1], lo[0] : hi[0]], dtype=np.float32)
-    inside = ((xy[:, 0] >= lo[0]) & (xy[:, 0] < hi[0])
-              & (xy[:, 1] >= lo[1]) & (xy[:, 1] < hi[1]))
-    record: list[ColumnGlobals] = []
-    model_columns(
-        crop, xy[inside] - np.array(lo, dtype=np.float64),
-        smooth=crop,  # (only the discarded intensities read it)
+    """The column model's image-wide quantities, measured as :func:`analyze` measures them
+    (:func:`~.columns.detect.measure_column_globals`: the whole image, or its central
+    ``GLOBALS_PX``² crop, origin a multiple of ``align``)."""
+    return measure_column_globals(
+        image, xy, align=align,
         peak_sigma_px=task.peak_sigma_px, min_distance_px=task.min_distance_px,
         threshold_sigma=task.threshold_sigma,
         min_relative_prominence=task.min_relative_prominence,
-        residual_search=task.residual_search, period_px=period_px, record=record,
+        residual_search=task.residual_search, period_px=period_px,
     )
-    return dataclasses.replace(record[0], image_bytes=int(h) * int(w) * 4)
 
 
 def _run(client, fn: Callable, args: list[tuple]) -> list:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -487,8 +487,11 @@ def detect_columns(
         ``"model"`` (default): centre of mass, then the Gaussian image model fitted to the raw
         image (:func:`motifcat.ingest.columns.fit.fit_gaussian_columns`), which gives widths,
         heights, backgrounds and cross-sections with uncertainties, followed by model
-        selection and the residual search (:func:`model_columns`). Otherwise the sub-pixel
-        refinement of :func:`refine_positions` alone, on the peaks.
+        selection and the residual search (:func:`model_columns`). An image larger than
+        :data:`GLOBALS_PX` on a side takes its image-wide quantities (width, thresholds,
+        noise, the sequence of fits) from its central crop (:func:`measure_column_globals`),
+        as each tile of :func:`motifcat.ingest.tiles.analyze_tiled` does, so the two agree.
+        Otherwise the sub-pixel refinement of :func:`refine_positions` alone, on the peaks.
     residual_search : bool
         With ``refine="model"``: look for columns the peak test missed in the residual of
         the fit (kept only if the model-selection criterion says so).
@@ -553,17 +556,61 @@ def detect_columns(
     xy = refine_positions(smooth, rc, radius=radius, method=start)
     if smoothed is None:
         smooth = None  # made again at the end: not held through the fit (memory)
-    return model_columns(
-        img,
-        xy,
-        smooth=smooth,
-        peak_sigma_px=sigma,
-        min_distance_px=min_distance,
-        threshold_sigma=threshold_sigma,
-        min_relative_prominence=min_relative_prominence,
-        residual_search=residual_search,
-        period_px=period_px,
-    )
+    kw = dict(peak_sigma_px=sigma, min_distance_px=min_distance,
+              threshold_sigma=threshold_sigma,
+              min_relative_prominence=min_relative_prominence,
+              residual_search=residual_search, period_px=period_px)
+    fixed = None
+    if max(img.shape) > GLOBALS_PX:
+        # The image-wide decisions on the central crop, then replayed on all of it, exactly
+        # as every tile of analyze_tiled replays them: the two agree at any size.
+        from .fit import _fit_align
+
+        start_width = max(period_px / 6.0, min(period_px / 4.0, 1.0))
+        fixed = measure_column_globals(img, xy, align=_fit_align(start_width), **kw)
+    return model_columns(img, xy, smooth=smooth, fixed=fixed, **kw)
+
+
+#: Side (px) of the central crop on which the column model's image-wide quantities
+#: (:class:`ColumnGlobals`) are measured; an image no larger is measured whole. A 1024² crop
+#: of a resolved HAADF image holds thousands of columns: plenty for a width, a noise model
+#: and thresholds that depend on the density of columns, not on the image size.
+GLOBALS_PX = 1024
+
+
+def measure_column_globals(image: np.ndarray, xy: np.ndarray, *, align: int = 1,
+                           **model_kw) -> ColumnGlobals:
+    """The column model's image-wide quantities (:class:`ColumnGlobals`), from
+    :func:`model_columns` (width, thresholds, noise and its sequence of fits estimated) on
+    the whole image, or on its central crop of :data:`GLOBALS_PX` px if larger.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    xy : ndarray, shape (N, 2)
+        Candidate positions (x, y) in px of the whole image (those in the crop are used).
+    align : int
+        The crop's origin is a multiple of this (px): the fit's batching cells and
+        background blocks then fall as on the whole image.
+    **model_kw
+        :func:`model_columns`'s keywords (not ``smooth``, ``fixed``, ``record``).
+
+    Returns
+    -------
+    ColumnGlobals
+        With the batch size of the whole image.
+    """
+    h, w = image.shape
+    lo = [max(0, (n - GLOBALS_PX) // 2 // align * align) for n in (w, h)]
+    hi = [min(n, a + GLOBALS_PX) for a, n in zip(lo, (w, h), strict=True)]
+    crop = np.asarray(image[lo[1] : hi[1], lo[0] : hi[0]], dtype=np.float32)
+    inside = ((xy[:, 0] >= lo[0]) & (xy[:, 0] < hi[0])
+              & (xy[:, 1] >= lo[1]) & (xy[:, 1] < hi[1]))
+    record: list[ColumnGlobals] = []
+    model_columns(crop, xy[inside] - np.array(lo, dtype=np.float64),
+                  smooth=crop,  # (only the discarded intensities read it)
+                  record=record, **model_kw)
+    return replace(record[0], image_bytes=int(h) * int(w) * 4)
 
 
 class _Residual:
@@ -798,6 +845,37 @@ def common_width(
 
 
 @dataclass(frozen=True)
+class FitStep:
+    """One fit of a :func:`model_columns` run, as a tile repeats it.
+
+    Attributes
+    ----------
+    kind : str
+        ``"start"`` (the candidates), ``"settle"`` (a refit after a rejection or a width
+        step), ``"judge"`` (the same, in the settling after every column was judged) or
+        ``"round"`` (a residual-search round's new candidates).
+    sigma : float
+        Width (px) of the fit's prior.
+    n_iter : int
+        Iterations it ran (:attr:`~.fit.GaussianFit.n_iter`).
+    spacing : float
+        Column spacing (px) it used.
+    noise_model : (float, float)
+        Its pixel-variance model.
+    noise_correlation, threshold : float
+        The selection's gain deflation and chi-square threshold after it.
+    """
+
+    kind: str
+    sigma: float
+    n_iter: int
+    spacing: float
+    noise_model: tuple[float, float]
+    noise_correlation: float
+    threshold: float
+
+
+@dataclass(frozen=True)
 class ColumnGlobals:
     """The image-wide quantities :func:`model_columns` otherwise estimates from the image it
     is given, as they came out of one run on the whole image (or a representative part).
@@ -830,6 +908,14 @@ class ColumnGlobals:
         start leads it, to the fit's convergence tolerance). Empty: ``sigma`` throughout.
     noise_correlation : float
         The final fit's :func:`noise_correlation` (the factor its gains are divided by).
+    fits : tuple of FitStep
+        Every fit of the run, in order. A tile given these runs the same fits (kind, width,
+        iterations, spacing, noise model, selection threshold), whatever its own columns
+        would decide: whether to refit is a decision over all the columns (one rejected
+        anywhere refits everything), and so is the joint step's convergence, so a column
+        the data constrain weakly (cut by the border, the slow tail at low dose), which
+        ends where its last fit left it, ends in the tile where it ended in the whole
+        image. Empty: the tile decides (``widths`` replayed).
     """
 
     sigma: float
@@ -841,6 +927,7 @@ class ColumnGlobals:
     rounds: tuple[tuple[float, float, float], ...] = field(default=())
     widths: tuple[float, ...] = field(default=())
     noise_correlation: float = 1.0
+    fits: tuple[FitStep, ...] = field(default=())
 
 
 def model_columns(
@@ -902,7 +989,10 @@ def model_columns(
     fixed : ColumnGlobals, optional
         Use these image-wide quantities (width, selection threshold, noise model, spacings,
         batch size, residual-search noise and thresholds) instead of estimating them from
-        ``image``: for a tile of a larger image. Default: estimated here.
+        ``image``, and run the same fits (``fixed.fits``: their number, widths, iterations
+        and thresholds; which columns are kept is decided here): for a tile of a larger
+        image, or an image larger than the crop they were measured on
+        (:func:`measure_column_globals`). Default: estimated here.
     record : list, optional
         If given, the :class:`ColumnGlobals` of this run are appended to it.
 
@@ -955,8 +1045,18 @@ def model_columns(
                       image_bytes=fixed.image_bytes)
 
     correlation = [1.0]
+    # The fits run so far (recorded, or replayed from ``fixed.fits``).
+    steps: list[FitStep] = []
+    script = tuple(fixed.fits) if fixed is not None else ()
+
+    def scripted(kind):
+        """Replaying, and the whole image's next fit is of this kind."""
+        return len(steps) < len(script) and script[len(steps)].kind == kind
 
     def significance(fit):
+        if script:
+            step = script[len(steps) - 1]  # the fit just run
+            return fit.significance / step.noise_correlation, np.full(len(fit), step.threshold)
         if fixed is not None:
             kappa = fixed.noise_correlation
             return fit.significance / kappa, np.full(len(fit), fixed.threshold)
@@ -965,10 +1065,27 @@ def model_columns(
         correlation[0] = noise_correlation(_Residual(img, fit), sigma)
         return column_significance(fit, float(img.size), correlation[0])
 
-    def fit_and_select(points, judged=None):
+    def fit_and_select(points, judged=None, kind="settle"):
         """Fit, then keep the significant columns (only those in ``judged`` are judged)."""
-        fit = fit_gaussian_columns(img, points, sigma, return_model=True, **fit_kw)
-        chi2, threshold = significance(fit)
+        nonlocal sigma
+        if script:
+            step = script[len(steps)]
+            sigma = step.sigma
+            fit = fit_gaussian_columns(
+                img, points, sigma, return_model=True, n_iter=step.n_iter, converge=False,
+                spacing_px=step.spacing, noise_model=step.noise_model,
+                image_bytes=fixed.image_bytes)
+            steps.append(step)
+            chi2, threshold = significance(fit)
+        else:
+            fit = fit_gaussian_columns(img, points, sigma, return_model=True, **fit_kw)
+            steps.append(None)  # the fit counts for significance's lookup (not replaying)
+            chi2, threshold = significance(fit)
+            steps[-1] = FitStep(kind, float(sigma), int(fit.n_iter), float(fit.spacing_px),
+                                tuple(float(v) for v in fit.noise_model),
+                                max(float(correlation[0] if fixed is None
+                                          else fixed.noise_correlation), 1.0),
+                                float(threshold[0]) if len(threshold) else 0.0)
         keep = chi2 > threshold
         if judged is not None:
             keep |= ~judged
@@ -985,7 +1102,26 @@ def model_columns(
         image while the next fit builds its own."""
         nonlocal sigma
         replay = fixed is not None and bool(fixed.widths)
+        kind = "judge" if judge else "settle"  # (the record tells the two calls apart)
         fit = held.pop()
+        if script:
+            # The whole image's refits: as many as it ran here, each from the previous fit
+            # (the columns this tile would reject are dropped as there; a column the whole
+            # image rejected in a fit this tile has no counterpart of stays to the end).
+            k = 0
+            while True:
+                if keep.sum() < 2:
+                    raise AnalysisError(
+                        "no column survives the model selection: the image shows no columns"
+                    )
+                if not scripted(kind):
+                    break
+                points, fit = fit.xy[keep], None
+                judged = None if (judge and k == 0) else np.zeros(len(points), bool)
+                fit, keep = fit_and_select(points, judged, kind)
+                k += 1
+            final_keep[0] = keep
+            return fit
         for k in range(4):
             if keep.sum() < 2:
                 raise AnalysisError(
@@ -1009,16 +1145,17 @@ def model_columns(
             points, fit = fit.xy[keep], None
             # Judged once (a second judgement after the refit), not in a cascade.
             judged = None if (judge and k == 0) else np.zeros(len(points), bool)
-            fit, keep = fit_and_select(points, judged)
+            fit, keep = fit_and_select(points, judged, kind)
         if not keep.all():
-            fit, _ = fit_and_select(fit.xy[keep], np.zeros(int(keep.sum()), bool))
+            fit, _ = fit_and_select(fit.xy[keep], np.zeros(int(keep.sum()), bool), kind)
         return fit
 
     # The width first (no column judged while it is off: too wide, neighbours merge), then
     # the selection.
     # Before each refit the previous fit (and its image-sized model) is released, so that
     # only one model image exists at a time.
-    fit, keep = fit_and_select(xy, np.zeros(len(xy), bool))
+    final_keep = [None]
+    fit, keep = fit_and_select(xy, np.zeros(len(xy), bool), kind="start")
     held, fit = [fit], None
     fit = settle(held, keep, judge=False)
     chi2, threshold = significance(fit)
@@ -1030,6 +1167,8 @@ def model_columns(
     # Each round's residual is cleaner (the columns found are in the model), so its noise
     # estimate is lower and fainter columns pass; the rounds end when none is added.
     for round_ in range(max_rounds if residual_search else 0):
+        if script and not scripted("round"):
+            break
         kept = fit.xy
         residual = _Residual(img, fit)
         if fixed is not None and fixed.rounds:
@@ -1062,23 +1201,25 @@ def model_columns(
             reference_prominence=reference,
             local_background=False,
         )
-        if len(rc) == 0:
+        # Replaying, the round's fit runs with no new candidate too (the others refit).
+        if len(rc) == 0 and not script:
             break
-        new = rc[:, ::-1].astype(np.float64)
-        dist, _ = cKDTree(kept).query(new)
-        new = new[dist > max(1.0, 2 * sigma, min_distance_px)]
-        if len(new) == 0:
+        new = rc[:, ::-1].astype(np.float64).reshape(-1, 2)
+        if len(new):
+            dist, _ = cKDTree(kept).query(new)
+            new = new[dist > max(1.0, 2 * sigma, min_distance_px)]
+        if len(new) == 0 and not script:
             break
         # Only the new candidates are judged: the columns already selected stay.
         judged = np.r_[np.zeros(len(kept), bool), np.ones(len(new), bool)]
         residual = fit = None
-        fit, keep = fit_and_select(np.vstack([kept, new]), judged)
+        fit, keep = fit_and_select(np.vstack([kept, new]), judged, kind="round")
         added = int(keep[len(kept) :].sum())
         held, fit = [fit], None
         fit = settle(held, keep, judge=False)
         # Stop when a round adds no column (candidates that only merge with columns already
         # there add nothing either).
-        if added == 0 or len(fit) <= len(kept):
+        if not script and (added == 0 or len(fit) <= len(kept)):
             break
     if record is not None:
         chi2, threshold = significance(fit)
@@ -1093,15 +1234,17 @@ def model_columns(
             widths=tuple(float(v) for v in widths),
             noise_correlation=float(fixed.noise_correlation if fixed is not None
                                     else correlation[0]),
+            fits=tuple(steps),
         ))
+    sel = slice(None) if final_keep[0] is None else final_keep[0]
     out = dict(
-        xy=fit.xy,
-        sigma=fit.sigma,
-        height=fit.height,
-        background=fit.background,
-        cross_section=fit.cross_section,
-        cross_section_err=fit.cross_section_err,
-        xy_err=fit.xy_err,
+        xy=fit.xy[sel],
+        sigma=fit.sigma[sel],
+        height=fit.height[sel],
+        background=fit.background[sel],
+        cross_section=fit.cross_section[sel],
+        cross_section_err=fit.cross_section_err[sel],
+        xy_err=fit.xy_err[sel],
     )
     fit = None  # its model image is released before the smoothed image is made
     if smooth is None:

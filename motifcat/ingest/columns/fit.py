@@ -32,6 +32,7 @@ in StatSTEM's per-column errors).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,6 +100,11 @@ class GaussianFit:
     background_block: int = 1
     #: The pixel-variance model ``(a, b)``: ``V = a + b * (model + background)``.
     noise_model: tuple[float, float] = (0.0, 0.0)
+    #: Iterations run (the joint step stops once converged) and the column spacing (px)
+    #: that chose the scheme and the cap: passed back as ``n_iter`` (with
+    #: ``converge=False``) and ``spacing_px``, they repeat this fit's iterations exactly.
+    n_iter: int = 0
+    spacing_px: float = 0.0
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -619,6 +625,7 @@ def fit_gaussian_columns(
     spacing_px: float | None = None,
     noise_model: tuple[float, float] | None = None,
     image_bytes: int | None = None,
+    converge: bool = True,
 ) -> GaussianFit:
     """Fit the image as a sum of 2-D Gaussians (one per column) on a smooth background.
 
@@ -663,6 +670,11 @@ def fit_gaussian_columns(
         the image's size in bytes (it sets the default ``chunk``). A tile of a larger image
         (:func:`motifcat.ingest.tiles.analyze_tiled`) passes the larger image's values, so
         that it is fitted as the larger image would be. Default: measured here.
+    converge : bool
+        Stop the joint steps once no parameter of any column moves by more than a small
+        fraction of its error (then one more pass). False: run all ``n_iter`` iterations
+        (to repeat another fit's iterations, :attr:`GaussianFit.n_iter`; the stop is a
+        decision over all the columns, so a tile of the image would take its own).
 
     Returns
     -------
@@ -820,7 +832,7 @@ def fit_gaussian_columns(
             continue
         # (The sweeps run their full number, as they always did: on narrow or crowded
         # columns an early stop changes which faint candidates pass the selection.)
-        if joint and it >= 1 and (np.abs(post - before) <= tol).all():
+        if converge and joint and it >= 1 and (np.abs(post - before) <= tol).all():
             n_iter = it + 1  # one more pass: the background of the converged columns
     geo.forget()
     parts = jtj = grad = s2 = cross = step = var = tol = None  # free memory
@@ -880,6 +892,8 @@ def fit_gaussian_columns(
         background_grid=background.map,
         background_block=background.block,
         noise_model=(noise_a, noise_b),
+        n_iter=n_iter,
+        spacing_px=float(spacing),
     )
     if return_model:
         # Last, once the fit's temporaries are gone: the model image is the largest array.
@@ -1134,6 +1148,19 @@ def _bounded_update(q, step, start, max_move, radius):
     out[:, _X : _Y + 1] = np.clip(out[:, _X : _Y + 1], start - max_move, start + max_move)
     out[:, _H] = np.maximum(out[:, _H], 1e-9)
     return out
+
+
+def _fit_radius(sigma_px: float) -> int:
+    """The column fit's window radius for a width (as in fit_gaussian_columns)."""
+    return max(2, int(np.ceil(3.0 * sigma_px)))
+
+
+def _fit_align(sigma_px: float) -> int:
+    """Origin multiple under which the fit batches columns and blocks its background as in
+    the whole image: its colour cells (radius + 1, parity over two cells) and background
+    blocks (radius px, see fit_gaussian_columns)."""
+    r = _fit_radius(sigma_px)
+    return math.lcm(2 * (r + 1), max(1, r))
 
 
 def estimate_column_width(
