@@ -69,6 +69,7 @@ from .columns.detect import (
     poisson_noise_bound,
     refine_positions,
     smooth_image,
+    starting_width,
     suppress_non_maxima,
 )
 from .columns.fit import _fit_align, _fit_radius
@@ -656,8 +657,7 @@ def _analyze_tiled(micrograph, params, tile_px, halo_px, client, progress) -> An
         mtask = _ModelTask(period, params.smoothing, sigma_s, min_distance,
                            params.threshold_sigma, params.min_relative_prominence,
                            params.residual_search, None, 0.0)
-        start_width = max(period / 6.0, min(period / 4.0, 1.0))
-        glob = column_globals(img, xy0, mtask, period, _fit_align(start_width))
+        glob = column_globals(img, xy0, mtask, period, _fit_align(starting_width(period)))
         width = glob.sigma
         align = _fit_align(width)
         radius = _fit_radius(width)

@@ -566,8 +566,8 @@ def detect_columns(
         # as every tile of analyze_tiled replays them: the two agree at any size.
         from .fit import _fit_align
 
-        start_width = max(period_px / 6.0, min(period_px / 4.0, 1.0))
-        fixed = measure_column_globals(img, xy, align=_fit_align(start_width), **kw)
+        align = _fit_align(starting_width(period_px))
+        fixed = measure_column_globals(img, xy, align=align, **kw)
     return model_columns(img, xy, smooth=smooth, fixed=fixed, **kw)
 
 
@@ -611,6 +611,26 @@ def measure_column_globals(image: np.ndarray, xy: np.ndarray, *, align: int = 1,
                   smooth=crop,  # (only the discarded intensities read it)
                   record=record, **model_kw)
     return replace(record[0], image_bytes=int(h) * int(w) * 4)
+
+
+def starting_width(period_px: float) -> float:
+    """The column model's starting Gaussian width (px) for a lattice period (px).
+
+    A sixth of the period: a quarter of the nearest-neighbour distance or more (>= 2/3 of
+    the period for honeycomb, square and pentagonal lattices), about the width of the
+    columns of a resolved image (0.19-0.28 of the spacing on the benchmark sets); wider
+    starts cost memory and time (the fit's windows grow with it). At coarse sampling a
+    fitted width that starts below the truth is trapped (a Gaussian under a pixel wide
+    leaves its flanks unsampled, so the data no longer pull it wider): there the start is
+    a quarter of the period (an upper bound of a resolvable width: neighbours 2.7 widths
+    apart), up to 1 px.
+
+    Examples
+    --------
+    >>> starting_width(12.0), starting_width(3.0)
+    (2.0, 0.75)
+    """
+    return max(float(period_px) / 6.0, min(float(period_px) / 4.0, 1.0))
 
 
 class _Residual:
@@ -1019,16 +1039,8 @@ def model_columns(
     if sigma_px:
         sigma = float(sigma_px)
     elif period_px:
-        # Start from a sixth of the period and let the pooled width (common_width, in
-        # settle) move. A sixth of the period is a quarter of the nearest-neighbour
-        # distance or more (>= 2/3 of the period for honeycomb, square and pentagonal
-        # lattices), about the width of the columns of a resolved image (0.19-0.28 of the
-        # spacing on the benchmark sets); wider starts cost memory and time (the fit's
-        # windows grow with it). At coarse sampling a fitted width that starts below the
-        # truth is trapped (a Gaussian under a pixel wide leaves its flanks unsampled, so
-        # the data no longer pull it wider): there the start is a quarter of the period
-        # (an upper bound of a resolvable width: neighbours 2.7 widths apart), up to 1 px.
-        sigma = max(float(period_px) / 6.0, min(float(period_px) / 4.0, 1.0))
+        # From the period; the pooled width (common_width, in settle) then moves it.
+        sigma = starting_width(period_px)
     else:
         sigma = estimate_column_width(img, xy, spacing)
     # The widths the fits use, in order (a change when common_width moves by 5 % or more).
@@ -1079,13 +1091,12 @@ def model_columns(
             chi2, threshold = significance(fit)
         else:
             fit = fit_gaussian_columns(img, points, sigma, return_model=True, **fit_kw)
-            steps.append(None)  # the fit counts for significance's lookup (not replaying)
             chi2, threshold = significance(fit)
-            steps[-1] = FitStep(kind, float(sigma), int(fit.n_iter), float(fit.spacing_px),
-                                tuple(float(v) for v in fit.noise_model),
-                                max(float(correlation[0] if fixed is None
-                                          else fixed.noise_correlation), 1.0),
-                                float(threshold[0]) if len(threshold) else 0.0)
+            kappa = correlation[0] if fixed is None else fixed.noise_correlation
+            steps.append(FitStep(
+                kind, float(sigma), int(fit.n_iter), float(fit.spacing_px),
+                tuple(float(v) for v in fit.noise_model), max(float(kappa), 1.0),
+                float(threshold[0]) if len(threshold) else 0.0))
         keep = chi2 > threshold
         if judged is not None:
             keep |= ~judged
